@@ -1,0 +1,38 @@
+// Coercions for command-line values: each throws a usage error that names the option.
+import { NetkitError } from '../errors.js';
+
+function usage(message: string, hint?: string): NetkitError {
+  return new NetkitError('USAGE', message, hint);
+}
+
+/** A TCP/UDP port: an integer 0..65535 written in decimal. 0 means "any free port". */
+export function parsePort(value: unknown, option = '--port'): number {
+  const text = String(value).trim();
+  if (!/^\d{1,5}$/.test(text) || Number(text) > 65535) {
+    throw usage(`invalid ${option} '${String(value)}': expected a number from 0 to 65535`);
+  }
+  return Number(text);
+}
+
+/** A positive count (e.g. --max-connections). */
+export function parseCount(value: unknown, option: string, min = 0, max = 1_000_000): number {
+  const text = String(value).trim();
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < min || n > max) {
+    throw usage(`invalid ${option} '${String(value)}': expected a whole number from ${min} to ${max}`);
+  }
+  return n;
+}
+
+/**
+ * A duration in milliseconds. Accepts "1500ms", "1.5s", "2m", or a bare number of seconds ("1", "0.25").
+ */
+export function parseDuration(value: unknown, option: string, maxMs = 24 * 3600_000): number {
+  const text = String(value).trim();
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text);
+  if (!m) throw usage(`invalid ${option} '${String(value)}': expected a duration such as 1s, 500ms or 0.5`);
+  const n = Number(m[1]);
+  const ms = m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000;
+  if (!(ms > 0) || ms > maxMs) throw usage(`invalid ${option} '${String(value)}': must be more than 0 and at most ${maxMs / 1000}s`);
+  return Math.round(ms);
+}

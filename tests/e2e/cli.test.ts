@@ -1,0 +1,33 @@
+// The CLI as a user meets it: --version, --help, and usage errors, against the built binary.
+import { describe, expect, test } from '@jest/globals';
+import { readFileSync } from 'node:fs';
+import { runNetkit } from '../helpers/netkit.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+describe('netkit CLI', () => {
+  test('--version prints the package version', async () => {
+    const r = await runNetkit(['--version']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(pkg.version);
+  });
+
+  test('--help lists the command groups on stdout', async () => {
+    const r = await runNetkit(['--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/netkit disk/);
+    expect(r.stdout).toMatch(/netkit file/);
+  });
+
+  test.each([
+    [['dsk'], /disk/],
+    [[], /choose a command/],
+  ])('usage error %p exits 2 with a message and a hint', async (args, pattern) => {
+    const r = await runNetkit(args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^netkit: /);
+    expect(r.stderr).toMatch(pattern);
+    expect(r.stderr).toMatch(/hint: /);
+    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace for a usage error
+  });
+});
