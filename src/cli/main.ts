@@ -7,6 +7,7 @@ import { version } from '../version.js';
 import { runState } from './state.js';
 import { diskCommand } from '../commands/disk/index.js';
 import { fileCommand } from '../commands/file/index.js';
+import { tokenCommand } from '../commands/token.js';
 
 /** The words of argv that name a command, for pointing a usage error at the right --help. */
 function commandPath(args: readonly string[]): string {
@@ -15,7 +16,7 @@ function commandPath(args: readonly string[]): string {
     if (a.startsWith('-') || words.length === 2) break;
     words.push(a);
   }
-  const known: Record<string, string[]> = { disk: ['serve', 'query'], file: ['serve', 'fetch'] };
+  const known: Record<string, string[]> = { disk: ['serve', 'query'], file: ['serve', 'fetch'], token: [] };
   const [group, sub] = words;
   if (!group || !(group in known)) return 'netkit';
   return sub && known[group]!.includes(sub) ? `netkit ${group} ${sub}` : `netkit ${group}`;
@@ -27,6 +28,7 @@ export function buildParser(args: readonly string[]): Argv {
     .usage('netkit: disk-space queries and verified file transfer for small networks\n\nUsage: $0 <command> [options]')
     .command(diskCommand)
     .command(fileCommand)
+    .command(tokenCommand)
     .demandCommand(1, 'choose a command: disk or file')
     .recommendCommands()
     .strict()

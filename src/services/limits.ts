@@ -1,0 +1,286 @@
+// Abuse limits shared by both servers: per-source failure throttling, connection counting, and a UDP token-bucket rate limiter; every table is bounded.
+import { isIPv4, isIPv6 } from 'node:net';
+import { performance } from 'node:perf_hooks';
+
+/** A monotonic clock in milliseconds; injectable so tests need no timers. */
+export type Clock = () => number;
+const monotonic: Clock = () => performance.now();
+
+/**
+ * The key under which a peer is counted. IPv4 addresses (also IPv4-mapped IPv6, "::ffff:1.2.3.4")
+ * count alone; an IPv6 address counts by its /64, because one host can pick any address in its /64
+ * and would otherwise get a fresh allowance per address. Zone ids ("%eth0") are dropped.
+ */
+export function sourceKey(address: string): string {
+  const bare = address.replace(/%.*$/, '');
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(bare);
+  if (mapped && isIPv4(mapped[1]!)) return mapped[1]!;
+  if (isIPv4(bare)) return bare;
+  if (!isIPv6(bare)) return bare;
+  return `${expandIPv6(bare).slice(0, 4).join(':')}::/64`;
+}
+
+function expandIPv6(addr: string): string[] {
+  let text = addr.toLowerCase();
+  // An embedded IPv4 tail ("::1.2.3.4") becomes two hextets.
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (v4) {
+    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = text.split('::') as [string, string | undefined];
+  const h = head === '' ? [] : head.split(':');
+  const t = tail === undefined || tail === '' ? [] : tail.split(':');
+  const fill = tail === undefined ? [] : new Array<string>(8 - h.length - t.length).fill('0');
+  return [...h, ...fill, ...t].map((x) => x.replace(/^0+(?=.)/, ''));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failure throttling
+// ---------------------------------------------------------------------------------------------
+
+export interface FailureThrottleOptions {
+  /** Delay after the first failure; doubles with each further one (default 250 ms). */
+  baseDelayMs?: number;
+  /** The cap on the delay (default 30 s). */
+  maxDelayMs?: number;
+  /** A source with no failure for this long starts again from zero (default 15 min). */
+  forgetAfterMs?: number;
+  /** Most sources tracked; the least recently failing is forgotten first (default 10,000). */
+  maxSources?: number;
+  clock?: Clock;
+}
+
+export interface FailureRecord {
+  /** Consecutive failures of this source, counting this one. */
+  failures: number;
+  /** How long to hold this source off from now: delay the refusal by it, or refuse new attempts until then. */
+  delayMs: number;
+}
+
+interface FailureEntry {
+  failures: number;
+  last: number;
+  blockedUntil: number;
+}
+
+/**
+ * Per-source accounting of failed authentication attempts with exponential back-off:
+ * after n failures the source is held off for min(max, base * 2^(n-1)) ms. The service chooses how
+ * to apply it: wait `delayMs` before sending the refusal, and/or refuse new attempts while
+ * `blockedFor(source) > 0`. Keys should come from sourceKey().
+ */
+export class FailureThrottle {
+  private readonly base: number;
+  private readonly max: number;
+  private readonly forget: number;
+  private readonly maxSources: number;
+  private readonly clock: Clock;
+  private readonly table = new Map<string, FailureEntry>();
+
+  constructor(opts: FailureThrottleOptions = {}) {
+    this.base = opts.baseDelayMs ?? 250;
+    this.max = opts.maxDelayMs ?? 30_000;
+    this.forget = opts.forgetAfterMs ?? 15 * 60_000;
+    this.maxSources = opts.maxSources ?? 10_000;
+    this.clock = opts.clock ?? monotonic;
+    if (!(this.base >= 0) || !(this.max >= this.base) || !(this.forget > 0) || !(this.maxSources >= 1)) {
+      throw new RangeError('invalid FailureThrottle options');
+    }
+  }
+
+  /** The delay for the n-th consecutive failure (n >= 1). */
+  delayAfter(failures: number): number {
+    if (failures <= 0) return 0;
+    // 2^(n-1) overflows to Infinity for huge n, and min() caps it.
+    return Math.min(this.max, this.base * 2 ** Math.min(failures - 1, 1024));
+  }
+
+  /** Count a failure and return the hold-off it earns. */
+  recordFailure(source: string): FailureRecord {
+    const now = this.clock();
+    let e = this.live(source, now);
+    if (e) {
+      this.table.delete(source); // re-inserted below: Map order is least recently failing first
+    } else {
+      e = { failures: 0, last: now, blockedUntil: now };
+      while (this.table.size >= this.maxSources) this.table.delete(this.table.keys().next().value!);
+    }
+    e.failures += 1;
+    e.last = now;
+    const delayMs = this.delayAfter(e.failures);
+    e.blockedUntil = now + delayMs;
+    this.table.set(source, e);
+    return { failures: e.failures, delayMs };
+  }
+
+  /** A successful authentication clears the source's record. */
+  recordSuccess(source: string): void {
+    this.table.delete(source);
+  }
+
+  /** Milliseconds until this source may try again (0 = now). */
+  blockedFor(source: string): number {
+    const now = this.clock();
+    const e = this.live(source, now);
+    return e ? Math.max(0, e.blockedUntil - now) : 0;
+  }
+
+  /** Consecutive failures currently on record for this source. */
+  failures(source: string): number {
+    return this.live(source, this.clock())?.failures ?? 0;
+  }
+
+  /** How many sources are tracked. */
+  get size(): number {
+    return this.table.size;
+  }
+
+  private live(source: string, now: number): FailureEntry | undefined {
+    const e = this.table.get(source);
+    if (e && now - e.last >= this.forget) {
+      this.table.delete(source);
+      return undefined;
+    }
+    return e;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection counting
+// ---------------------------------------------------------------------------------------------
+
+export interface ConnectionLimitOptions {
+  /** Most connections open at once, from everyone (default 256). */
+  maxTotal?: number;
+  /** Most connections open at once from one source (default 16). */
+  maxPerSource?: number;
+}
+
+export type ConnectionAdmission =
+  | { ok: true; /** Give the slot back; calling it twice is harmless. */ release: () => void }
+  | { ok: false; reason: 'total' | 'per-source' };
+
+/**
+ * Counts open connections in total and per source. Acquire on accept; release on 'close'.
+ * The table only holds sources with a connection open, so it is bounded by maxTotal.
+ */
+export class ConnectionLimiter {
+  readonly maxTotal: number;
+  readonly maxPerSource: number;
+  private readonly perSource = new Map<string, number>();
+  private open = 0;
+
+  constructor(opts: ConnectionLimitOptions = {}) {
+    this.maxTotal = opts.maxTotal ?? 256;
+    this.maxPerSource = opts.maxPerSource ?? 16;
+    if (!(this.maxTotal >= 1) || !(this.maxPerSource >= 1)) throw new RangeError('invalid ConnectionLimiter options');
+  }
+
+  /** Take a slot for a new connection from `source`, or say which limit refuses it. */
+  acquire(source: string): ConnectionAdmission {
+    if (this.open >= this.maxTotal) return { ok: false, reason: 'total' };
+    const mine = this.perSource.get(source) ?? 0;
+    if (mine >= this.maxPerSource) return { ok: false, reason: 'per-source' };
+    this.open += 1;
+    this.perSource.set(source, mine + 1);
+    let released = false;
+    return {
+      ok: true,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.open -= 1;
+        const n = (this.perSource.get(source) ?? 1) - 1;
+        if (n <= 0) this.perSource.delete(source);
+        else this.perSource.set(source, n);
+      },
+    };
+  }
+
+  /** Connections open now, in total or from one source. */
+  count(source?: string): number {
+    return source === undefined ? this.open : (this.perSource.get(source) ?? 0);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// UDP rate limiting
+// ---------------------------------------------------------------------------------------------
+
+export interface RateLimitOptions {
+  /** Sustained datagrams per second allowed from one source (default 50). */
+  ratePerSec?: number;
+  /** Bucket size: how many may arrive back to back (default 100). */
+  burst?: number;
+  /** Most sources tracked (default 10,000). Sources beyond it share one overflow bucket. */
+  maxSources?: number;
+  clock?: Clock;
+}
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+/**
+ * A token bucket per source. The table is bounded: a bucket untouched for burst/rate seconds is full
+ * again, which is the same as absent, so it is dropped; if the table is still full of active sources
+ * (say, a flood from spoofed addresses), new sources share one overflow bucket instead of evicting
+ * anyone. Spoofing many addresses therefore cannot reset a real source's bucket or grow memory.
+ */
+export class RateLimiter {
+  readonly ratePerSec: number;
+  readonly burst: number;
+  readonly maxSources: number;
+  private readonly clock: Clock;
+  private readonly table = new Map<string, Bucket>();
+  private readonly overflow: Bucket;
+
+  constructor(opts: RateLimitOptions = {}) {
+    this.ratePerSec = opts.ratePerSec ?? 50;
+    this.burst = opts.burst ?? 100;
+    this.maxSources = opts.maxSources ?? 10_000;
+    this.clock = opts.clock ?? monotonic;
+    if (!(this.ratePerSec > 0) || !(this.burst >= 1) || !(this.maxSources >= 1)) throw new RangeError('invalid RateLimiter options');
+    this.overflow = { tokens: this.burst, at: this.clock() };
+  }
+
+  /** Take one token for a datagram from `source`: true to process it, false to drop it. */
+  take(source: string): boolean {
+    const now = this.clock();
+    let b = this.table.get(source);
+    if (b) {
+      this.table.delete(source); // re-inserted below: Map order is least recently seen first
+    } else {
+      this.sweep(now);
+      if (this.table.size >= this.maxSources) return this.spend(this.overflow, now);
+      b = { tokens: this.burst, at: now };
+    }
+    const ok = this.spend(b, now);
+    this.table.set(source, b);
+    return ok;
+  }
+
+  /** How many sources have their own bucket. */
+  get size(): number {
+    return this.table.size;
+  }
+
+  private spend(b: Bucket, now: number): boolean {
+    b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) * this.ratePerSec) / 1000);
+    b.at = now;
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+
+  /** Drop buckets that have refilled, oldest first; stops at the first one still draining. */
+  private sweep(now: number): void {
+    const refillMs = (this.burst * 1000) / this.ratePerSec;
+    for (const [key, b] of this.table) {
+      if (now - b.at < refillMs) break;
+      this.table.delete(key);
+    }
+  }
+}
