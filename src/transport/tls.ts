@@ -1,0 +1,390 @@
+// The TLS stream adapter (node:tls, TLS 1.3 only): accept and connect with pin/TOFU/CA trust, plain-vs-TLS sniffing.
+import { once } from 'node:events';
+import net from 'node:net';
+import tls from 'node:tls';
+import { NetkitError, errnoOf } from '../errors.js';
+import { fingerprintOf, hostKey, verifyPeerFingerprint, type TrustDecision, type TrustPolicy } from './trust.js';
+
+/**
+ * TLS 1.3 only. Its cipher suites are all AEADs with forward secrecy (ECDHE key exchange is the only kind
+ * TLS 1.3 has); AES-128-GCM comes first because it is the fastest with AES-NI, then AES-256-GCM, then
+ * ChaCha20-Poly1305 for CPUs without AES instructions. Nothing older than 1.3 is negotiated.
+ */
+export const TLS_MIN_VERSION = 'TLSv1.3' as const;
+export const TLS_CIPHERSUITES = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256';
+/** Bound on connect + handshake (client) and on first byte + handshake (server) when the caller gives none. */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+// ---------------------------------------------------------------------------------------------
+// Sniffing the first bytes of a connection, so that each side of a plain/TLS mismatch can say so.
+
+/** A TLS record carrying a handshake message starts 0x16 0x03 <minor>; ClientHellos use 0x03 0x01 .. 0x03 0x04. */
+export const TLS_HANDSHAKE_RECORD = 0x16;
+/** The first byte of a plain netkit v1 file request (its magic is 0x89 'N' 'K' 'F'). */
+export const NETKIT_V1_FIRST_BYTE = 0x89;
+
+export type FirstBytes = 'tls' | 'netkit-v1' | 'other' | 'incomplete';
+
+/**
+ * What a connection's first bytes say it is. 'incomplete' only for an empty buffer or a lone 0x16,
+ * since one more byte is needed to tell a ClientHello from garbage that happens to start with 0x16.
+ */
+export function classifyFirstBytes(buf: Buffer): FirstBytes {
+  if (buf.length === 0) return 'incomplete';
+  const b0 = buf[0]!;
+  if (b0 === TLS_HANDSHAKE_RECORD) {
+    if (buf.length < 2) return 'incomplete';
+    return buf[1] === 0x03 ? 'tls' : 'other';
+  }
+  if (b0 === NETKIT_V1_FIRST_BYTE) return 'netkit-v1';
+  return 'other';
+}
+
+/** True when `buf` (the first bytes a plain server received) is the start of a TLS ClientHello. */
+export function looksLikeTlsClientHello(buf: Buffer): boolean {
+  return classifyFirstBytes(buf) === 'tls';
+}
+
+/**
+ * What a plain server does with a TLS client: close without writing, so the client's TLS stack sees the
+ * connection end during the handshake and connectTls() reports "the server is not running TLS" at once
+ * (anything written would be parsed as a TLS record and give a vaguer error).
+ */
+export function refuseTlsClient(socket: net.Socket): void {
+  socket.end();
+  socket.resume(); // drain the rest of the ClientHello so the close is a FIN, not a reset
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server side
+
+export interface TlsIdentity {
+  certPem: string;
+  keyPem: string;
+}
+
+/** One secure context per server, shared by every connection (building one parses the key). */
+export function createServerContext(identity: TlsIdentity): tls.SecureContext {
+  try {
+    return tls.createSecureContext({
+      cert: identity.certPem,
+      key: identity.keyPem,
+      minVersion: TLS_MIN_VERSION,
+      ciphers: TLS_CIPHERSUITES,
+    });
+  } catch (err) {
+    throw new NetkitError('TLS_TRUST', `cannot use the TLS certificate and key: ${(err as Error).message}`, 'check --tls-cert and --tls-key', { cause: err });
+  }
+}
+
+export interface AcceptTlsOptions {
+  context: tls.SecureContext;
+  /** Bound on waiting for the first byte plus the handshake. */
+  timeoutMs?: number;
+  /**
+   * Called instead of the handshake when the client's first bytes are not TLS (a plain netkit v1 client
+   * starts with 0x89). The socket is paused with those bytes unshifted back, so the file service can read
+   * the plain request and answer it with a typed "this server requires TLS" error, then end the socket.
+   * Without a handler the socket is simply ended. acceptTls() then rejects with code PROTOCOL.
+   */
+  onPlainClient?: (socket: net.Socket, firstBytes: Buffer) => void;
+}
+
+/** Wait for the first bytes on `socket`, without consuming them. Rejects on timeout, close or error. */
+function peekFirstBytes(socket: net.Socket, min: number, timeoutMs: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    let seen = Buffer.alloc(0);
+    const done = (err: Error | null): void => {
+      clearTimeout(timer);
+      socket.off('readable', onReadable);
+      socket.off('end', onEnd);
+      socket.off('close', onEnd);
+      socket.off('error', onError);
+      if (seen.length) socket.unshift(seen);
+      if (err) reject(err);
+      else resolve(seen);
+    };
+    const onReadable = (): void => {
+      let chunk: Buffer | null;
+      while ((chunk = socket.read() as Buffer | null) !== null) seen = Buffer.concat([seen, chunk]);
+      if (seen.length >= min && classifyFirstBytes(seen) !== 'incomplete') done(null);
+    };
+    const onEnd = (): void => done(new NetkitError('PEER_CLOSED', 'the client closed the connection before the TLS handshake'));
+    const onError = (err: Error): void => done(new NetkitError('PEER_CLOSED', `the client connection failed before the TLS handshake: ${errnoOf(err) ?? err.message}`, undefined, { cause: err }));
+    const timer = setTimeout(
+      () => done(new NetkitError('TIMEOUT', `the client sent nothing for ${timeoutMs} ms (no TLS handshake)`)),
+      timeoutMs,
+    );
+    socket.on('readable', onReadable);
+    socket.on('end', onEnd);
+    socket.on('close', onEnd);
+    socket.on('error', onError);
+    onReadable();
+  });
+}
+
+/**
+ * Turn an accepted TCP socket into a server-side TLS socket, once the handshake has completed.
+ * The file service calls this per connection when serving with --tls; everything after it is the same
+ * code as over plain TCP (the TLSSocket is a Duplex with the same events and backpressure).
+ */
+export async function acceptTls(socket: net.Socket, opts: AcceptTlsOptions): Promise<tls.TLSSocket> {
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+  const started = Date.now();
+  const first = await peekFirstBytes(socket, 2, timeoutMs);
+  if (classifyFirstBytes(first) !== 'tls') {
+    socket.pause();
+    if (opts.onPlainClient) opts.onPlainClient(socket, first);
+    else socket.end();
+    throw new NetkitError(
+      'PROTOCOL',
+      first[0] === NETKIT_V1_FIRST_BYTE ? 'a plain (non-TLS) netkit client connected to the TLS server' : 'a client that does not speak TLS connected to the TLS server',
+      'the client should use --tls',
+    );
+  }
+  // The bytes we peeked were unshifted back; TLSSocket feeds a wrapped socket's buffered data to OpenSSL first.
+  const secure = new tls.TLSSocket(socket, { isServer: true, secureContext: opts.context, requestCert: false });
+  const remaining = Math.max(1, timeoutMs - (Date.now() - started));
+  let onError!: (err: Error) => void;
+  let onClose!: () => void;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      onError = (err) => reject(new NetkitError('PROTOCOL', `TLS handshake with the client failed: ${tlsErrorText(err)}`, undefined, { cause: err }));
+      onClose = () => reject(new NetkitError('PEER_CLOSED', 'the client closed the connection during the TLS handshake'));
+      timer = setTimeout(() => reject(new NetkitError('TIMEOUT', `the TLS handshake did not finish within ${timeoutMs} ms`)), remaining);
+      secure.once('secure', () => resolve());
+      secure.on('error', onError);
+      secure.once('close', onClose);
+    });
+    return secure;
+  } catch (err) {
+    // Keep a listener: a late error on a socket we are discarding must not crash the server.
+    secure.on('error', () => undefined);
+    secure.destroy();
+    socket.destroy();
+    throw err;
+  } finally {
+    clearTimeout(timer);
+    secure.off('error', onError);
+    secure.off('close', onClose);
+  }
+}
+
+export interface TlsServer {
+  server: net.Server;
+  address: net.AddressInfo;
+  close(): Promise<void>;
+}
+
+export interface ListenTlsOptions extends Omit<AcceptTlsOptions, 'context'> {
+  identity: TlsIdentity;
+  host?: string;
+  port: number;
+  onSecureConnection: (socket: tls.TLSSocket) => void;
+  /** Failed handshakes, plain clients and timeouts; the server keeps serving everyone else. */
+  onClientError?: (err: NetkitError, remote: string) => void;
+}
+
+/**
+ * A listening TLS server built from a plain net.Server + acceptTls, so that non-TLS clients can be told
+ * apart from broken handshakes. Resolves once bound. The file service may instead keep its own net.Server
+ * (for connection limits) and call acceptTls per socket; this is the same thing packaged.
+ */
+export async function listenTls(opts: ListenTlsOptions): Promise<TlsServer> {
+  const context = createServerContext(opts.identity);
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer({ pauseOnConnect: false }, (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    const remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    acceptTls(socket, { context, timeoutMs: opts.timeoutMs, onPlainClient: opts.onPlainClient }).then(
+      (secure) => opts.onSecureConnection(secure),
+      (err: unknown) => {
+        const e = err instanceof NetkitError ? err : new NetkitError('PROTOCOL', String(err), undefined, { cause: err });
+        opts.onClientError?.(e, remote);
+      },
+    );
+  });
+  server.listen(opts.port, opts.host);
+  try {
+    await Promise.race([once(server, 'listening'), once(server, 'error').then(([e]) => Promise.reject(e))]);
+  } catch (err) {
+    server.close();
+    throw listenError(err, opts.host, opts.port);
+  }
+  const address = server.address() as net.AddressInfo;
+  return {
+    server,
+    address,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      }),
+  };
+}
+
+function listenError(err: unknown, host: string | undefined, port: number): NetkitError {
+  const where = `${host ?? '*'}:${port}`;
+  switch (errnoOf(err)) {
+    case 'EADDRINUSE':
+      return new NetkitError('ADDRESS_IN_USE', `cannot listen on ${where}: port in use`, 'choose another --port, or 0', { cause: err });
+    case 'EACCES':
+    case 'EPERM':
+      return new NetkitError('PERMISSION', `cannot listen on ${where}: permission denied`, 'use a port above 1023', { cause: err });
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+      return new NetkitError('HOST_NOT_FOUND', `cannot listen on ${where}: no such local address`, 'check --host', { cause: err });
+    default:
+      return new NetkitError('FAILED', `cannot listen on ${where}: ${errnoOf(err) ?? String(err)}`, undefined, { cause: err });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client side
+
+export interface ConnectTlsOptions {
+  host: string;
+  port: number;
+  trust: TrustPolicy;
+  /** Bound on TCP connect + TLS handshake + trust decision. */
+  timeoutMs?: number;
+}
+
+export interface TlsConnection {
+  socket: tls.TLSSocket;
+  trust: TrustDecision;
+  /** e.g. TLSv1.3 / TLS_AES_128_GCM_SHA256, for --verbose or a JSON result. */
+  protocol: string;
+  cipher: string;
+}
+
+function tlsErrorText(err: unknown): string {
+  const code = errnoOf(err);
+  const msg = err instanceof Error ? err.message : String(err);
+  return code && !msg.includes(code) ? `${msg} (${code})` : msg;
+}
+
+/** Node/OpenSSL errors before 'secureConnect' -> what the person at the keyboard should hear. */
+function handshakeError(err: unknown, where: string): NetkitError {
+  if (err instanceof NetkitError) return err;
+  const code = errnoOf(err) ?? '';
+  const notTls = 'is the server running with --tls? drop --tls if it is a plain netkit server';
+  switch (code) {
+    case 'ECONNREFUSED':
+      return new NetkitError('CONNECT_REFUSED', `cannot connect to ${where}: connection refused`, 'is `netkit file serve --tls` running there?', { cause: err });
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new NetkitError('HOST_NOT_FOUND', `cannot resolve ${where}`, 'check --host', { cause: err });
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return new NetkitError('UNREACHABLE', `cannot reach ${where}`, undefined, { cause: err });
+    case 'ETIMEDOUT':
+      return new NetkitError('TIMEOUT', `connecting to ${where} timed out`, undefined, { cause: err });
+    case 'ECONNRESET':
+    case 'EPIPE':
+      // A plain netkit server recognises our ClientHello and closes (refuseTlsClient); so do other non-TLS servers.
+      return new NetkitError('PROTOCOL', `${where} closed the connection during the TLS handshake: it does not seem to speak TLS`, notTls, { cause: err });
+    case 'ERR_SSL_WRONG_VERSION_NUMBER':
+    case 'ERR_SSL_PACKET_LENGTH_TOO_LONG':
+    case 'ERR_SSL_RECORD_LAYER_FAILURE':
+    case 'ERR_SSL_HTTP_REQUEST':
+      return new NetkitError('PROTOCOL', `${where} answered with something that is not TLS`, notTls, { cause: err });
+    case 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION':
+    case 'ERR_SSL_UNSUPPORTED_PROTOCOL':
+    case 'ERR_SSL_NO_PROTOCOLS_AVAILABLE':
+      return new NetkitError('PROTOCOL', `${where} does not accept TLS 1.3, the only version netkit uses`, 'upgrade the server, or use a netkit server', { cause: err });
+    default:
+      break;
+  }
+  // CA mode: certificate verification errors from OpenSSL (chain, expiry, self-signed, host name).
+  if (/CERT|SELF_SIGNED|UNABLE_TO_|HOSTNAME|ALTNAME/.test(code)) {
+    return new NetkitError('TLS_TRUST', `the TLS certificate of ${where} is not trusted: ${tlsErrorText(err)}`, 'check --tls-ca, or pin the server with --tls-fingerprint', { cause: err });
+  }
+  return new NetkitError('PROTOCOL', `TLS handshake with ${where} failed: ${tlsErrorText(err)}`, undefined, { cause: err });
+}
+
+/**
+ * Connect, complete the TLS 1.3 handshake, and decide trust before the caller can write a byte.
+ * Pin and TOFU run with rejectUnauthorized:false (the certificate is self-signed) and check the exact
+ * certificate on 'secureConnect', destroying the socket on a mismatch; --tls-ca uses OpenSSL's normal
+ * chain and host-name verification. The returned socket has not been read from or written to.
+ */
+export function connectTls(opts: ConnectTlsOptions): Promise<TlsConnection> {
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+  const where = hostKey(opts.host, opts.port);
+  const bare = opts.host.replace(/^\[|\]$/g, '');
+  const isIp = net.isIP(bare) !== 0;
+  const base: tls.ConnectionOptions = {
+    host: bare,
+    port: opts.port,
+    minVersion: TLS_MIN_VERSION,
+    ciphers: TLS_CIPHERSUITES,
+    // SNI must be a DNS name (RFC 6066 3); an empty string turns it off for IP literals.
+    servername: isIp ? '' : bare,
+  };
+  const options: tls.ConnectionOptions =
+    opts.trust.kind === 'ca'
+      ? {
+          ...base,
+          ca: opts.trust.ca,
+          rejectUnauthorized: true,
+          // Node skips host-name checks when servername is empty; check the IP literal against the SAN.
+          checkServerIdentity: (_name, cert) => tls.checkServerIdentity(bare, cert),
+        }
+      : { ...base, rejectUnauthorized: false };
+
+  return new Promise<TlsConnection>((resolve, reject) => {
+    const socket = tls.connect(options);
+    let settled = false;
+    const fail = (err: NetkitError): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      reject(err);
+    };
+    const timer = setTimeout(
+      () =>
+        fail(
+          new NetkitError(
+            'TIMEOUT',
+            socket.connecting ? `connecting to ${where} timed out after ${timeoutMs} ms` : `no TLS handshake from ${where} within ${timeoutMs} ms`,
+            socket.connecting ? undefined : 'is the server running with --tls? a plain server does not answer a TLS client',
+          ),
+        ),
+      timeoutMs,
+    );
+    const onError = (err: Error): void => fail(handshakeError(err, where));
+    const onClose = (): void =>
+      fail(new NetkitError('PROTOCOL', `${where} closed the connection during the TLS handshake: it does not seem to speak TLS`, 'is the server running with --tls? drop --tls if it is a plain netkit server'));
+    socket.on('error', onError);
+    socket.once('close', onClose);
+    socket.once('secureConnect', () => {
+      if (settled) return;
+      let decision: TrustDecision;
+      try {
+        const cert = socket.getPeerCertificate(true);
+        if (!cert || !cert.raw) throw new NetkitError('TLS_TRUST', `${where} presented no certificate`);
+        const der = cert.raw;
+        if (opts.trust.kind === 'ca') {
+          // OpenSSL already refused anything unverified (rejectUnauthorized), so reaching here means trusted.
+          decision = { fingerprint: fingerprintOf(der), how: 'ca' };
+        } else {
+          decision = verifyPeerFingerprint(opts.trust, opts.host, opts.port, der);
+        }
+      } catch (err) {
+        fail(err instanceof NetkitError ? err : new NetkitError('TLS_TRUST', `cannot verify ${where}: ${String(err)}`, undefined, { cause: err }));
+        return;
+      }
+      settled = true;
+      clearTimeout(timer);
+      // From here the caller owns the socket and must attach its own 'error' listener.
+      socket.off('error', onError);
+      socket.off('close', onClose);
+      const cipher = socket.getCipher();
+      resolve({ socket, trust: decision, protocol: socket.getProtocol() ?? 'unknown', cipher: cipher.standardName ?? cipher.name });
+    });
+  });
+}
