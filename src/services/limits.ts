@@ -92,8 +92,8 @@ export class FailureThrottle {
   /** The delay for the n-th consecutive failure (n >= 1). */
   delayAfter(failures: number): number {
     if (failures <= 0) return 0;
-    // 2^(n-1) overflows to Infinity for huge n, and min() caps it.
-    return Math.min(this.max, this.base * 2 ** Math.min(failures - 1, 1024));
+    // Cap the exponent: 2^1024 is Infinity, and 0 * Infinity (a zero base) would be NaN.
+    return Math.min(this.max, this.base * 2 ** Math.min(failures - 1, 52));
   }
 
   /** Count a failure and return the hold-off it earns. */

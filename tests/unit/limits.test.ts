@@ -1,0 +1,211 @@
+// Abuse limits with an injected clock: failure back-off, connection counting against a model, token buckets, bounded tables, source keys.
+import { describe, expect, test } from '@jest/globals';
+import fc from 'fast-check';
+import { ConnectionLimiter, FailureThrottle, RateLimiter, sourceKey } from '../../src/services/limits.js';
+
+/** A clock the test moves by hand: no timers, no sleeps. */
+function manualClock(start = 1_000): { now: () => number; advance: (ms: number) => void } {
+  let t = start;
+  return { now: () => t, advance: (ms) => (t += ms) };
+}
+
+const RUNS = { numRuns: 150, interruptAfterTimeLimit: 5_000 };
+
+describe('sourceKey', () => {
+  test.each([
+    ['192.0.2.7', '192.0.2.7'],
+    ['::ffff:192.0.2.7', '192.0.2.7'],
+    ['::FFFF:127.0.0.1', '127.0.0.1'],
+    ['2001:db8:1:2:3:4:5:6', '2001:db8:1:2::/64'],
+    ['2001:db8:1:2::99', '2001:db8:1:2::/64'],
+    ['2001:0db8:0001:0002:ffff::1', '2001:db8:1:2::/64'],
+    ['fe80::1%eth0', 'fe80:0:0:0::/64'],
+    ['::1', '0:0:0:0::/64'],
+    ['::', '0:0:0:0::/64'],
+    ['64:ff9b::192.0.2.1', '64:ff9b:0:0::/64'],
+  ])('%s counts as %s', (address, key) => {
+    expect(sourceKey(address)).toBe(key);
+  });
+
+  test('every address of one /64 maps to the same key', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 0xffff }), { minLength: 4, maxLength: 4 }), (low) => {
+        const addr = `2001:db8:aa:bb:${low.map((x) => x.toString(16)).join(':')}`;
+        expect(sourceKey(addr)).toBe('2001:db8:aa:bb::/64');
+      }),
+      RUNS,
+    );
+  });
+});
+
+describe('FailureThrottle', () => {
+  test('the hold-off doubles per failure up to the cap, and a success clears it', () => {
+    const clock = manualClock();
+    const t = new FailureThrottle({ baseDelayMs: 100, maxDelayMs: 1_000, clock: clock.now });
+    expect(t.blockedFor('a')).toBe(0);
+    expect([1, 2, 3, 4, 5, 6].map(() => t.recordFailure('a').delayMs)).toEqual([100, 200, 400, 800, 1_000, 1_000]);
+    expect(t.failures('a')).toBe(6);
+    expect(t.blockedFor('a')).toBe(1_000);
+    expect(t.blockedFor('b')).toBe(0); // other sources are not affected
+    clock.advance(600);
+    expect(t.blockedFor('a')).toBe(400);
+    clock.advance(400);
+    expect(t.blockedFor('a')).toBe(0);
+    t.recordSuccess('a');
+    expect(t.failures('a')).toBe(0);
+    expect(t.recordFailure('a').delayMs).toBe(100);
+  });
+
+  test('a source quiet for forgetAfterMs starts over', () => {
+    const clock = manualClock();
+    const t = new FailureThrottle({ baseDelayMs: 100, forgetAfterMs: 10_000, clock: clock.now });
+    t.recordFailure('a');
+    t.recordFailure('a');
+    clock.advance(9_999);
+    expect(t.recordFailure('a').failures).toBe(3);
+    clock.advance(10_000);
+    expect(t.failures('a')).toBe(0);
+    expect(t.recordFailure('a')).toEqual({ failures: 1, delayMs: 100 });
+  });
+
+  test('the table is bounded; the least recently failing source is forgotten first', () => {
+    const t = new FailureThrottle({ maxSources: 3, clock: manualClock().now });
+    for (const s of ['a', 'b', 'c']) t.recordFailure(s);
+    t.recordFailure('a'); // a is now the most recent
+    t.recordFailure('d'); // evicts b
+    expect(t.size).toBe(3);
+    expect(t.failures('b')).toBe(0);
+    expect(t.failures('a')).toBe(2);
+  });
+
+  test('property: delays never decrease with more failures and never exceed the cap', () => {
+    fc.assert(
+      fc.property(fc.nat({ max: 10_000 }), fc.nat({ max: 100_000 }), fc.nat({ max: 2_000 }), (base, extra, n) => {
+        const t = new FailureThrottle({ baseDelayMs: base, maxDelayMs: base + extra });
+        let prev = 0;
+        for (let i = 1; i <= n; i += 1 + Math.floor(i / 10)) {
+          const d = t.delayAfter(i);
+          expect(d).toBeGreaterThanOrEqual(prev);
+          expect(d).toBeLessThanOrEqual(base + extra);
+          prev = d;
+        }
+      }),
+      RUNS,
+    );
+  });
+
+  test('rejects nonsense options', () => {
+    expect(() => new FailureThrottle({ baseDelayMs: 10, maxDelayMs: 5 })).toThrow(RangeError);
+    expect(() => new FailureThrottle({ maxSources: 0 })).toThrow(RangeError);
+  });
+});
+
+describe('ConnectionLimiter', () => {
+  test('per-source and total limits, and release is idempotent', () => {
+    const l = new ConnectionLimiter({ maxTotal: 3, maxPerSource: 2 });
+    const a1 = l.acquire('a');
+    const a2 = l.acquire('a');
+    expect(a1.ok && a2.ok).toBe(true);
+    expect(l.acquire('a')).toEqual({ ok: false, reason: 'per-source' });
+    const b1 = l.acquire('b');
+    expect(b1.ok).toBe(true);
+    expect(l.acquire('c')).toEqual({ ok: false, reason: 'total' });
+    if (!a1.ok) throw new Error('unreachable');
+    a1.release();
+    a1.release();
+    expect(l.count()).toBe(2);
+    expect(l.count('a')).toBe(1);
+    expect(l.acquire('c').ok).toBe(true);
+  });
+
+  test('model check: counts always match the open leases and never exceed the limits', () => {
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant('open' as const), src: fc.integer({ min: 0, max: 5 }) }),
+      fc.record({ kind: fc.constant('close' as const), pick: fc.nat() }),
+    );
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 4 }), fc.array(op, { maxLength: 200 }), (total, per, ops) => {
+        const l = new ConnectionLimiter({ maxTotal: total, maxPerSource: per });
+        const open: { src: string; release: () => void }[] = [];
+        for (const o of ops) {
+          if (o.kind === 'open') {
+            const src = `s${o.src}`;
+            const mine = open.filter((x) => x.src === src).length;
+            const r = l.acquire(src);
+            expect(r.ok).toBe(open.length < total && mine < per);
+            if (r.ok) open.push({ src, release: r.release });
+          } else if (open.length > 0) {
+            const [x] = open.splice(o.pick % open.length, 1);
+            x!.release();
+            x!.release(); // a second release must not free someone else's slot
+          }
+          expect(l.count()).toBe(open.length);
+          for (let s = 0; s <= 5; s++) expect(l.count(`s${s}`)).toBe(open.filter((x) => x.src === `s${s}`).length);
+        }
+      }),
+      RUNS,
+    );
+  });
+});
+
+describe('RateLimiter', () => {
+  test('a burst passes, then the sustained rate; sources are independent', () => {
+    const clock = manualClock();
+    const r = new RateLimiter({ ratePerSec: 10, burst: 5, clock: clock.now });
+    const burst = Array.from({ length: 8 }, () => r.take('a'));
+    expect(burst).toEqual([true, true, true, true, true, false, false, false]);
+    expect(r.take('b')).toBe(true);
+    clock.advance(100); // one token at 10/s
+    expect(r.take('a')).toBe(true);
+    expect(r.take('a')).toBe(false);
+    clock.advance(10_000); // refills to the burst, never beyond
+    expect(Array.from({ length: 7 }, () => r.take('a')).filter(Boolean)).toHaveLength(5);
+  });
+
+  test('property: over any schedule, a source never gets more than burst + rate * elapsed', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 100 }),
+        fc.integer({ min: 1, max: 50 }),
+        fc.array(fc.nat({ max: 200 }), { maxLength: 300 }),
+        (rate, burst, gaps) => {
+          const clock = manualClock();
+          const r = new RateLimiter({ ratePerSec: rate, burst, clock: clock.now });
+          let passed = 0;
+          let elapsed = 0;
+          for (const g of gaps) {
+            clock.advance(g);
+            elapsed += g;
+            if (r.take('x')) passed += 1;
+            expect(passed).toBeLessThanOrEqual(burst + (rate * elapsed) / 1000 + 1e-9);
+          }
+        },
+      ),
+      RUNS,
+    );
+  });
+
+  test('a spoofed flood of new sources cannot grow the table or reset a real source', () => {
+    const clock = manualClock();
+    const r = new RateLimiter({ ratePerSec: 1, burst: 2, maxSources: 100, clock: clock.now });
+    expect(r.take('real')).toBe(true);
+    expect(r.take('real')).toBe(true);
+    expect(r.take('real')).toBe(false);
+    let passed = 0;
+    for (let i = 0; i < 10_000; i++) if (r.take(`spoof${i}`)) passed += 1;
+    expect(r.size).toBeLessThanOrEqual(100);
+    // 99 sources got their own bucket (2 each would need 2 datagrams; they sent 1); the rest shared one bucket of 2.
+    expect(passed).toBe(99 + 2);
+    expect(r.take('real')).toBe(false); // still drained, not evicted and refilled
+  });
+
+  test('buckets that have refilled are dropped, so quiet sources free the table', () => {
+    const clock = manualClock();
+    const r = new RateLimiter({ ratePerSec: 10, burst: 10, maxSources: 5, clock: clock.now });
+    for (let i = 0; i < 5; i++) r.take(`s${i}`);
+    expect(r.size).toBe(5);
+    clock.advance(1_000); // burst / rate = 1 s: all full again
+    expect(r.take('new')).toBe(true);
+    expect(r.size).toBe(1);
+  });
+});
