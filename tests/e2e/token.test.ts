@@ -18,7 +18,7 @@ describe('netkit token', () => {
     const r = await runNetkit(['token', '--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/NETKIT_TOKEN/);
-    expect(r.stdout).toMatch(/chmod\s+600/);
+    expect(r.stdout).toMatch(/--token-file/);
   });
 
   test('the top-level help lists it', async () => {
