@@ -22,6 +22,17 @@ export function cleanEnv(extra = {}) {
   return env;
 }
 
+/** Every child the bench starts, so an interrupted run can end them (by pid, nothing else). */
+export const live = new Set();
+function track(child) {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  return child;
+}
+export function killAll() {
+  for (const c of live) c.kill('SIGKILL');
+}
+
 export const log = (...a) => process.stderr.write(`${a.join(' ')}\n`);
 
 export function which(tool) {
@@ -68,7 +79,7 @@ export function rotated(list, round) {
  * Rejects if the process exits first or if the line doesn't come within `timeoutMs`.
  */
 export async function startProcess(cmd, args, { re = /^listening .*$/m, cwd, env = cleanEnv(), timeoutMs = 15000 } = {}) {
-  const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = track(spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] }));
   let out = '';
   let err = '';
   child.stderr.setEncoding('utf8').on('data', (d) => {
@@ -133,7 +144,7 @@ export async function startProcess(cmd, args, { re = /^listening .*$/m, cwd, env
 export function runTimed(cmd, args, { cwd, env = cleanEnv(), timeoutMs = 120000, stdin = 'ignore', stdout = 'pipe' } = {}) {
   return new Promise((resolve, reject) => {
     const t0 = nowMs();
-    const child = spawn(cmd, args, { cwd, env, stdio: [stdin, stdout, 'pipe'] });
+    const child = track(spawn(cmd, args, { cwd, env, stdio: [stdin, stdout, 'pipe'] }));
     let out = '';
     let err = '';
     child.stdout?.setEncoding('utf8').on('data', (d) => {
@@ -236,8 +247,9 @@ export function netkitHas(words, option) {
   const r = spawnSync(NODE, [BIN, ...words, '--help'], { encoding: 'utf8', env: cleanEnv(), timeout: 10000 });
   if (r.status !== 0) return false;
   const help = r.stdout + r.stderr;
-  // A group's help for an unknown subcommand still exits 0 on some yargs paths: insist on the words in the usage.
-  if (!help.includes(words.join(' '))) return false;
+  // A group's help for an unknown subcommand still exits 0 and lists its siblings: insist on the usage line.
+  const first = help.split('\n').find((l) => l.trim() !== '') ?? '';
+  if (!first.trim().startsWith(`netkit ${words.join(' ')}`)) return false;
   return option ? help.includes(option) : true;
 }
 
@@ -263,4 +275,4 @@ export const fmt = {
   mib: (kib) => (Number.isFinite(kib) ? `${(kib / 1024).toFixed(1)} MiB` : '–'),
 };
 
-export { dirname };
+export { dirname, track };

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import {
   BENCH, OUT, BIN, NODE, cleanEnv, log, which, skippedTool, median, rotated, startProcess, runTimed, freePort,
-  netkitHas, ensureDir, nowMs, quantile,
+  netkitHas, ensureDir, nowMs, quantile, track,
 } from './common.mjs';
 import * as snmp from './snmp.mjs';
 
@@ -257,7 +257,7 @@ async function startContenders(tmp, skipped) {
 function startSnmpd(snmpd, conf, tmp, port) {
   // Foreground, only our config (-C -c), no MIB files to parse, log to a file, state in the tmp dir.
   const args = ['-f', '-C', '-c', conf, '-Lf', join(tmp, 'snmpd.log'), '-p', join(tmp, 'snmpd.pid'), '-M', '/dev/null', '-m', '', `udp:127.0.0.1:${port}`];
-  const child = spawn(snmpd, args, { env: cleanEnv({ SNMP_PERSISTENT_DIR: tmp }), stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = track(spawn(snmpd, args, { env: cleanEnv({ SNMP_PERSISTENT_DIR: tmp }), stdio: ['ignore', 'ignore', 'pipe'] }));
   child.stderr.resume();
   return {
     child, pid: child.pid,

@@ -1,0 +1,158 @@
+// Turn bench/out/*.json into the marked section of docs/benchmarks.md: only numbers that were measured.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, OUT, fmt } from './common.mjs';
+
+export const BEGIN = '<!-- bench:begin -->';
+export const END = '<!-- bench:end -->';
+const DOC = join(ROOT, 'docs', 'benchmarks.md');
+
+const cell = (s) => String(s).replace(/\|/g, '\\|');
+const verdict = (ok) => (ok ? '**PASS**' : '**MISS**');
+const MiB = 1 << 20;
+const sizeLabel = (b) => (b >= 1 << 30 ? `${(b / (1 << 30)).toFixed(b % (1 << 30) ? 2 : 0)} GiB` : `${Math.round(b / MiB)} MiB`);
+
+function header(part, r) {
+  const m = r.machine;
+  return [
+    `_Measured ${m.date.replace('T', ' ').slice(0, 16)} UTC at commit ${m.commit || '?'} with \`${r.command}\`${r.quick ? ' (quick mode)' : ''}; ` +
+      `${m.nproc} CPUs (${m.cpu}), ${m.memGiB} GiB RAM, Node ${m.node}, ${m.kernel}; load average before the part: ${m.loadavg}._`,
+    '',
+  ];
+}
+
+function diskSection(r) {
+  const d = r.result;
+  const L = ['### Disk server capacity (issue 2)', '', ...header('disk', r)];
+  const c = d.conditions;
+  L.push(`Conditions: loopback only; load generator ${c.generator} keeps ${c.inflight} requests in flight, replaces a request unanswered after ${c.timeout_ms} ms, counts only valid replies (id echoed where the protocol has one); ` +
+    `${c.rounds} rounds × ${c.duration_s} s per server after ${c.warmup_s} s warm-up, servers interleaved with the order rotated each round; the table shows the median round. ` +
+    'All servers run at the same time on the same 2 shared cores as the generator. "Server CPU" is the server process\'s user+system time during the measured run divided by its length.', '');
+  L.push('| server | request | answers/s (median) | rounds | lost / invalid | largest reply | server CPU | round trip p50 / p99 (1 in flight) |', '|---|---|---:|---|---|---:|---:|---|');
+  for (const k of d.contenders) {
+    const runs = k.runs ?? [];
+    const mid = runs.find((x) => x.rate === k.median_rate) ?? runs[0];
+    const lost = runs.reduce((a, x) => a + x.lost, 0);
+    const inval = runs.reduce((a, x) => a + x.invalid, 0);
+    const cpu = mid ? `${Math.round((100 * mid.server_cpu_s) / mid.seconds)}%` : '–';
+    const lat = k.latency ? `${Math.round(k.latency.p50_us)} µs / ${Math.round(k.latency.p99_us)} µs` : '–';
+    L.push(`| ${k.label} | ${k.req_bytes} B | ${fmt.int(k.median_rate)} | ${k.rates.map(fmt.int).join(', ')} | ${lost} / ${inval} | ${Math.max(...runs.map((x) => x.max_reply_bytes))} B | ${cpu} | ${lat} |`);
+  }
+  for (const s of d.skipped) L.push(`| ${s.key} | | ${cell(s.reason)} | | | | | |`);
+  L.push('');
+  const nk = d.contenders.find((k) => k.key === 'netkit');
+  const seed = d.contenders.find((k) => k.key === 'seed');
+  if (nk && seed) {
+    const ratio = nk.median_rate / seed.median_rate;
+    const fresh = d.freshness;
+    const freshOk = fresh && fresh.max_age_ms <= 1000;
+    L.push(`- Target "netkit ≥ the seed-style server's rate, same run": netkit/seed = ${fmt.ratio(ratio)} → ${verdict(ratio >= 1)}.`);
+    if (fresh) L.push(`- Freshness under load: ${fresh.samples} answers sampled during netkit's runs; figures were at most ${Math.round(fresh.max_age_ms)} ms old (median ${Math.round(fresh.median_age_ms)} ms) → ${verdict(freshOk)} (target ≤ 1 s).`);
+    const snmp = d.contenders.find((k) => k.key === 'snmpd');
+    if (snmp) L.push(`- netkit/snmpd = ${fmt.ratio(nk.median_rate / snmp.median_rate)}.`);
+    const amp = Math.max(...nk.runs.map((x) => x.max_reply_bytes));
+    L.push(`- Anti-amplification: the largest netkit reply seen was ${amp} B for ${nk.req_bytes} B requests (${amp <= nk.req_bytes ? 'never larger than the request' : 'LARGER than the request'}).`);
+    L.push('- netkit exempts loopback senders from its per-source rate limit, so these figures do not include rate limiting.');
+  } else {
+    L.push('- Target not evaluated: netkit or the seed-style peer did not run.');
+  }
+  L.push('');
+  return L;
+}
+
+function startupSection(r) {
+  const s = r.result;
+  const L = ['### Whole-process start-up (issue 2)', '', ...header('startup', r)];
+  L.push(`Conditions: ${s.conditions.method}; ${s.conditions.env}; the query goes to a ${s.conditions.server ?? '(no server)'} started once before. Ratios are the median over rounds of each round's median ratio.`, '');
+  L.push('| command | median wall time | per-round medians | ratio to `node -e 0` |', '|---|---:|---|---:|');
+  for (const c of s.commands) L.push(`| ${c.label} | ${fmt.ms(c.median_ms)} | ${c.round_medians_ms.map((x) => x.toFixed(1)).join(', ')} | ${fmt.ratio(c.ratio_to_node)} |`);
+  L.push('');
+  const q = s.commands.find((c) => c.key === 'query');
+  if (q) L.push(`- Target "\`netkit disk query\` ≤ 1.5× \`node -e 0\`": ${fmt.ratio(q.ratio_to_node)} → ${verdict(q.ratio_to_node <= 1.5)}.`);
+  for (const n of s.notes) L.push(`- ${n}`);
+  L.push('');
+  return L;
+}
+
+function fileSection(r) {
+  const f = r.result;
+  const L = ['### File transfer (issue 3)', '', ...header('file', r)];
+  const c = f.conditions;
+  L.push(`Conditions: ${sizeLabel(c.size)} of ${c.file}; output on the ${c.out}; ${c.verify} (a run that doesn't verify is not counted); ` +
+    `${c.rounds} interleaved rounds, order rotated each round. Wall time runs from the client's start to its exit (for nc, until both the sending client and the receiving listener have exited); servers were already listening. Only netkit verifies anything.`, '');
+  L.push('| transfer | median wall time | throughput | runs (s) | failed runs |', '|---|---:|---:|---|---:|');
+  for (const t of f.transfer) {
+    L.push(`| ${t.label} | ${fmt.s(t.median_ms)} | ${fmt.mbps(c.size, t.median_ms)} | ${t.runs_ms.map((x) => (x == null ? 'failed' : (x / 1000).toFixed(2))).join(', ')} | ${t.failed_runs} |`);
+  }
+  for (const s of f.skipped) L.push(`| ${s.key} | ${cell(s.reason)} | | | |`);
+  L.push('');
+  const get = (k) => f.transfer.find((t) => t.key === k);
+  const nk = get('netkit');
+  if (nk && Number.isFinite(nk.median_ms)) {
+    const nc = get('nc');
+    const curl = get('curl');
+    if (nc) L.push(`- Target "netkit wall time ≤ 1.0× nc": ${fmt.ratio(nk.median_ms / nc.median_ms)} → ${verdict(nk.median_ms <= nc.median_ms)}.`);
+    if (curl) L.push(`- netkit/curl wall time: ${fmt.ratio(nk.median_ms / curl.median_ms)}.`);
+  } else if (nk) {
+    L.push('- netkit did not complete a verified transfer; no ratio.');
+  }
+  if (f.rss?.length) {
+    L.push('', '| file | netkit client peak RSS | netkit server peak RSS (VmHWM) | fetch verified |', '|---|---:|---:|---|');
+    for (const x of f.rss) L.push(`| ${sizeLabel(x.size)} | ${fmt.mib(x.client_kib)} | ${fmt.mib(x.server_kib)} | ${x.ok ? 'yes' : 'NO'} |`);
+    const all = f.rss.flatMap((x) => [x.client_kib, x.server_kib]);
+    const under = all.every((k) => Number.isFinite(k) && k <= 100 * 1000);
+    const [a, b] = f.rss;
+    const same = b && Math.abs(b.client_kib - a.client_kib) <= 0.25 * a.client_kib && Math.abs(b.server_kib - a.server_kib) <= 0.25 * a.server_kib;
+    L.push('', `- Target "peak RSS ≤ 100 MB for each process, about the same for 10 MiB and 1 GiB": ≤ 100 MB ${verdict(under)}; same within 25% ${verdict(same)}.`);
+    L.push('  Client: `/usr/bin/time -f %M`; server: VmHWM from /proc/<pid>/status after the fetch, a fresh server per file size.');
+  }
+  if (f.concurrent) {
+    const k = f.concurrent;
+    L.push('', `- ${k.clients} concurrent \`netkit file fetch\` processes of one ${sizeLabel(k.size)} file against one server: ${k.verified}/${k.clients} completed and verified in ${fmt.s(k.wall_ms)} ` +
+      `(aggregate ${fmt.mbps(k.aggregate_bytes, k.wall_ms)}, including ${k.clients} Node start-ups on 2 cores; server peak RSS ${fmt.mib(k.server_kib)}) → ${verdict(k.verified === k.clients)}.`);
+    for (const x of k.failures) L.push(`  - failure ${x}`);
+  }
+  L.push('');
+  return L;
+}
+
+function tlsSection(r) {
+  const t = r.result;
+  const L = ['### TLS (issue 5)', ''];
+  if (t.skipped) return [...L, ...header('tls', r), `- ${t.skipped}`, ''];
+  L.push(...header('tls', r));
+  L.push(`Conditions: ${sizeLabel(t.conditions.size)} file, ${t.conditions.rounds} interleaved rounds, plain and \`--tls\` servers from the same build side by side, client pinned with \`--tls-fingerprint\`.`, '');
+  L.push('| fetch | median wall time | throughput | failed runs |', '|---|---:|---:|---:|');
+  L.push(`| plain | ${fmt.s(t.plain.median_ms)} | ${fmt.mbps(t.conditions.size, t.plain.median_ms)} | ${t.plain.failed_runs} |`);
+  L.push(`| --tls | ${fmt.s(t.tls.median_ms)} | ${fmt.mbps(t.conditions.size, t.tls.median_ms)} | ${t.tls.failed_runs} |`);
+  const ratio = t.plain.median_ms / t.tls.median_ms;
+  L.push('', `- Target "TLS throughput ≥ 0.7× plain": ${fmt.ratio(ratio)} → ${verdict(ratio >= 0.7)}.`, '');
+  return L;
+}
+
+const SECTIONS = [['disk', diskSection], ['startup', startupSection], ['file', fileSection], ['tls', tlsSection]];
+
+export function renderSection() {
+  const L = [BEGIN, '', '<!-- Generated by `npm run bench` from bench/out/*.json; edit bench/lib/report.mjs, not this section. -->', ''];
+  for (const [part, render] of SECTIONS) {
+    const p = join(OUT, `${part}.json`);
+    if (!existsSync(p)) {
+      L.push(`### ${part}`, '', `- not measured yet: run \`npm run bench -- ${part}\`.`, '');
+      continue;
+    }
+    L.push(...render(JSON.parse(readFileSync(p, 'utf8'))));
+  }
+  L.push(END);
+  return L.join('\n');
+}
+
+export function updateDoc() {
+  const section = renderSection();
+  let doc = existsSync(DOC) ? readFileSync(DOC, 'utf8') : '';
+  const a = doc.indexOf(BEGIN);
+  const b = doc.indexOf(END);
+  if (a >= 0 && b > a) doc = doc.slice(0, a) + section + doc.slice(b + END.length);
+  else doc = `${doc.trimEnd()}\n\n${section}\n`;
+  writeFileSync(DOC, doc);
+  return DOC;
+}
