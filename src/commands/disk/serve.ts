@@ -1,0 +1,41 @@
+// `netkit disk serve`: answer disk-space queries for this machine until SIGINT/SIGTERM.
+import type { CommandModule } from 'yargs';
+import { parseCount, parsePort } from '../../cli/args.js';
+
+interface ServeArgs {
+  port: number;
+  host?: string;
+  path: string;
+  classic: boolean;
+  quiet: boolean;
+  'rate-limit': number;
+  'exempt-loopback': boolean;
+}
+
+export const serveCommand: CommandModule<object, ServeArgs> = {
+  command: 'serve',
+  describe: 'Answer disk-space queries about this machine (UDP)',
+  builder: (y) =>
+    y
+      .option('port', { alias: 'p', type: 'string', default: 9991, describe: 'UDP port; 0 picks a free one', coerce: (v: unknown) => parsePort(v) })
+      .option('host', { type: 'string', describe: 'address to listen on [default: every interface, IPv6 and IPv4]' })
+      .option('path', { type: 'string', default: '.', describe: 'report the filesystem that holds this path' })
+      .option('classic', { type: 'boolean', default: false, describe: 'also answer the seed programs\' "y" queries (their replies are bigger than the request)' })
+      .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'do not log each query on stderr' })
+      .option('rate-limit', { type: 'string', default: 1000, describe: 'queries per second allowed per source address; 0 = no limit', coerce: (v: unknown) => parseCount(v, '--rate-limit') })
+      .option('exempt-loopback', { type: 'boolean', default: true, describe: 'do not rate-limit senders on this machine (--no-exempt-loopback to limit them too)' })
+      .example('$0 disk serve', 'serve the current directory\'s disk on port 9991')
+      .example('$0 disk serve --path /srv --classic', 'report /srv\'s disk, and answer seed clients too'),
+  handler: async (argv) => {
+    const { runDiskServe } = await import('./serve-run.js');
+    await runDiskServe({
+      port: argv.port,
+      host: argv.host,
+      path: argv.path,
+      classic: argv.classic,
+      quiet: argv.quiet,
+      rateLimit: argv['rate-limit'],
+      exemptLoopback: argv['exempt-loopback'],
+    });
+  },
+};

@@ -1,0 +1,186 @@
+// Asking disk servers (v1 or classic) for their figures, several hosts at once; results in, never printed here.
+import { NetkitError } from '../errors.js';
+import { udpExchange, type Verdict } from '../transport/udp.js';
+import {
+  DEFAULT_PORT,
+  DEFAULT_REQUEST_SIZE,
+  HEADER_SIZE,
+  MAGIC0,
+  MAGIC1,
+  MAX_DATAGRAM,
+  MsgType,
+  Scope,
+  WireError,
+  WIRE_ERROR_NAMES,
+  decodeReply,
+  encodeQuery,
+  readId,
+  type Answer,
+  type ErrorReply,
+} from '../protocol/disk-v1.js';
+import { CLASSIC_REQUEST, parseClassicAnswer, type ClassicAnswer } from '../protocol/disk-classic.js';
+
+const SERVICE = 'netkit disk serve';
+
+export interface QueryTarget {
+  /** As the user wrote it (for messages). */
+  label: string;
+  host: string;
+  port: number;
+}
+
+/**
+ * Parse HOST, HOST:PORT, [V6]:PORT or a bare IPv6 literal. Throws a USAGE NetkitError for a bad port,
+ * so that an invalid port gets its own message, distinct from an unknown host.
+ */
+export function parseTarget(text: string, defaultPort = DEFAULT_PORT): QueryTarget {
+  const usage = (msg: string): NetkitError => new NetkitError('USAGE', msg, 'write HOST, HOST:PORT or [IPv6]:PORT, with a port from 1 to 65535');
+  const checkPort = (p: string): number => {
+    if (!/^\d{1,5}$/.test(p) || Number(p) < 1 || Number(p) > 65535) throw usage(`invalid port '${p}' in '${text}'`);
+    return Number(p);
+  };
+  const t = text.trim();
+  if (t === '') throw usage('empty host name');
+  const bracket = /^\[([^\]]+)\](?::(.*))?$/.exec(t);
+  if (bracket) return { label: text, host: bracket[1]!, port: bracket[2] === undefined ? defaultPort : checkPort(bracket[2]) };
+  const colons = t.split(':').length - 1;
+  if (colons === 1) {
+    const [h, p] = t.split(':') as [string, string];
+    if (h === '') throw usage(`missing host name in '${text}'`);
+    return { label: text, host: h, port: checkPort(p) };
+  }
+  // No colon: a name or IPv4; several: a bare IPv6 literal (its port comes from --port).
+  if (/[\s/]/.test(t)) throw usage(`invalid host '${text}'`);
+  return { label: text, host: t, port: defaultPort };
+}
+
+export interface DiskQueryOptions {
+  timeoutMs?: number;
+  retries?: number;
+  all?: boolean;
+  classic?: boolean;
+  /** Hosts asked at the same time. */
+  concurrency?: number;
+}
+
+interface Common {
+  target: QueryTarget;
+  /** From the first request to the outcome, ms. */
+  elapsedMs: number;
+}
+
+export type HostResult =
+  | (Common & { ok: true; protocol: 'v1'; address: string; attempts: number; answer: Answer })
+  | (Common & { ok: true; protocol: 'classic'; address: string; attempts: number; text: string; parsed?: ClassicAnswer })
+  | (Common & { ok: false; error: NetkitError });
+
+/** The NetkitError for a typed error reply. Its message may carry peer text: print it sanitised. */
+export function wireErrorToNetkit(e: ErrorReply, where: string): NetkitError {
+  const detail = e.message ? `: ${e.message}` : '';
+  switch (e.code) {
+    case WireError.BAD_REQUEST:
+      return new NetkitError('BAD_REQUEST', `${where} rejected the query${detail}`, 'the server may run a different netkit version');
+    case WireError.UNSUPPORTED_VERSION:
+      return new NetkitError('PROTOCOL', `${where} does not speak disk protocol v1${detail}`, 'upgrade netkit on one side');
+    case WireError.TOO_LARGE:
+      return new NetkitError('TOO_LARGE', `${where}: the answer does not fit even a ${MAX_DATAGRAM}-byte request${detail}`, 'query without --all');
+    case WireError.RATE_LIMITED:
+      return new NetkitError('BUSY', `${where} rate-limited this address${detail}`, 'wait a moment, or ask its operator to raise --rate-limit');
+    case WireError.INTERNAL:
+      return new NetkitError('FAILED', `${where} could not read its disk figures${detail}`);
+    default:
+      return new NetkitError('PROTOCOL', `${where} answered error ${WIRE_ERROR_NAMES[e.code] ?? e.code}${detail}`);
+  }
+}
+
+function randomId(): number {
+  return globalThis.crypto.getRandomValues(new Uint32Array(1))[0]!;
+}
+
+function where(t: QueryTarget): string {
+  return t.host.includes(':') ? `[${t.host}]:${t.port}` : `${t.host}:${t.port}`;
+}
+
+async function queryV1(target: QueryTarget, opts: DiskQueryOptions, started: number): Promise<HostResult> {
+  const id = randomId();
+  const scope = opts.all ? Scope.ALL : Scope.PATH;
+  let grown = false;
+  let malformed: NetkitError | undefined;
+  const onReply = (msg: Buffer): Verdict<Answer> => {
+    // Not ours, or not for this request: keep waiting for the real answer.
+    if (msg.length < HEADER_SIZE || msg[0] !== MAGIC0 || msg[1] !== MAGIC1 || readId(msg) !== id) return undefined;
+    let reply;
+    try {
+      reply = decodeReply(msg);
+    } catch (err) {
+      malformed = err as NetkitError;
+      return undefined;
+    }
+    if (reply.type === MsgType.ANSWER) return { accept: reply.answer };
+    const e = reply.error;
+    if (e.code === WireError.TOO_LARGE && !grown && e.need !== undefined && e.need > DEFAULT_REQUEST_SIZE && e.need <= MAX_DATAGRAM) {
+      // Anti-amplification: the server only answers as much as we send, so send a bigger request, once.
+      grown = true;
+      return { resend: encodeQuery(id, scope, e.need) };
+    }
+    throw wireErrorToNetkit(e, where(target));
+  };
+  try {
+    const r = await udpExchange({
+      host: target.host,
+      port: target.port,
+      payload: encodeQuery(id, scope, DEFAULT_REQUEST_SIZE),
+      timeoutMs: opts.timeoutMs ?? 1000,
+      retries: opts.retries ?? 2,
+      onReply,
+      service: SERVICE,
+    });
+    return { ok: true, protocol: 'v1', target, address: r.address, attempts: r.attempts, elapsedMs: r.elapsedMs, answer: r.value };
+  } catch (err) {
+    if (malformed && err instanceof NetkitError && err.code === 'TIMEOUT') {
+      throw new NetkitError('PROTOCOL', `${where(target)} sent only malformed replies (${malformed.message})`, 'is that a netkit disk server? try --classic for a seed server', { cause: err });
+    }
+    throw err;
+  }
+}
+
+async function queryClassic(target: QueryTarget, opts: DiskQueryOptions): Promise<HostResult> {
+  const r = await udpExchange({
+    host: target.host,
+    port: target.port,
+    payload: CLASSIC_REQUEST,
+    timeoutMs: opts.timeoutMs ?? 1000,
+    retries: opts.retries ?? 2,
+    // The classic protocol has no id: the first datagram from the server's address is the answer.
+    onReply: (msg) => ({ accept: msg.toString('utf8') }),
+    service: 'the classic disk server',
+  });
+  const parsed = parseClassicAnswer(r.value);
+  return { ok: true, protocol: 'classic', target, address: r.address, attempts: r.attempts, elapsedMs: r.elapsedMs, text: r.value, ...(parsed ? { parsed } : {}) };
+}
+
+/** Query one host; failures come back as results, not exceptions. */
+export async function queryDisk(target: QueryTarget, opts: DiskQueryOptions = {}): Promise<HostResult> {
+  const started = Date.now();
+  try {
+    return opts.classic ? await queryClassic(target, opts) : await queryV1(target, opts, started);
+  } catch (err) {
+    const error = err instanceof NetkitError ? err : new NetkitError('INTERNAL', err instanceof Error ? err.message : String(err), undefined, { cause: err });
+    return { ok: false, target, error, elapsedMs: Date.now() - started };
+  }
+}
+
+/** Query every target concurrently (bounded), results in the order given. */
+export async function queryDisks(targets: readonly QueryTarget[], opts: DiskQueryOptions = {}): Promise<HostResult[]> {
+  const results: HostResult[] = new Array(targets.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < targets.length) {
+      const i = next++;
+      results[i] = await queryDisk(targets[i]!, opts);
+    }
+  };
+  const n = Math.max(1, Math.min(opts.concurrency ?? 64, targets.length));
+  await Promise.all(Array.from({ length: n }, worker));
+  return results;
+}

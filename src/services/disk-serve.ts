@@ -1,0 +1,256 @@
+// The disk server: answers v1 queries (and, opt-in, classic ones) from cached figures at most ~1 s old.
+import type { Socket, RemoteInfo } from 'node:dgram';
+import { NetkitError } from '../errors.js';
+import { bindUdp, type UdpAddress } from '../transport/udp.js';
+import {
+  Classify,
+  DEFAULT_PORT,
+  HEADER_SIZE,
+  MsgType,
+  Scope,
+  WireError,
+  classify,
+  decodeQueryScope,
+  encodeAnswerBody,
+  encodeError,
+  readId,
+  writeReplyHeader,
+} from '../protocol/disk-v1.js';
+import { CLASSIC_ERROR, encodeClassicAnswer, isClassicRequest } from '../protocol/disk-classic.js';
+import { createSystemFacts, type DiskFactsSource, type FactsScope } from './disk-facts.js';
+import { RateLimiter, RateVerdict } from './disk-rate-limit.js';
+
+/** Default per-source limit (requests/s) for non-loopback senders; see docs/cli.md. */
+export const DEFAULT_RATE_LIMIT = 1000;
+
+/** What kind of datagram arrived. */
+export type QueryKind = 'path' | 'all' | 'classic' | 'v1' | 'foreign';
+/** What the server did with it. */
+export type QueryOutcome =
+  | 'answered'
+  | 'too-large' // answered ERROR TOO_LARGE
+  | 'bad-request' // answered ERROR BAD_REQUEST
+  | 'wrong-version' // answered ERROR UNSUPPORTED_VERSION
+  | 'rate-limited' // answered ERROR RATE_LIMITED, or dropped when over the limit
+  | 'error' // answered ERROR INTERNAL (figures could not be read)
+  | 'classic-error' // answered the classic error text
+  | 'silent'; // nothing sent: not for us, or any reply would be larger than the request
+
+export interface QueryEvent {
+  address: string;
+  port: number;
+  kind: QueryKind;
+  outcome: QueryOutcome;
+  /** Request and reply sizes in bytes (reply 0 when silent). */
+  requestBytes: number;
+  replyBytes: number;
+}
+
+export interface DiskServeOptions {
+  host?: string;
+  port?: number;
+  /** The filesystem to report: the one holding this path (default "."). */
+  path?: string;
+  classic?: boolean;
+  /** Requests per second per source; 0 turns the limit off. */
+  rateLimit?: number;
+  /** Leave loopback senders unlimited (default true). */
+  exemptLoopback?: boolean;
+  /** Oldest figures ever sent (ms); they are re-read in the background from half that age. */
+  maxAgeMs?: number;
+  /** Injected figures (tests); by default the real machine's. */
+  facts?: DiskFactsSource;
+  /** Called for every datagram; leave unset when nothing is logged (it costs an object per query). */
+  onQuery?: (event: QueryEvent) => void;
+  /** Problems that do not stop the server (a send that failed, figures that could not be read). */
+  onWarning?: (err: NetkitError) => void;
+}
+
+export interface ServeStats {
+  received: number;
+  answered: number;
+  errors: number;
+  silent: number;
+}
+
+export interface DiskServer {
+  address: UdpAddress;
+  stats: Readonly<ServeStats>;
+  close(): Promise<void>;
+}
+
+interface Cached {
+  body?: Buffer;
+  classic?: Buffer;
+  readAt: number;
+  refreshing?: Promise<void>;
+  failure?: NetkitError;
+  waiting: Array<{ msg: Buffer; address: string; port: number; kind: QueryKind }>;
+}
+
+/** Requests parked while stale figures are re-read; more than this are dropped (a stuck disk must not eat memory). */
+const MAX_WAITING = 4096;
+
+/**
+ * Bind and serve until close(). The request path is small on purpose: classify the header, look up
+ * the cached encoded answer, write an 8-byte header echoing the id, send header + body.
+ */
+export async function startDiskServer(opts: DiskServeOptions = {}): Promise<DiskServer> {
+  const maxAge = opts.maxAgeMs ?? 1000;
+  const refreshAge = maxAge / 2;
+  const ownFacts = opts.facts === undefined;
+  const facts = opts.facts ?? (await createSystemFacts({ path: opts.path ?? '.' }));
+  const limiter = new RateLimiter({ perSecond: opts.rateLimit ?? DEFAULT_RATE_LIMIT, exemptLoopback: opts.exemptLoopback ?? true });
+  const classic = opts.classic === true;
+  const onQuery = opts.onQuery;
+  const stats: ServeStats = { received: 0, answered: 0, errors: 0, silent: 0 };
+  const cache: Record<FactsScope, Cached> = { path: { readAt: -Infinity, waiting: [] }, all: { readAt: -Infinity, waiting: [] } };
+
+  const warn = (err: unknown): void => {
+    const e = err instanceof NetkitError ? err : new NetkitError('INTERNAL', String(err instanceof Error ? err.message : err), undefined, { cause: err });
+    opts.onWarning?.(e);
+  };
+
+  let socket: Socket;
+  let closed = false;
+
+  const event = (address: string, port: number, kind: QueryKind, outcome: QueryOutcome, requestBytes: number, replyBytes: number): void => {
+    if (outcome === 'answered') stats.answered += 1;
+    else if (outcome === 'silent') stats.silent += 1;
+    else stats.errors += 1;
+    onQuery?.({ address, port, kind, outcome, requestBytes, replyBytes });
+  };
+
+  /** Send a typed error no larger than the request, or nothing. */
+  const sendError = (msg: Buffer, address: string, port: number, kind: QueryKind, outcome: QueryOutcome, code: WireError, message: string, need?: number): void => {
+    const reply = encodeError(readId(msg), { code, message, need }, msg.length);
+    if (reply) {
+      socket.send(reply, port, address);
+      event(address, port, kind, outcome, msg.length, reply.length);
+    } else {
+      event(address, port, kind, 'silent', msg.length, 0);
+    }
+  };
+
+  const refresh = (scope: FactsScope): Promise<void> => {
+    const c = cache[scope];
+    if (c.refreshing) return c.refreshing;
+    c.refreshing = facts
+      .read(scope)
+      .then(
+        (snap) => {
+          c.body = encodeAnswerBody(snap);
+          const served = snap.filesystems.find((f) => f.served) ?? snap.filesystems[0];
+          if (scope === 'path' && served) c.classic = encodeClassicAnswer(snap.host, served.total, served.available);
+          c.readAt = snap.time;
+          c.failure = undefined;
+        },
+        (err: unknown) => {
+          c.failure = err instanceof NetkitError ? err : new NetkitError('INTERNAL', 'cannot read the disk figures', undefined, { cause: err });
+          warn(c.failure);
+        },
+      )
+      .finally(() => {
+        c.refreshing = undefined;
+        const waiting = c.waiting;
+        c.waiting = [];
+        for (const w of waiting) reply(w.msg, w.address, w.port, w.kind, scope, false);
+      });
+    return c.refreshing;
+  };
+
+  /** Answer from the cache; when the figures are too old, park the request until they are re-read. */
+  const reply = (msg: Buffer, address: string, port: number, kind: QueryKind, scope: FactsScope, mayWait: boolean): void => {
+    if (closed) return;
+    const c = cache[scope];
+    const age = Date.now() - c.readAt;
+    if (age > maxAge || c.body === undefined) {
+      if (mayWait) {
+        if (c.waiting.length < MAX_WAITING) c.waiting.push({ msg, address, port, kind });
+        else event(address, port, kind, 'silent', msg.length, 0);
+        void refresh(scope);
+        return;
+      }
+      if (kind === 'classic') event(address, port, kind, 'silent', msg.length, 0);
+      else sendError(msg, address, port, kind, 'error', WireError.INTERNAL, c.failure ? 'cannot read the disk figures' : 'figures not ready');
+      return;
+    }
+    if (age > refreshAge) void refresh(scope);
+    if (kind === 'classic') {
+      // The documented exception to the size rule: a classic answer is bigger than its 1-byte "y".
+      socket.send(c.classic!, port, address);
+      event(address, port, kind, 'answered', msg.length, c.classic!.length);
+      return;
+    }
+    const body = c.body;
+    const size = HEADER_SIZE + body.length;
+    if (size > msg.length) {
+      sendError(msg, address, port, kind, 'too-large', WireError.TOO_LARGE, `answer needs a ${size}-byte request`, size);
+      return;
+    }
+    const header = Buffer.allocUnsafe(HEADER_SIZE);
+    writeReplyHeader(header, MsgType.ANSWER, msg);
+    socket.send([header, body], port, address);
+    event(address, port, kind, 'answered', msg.length, size);
+  };
+
+  const onMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
+    stats.received += 1;
+    const { address, port } = rinfo;
+    const c = classify(msg);
+    if (c === Classify.FOREIGN) {
+      if (!classic) return event(address, port, 'foreign', 'silent', msg.length, 0);
+      const verdict = limiter.take(address);
+      if (verdict !== RateVerdict.OK) return event(address, port, 'classic', 'rate-limited', msg.length, 0);
+      if (isClassicRequest(msg)) return reply(msg, address, port, 'classic', 'path', true);
+      if (CLASSIC_ERROR.length > msg.length) return event(address, port, 'classic', 'silent', msg.length, 0);
+      socket.send(CLASSIC_ERROR, port, address);
+      return event(address, port, 'classic', 'classic-error', msg.length, CLASSIC_ERROR.length);
+    }
+    // Runts carry no id to echo, and replies to ANSWER/ERROR could make two servers ping-pong.
+    if (c === Classify.RUNT || c === Classify.NOT_QUERY) return event(address, port, 'v1', 'silent', msg.length, 0);
+    const verdict = limiter.take(address);
+    if (verdict === RateVerdict.DROP) return event(address, port, 'v1', 'silent', msg.length, 0);
+    if (verdict === RateVerdict.NOTIFY) return sendError(msg, address, port, 'v1', 'rate-limited', WireError.RATE_LIMITED, 'too many requests from your address');
+    if (c === Classify.WRONG_VERSION) {
+      return sendError(msg, address, port, 'v1', 'wrong-version', WireError.UNSUPPORTED_VERSION, 'this server speaks disk protocol version 1');
+    }
+    let scope: Scope;
+    try {
+      scope = decodeQueryScope(msg);
+    } catch (err) {
+      return sendError(msg, address, port, 'v1', 'bad-request', WireError.BAD_REQUEST, err instanceof Error ? err.message : 'bad request');
+    }
+    if (scope === Scope.ALL) reply(msg, address, port, 'all', 'all', true);
+    else reply(msg, address, port, 'path', 'path', true);
+  };
+
+  try {
+    // Read the figures once before listening, so a bad --path fails at start, not per query.
+    await refresh('path');
+    if (cache.path.failure) throw cache.path.failure;
+    const bound = await bindUdp({ host: opts.host, port: opts.port ?? DEFAULT_PORT, recvBufferSize: 4 << 20 });
+    socket = bound.socket;
+    socket.on('message', onMessage);
+    // Send failures (ENOBUFS, EPERM from a firewall, an unreachable source) must not stop the server.
+    socket.on('error', (err) => warn(new NetkitError('FAILED', `udp: ${err.message}`, undefined, { cause: err })));
+    let closing: Promise<void> | undefined;
+    return {
+      address: bound.address,
+      stats,
+      close() {
+        closing ??= new Promise<void>((resolve) => {
+          closed = true;
+          if (ownFacts) facts.close();
+          cache.path.waiting = [];
+          cache.all.waiting = [];
+          socket.close(() => resolve());
+        });
+        return closing;
+      },
+    };
+  } catch (err) {
+    if (ownFacts) facts.close();
+    throw err;
+  }
+}
