@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
 import { NetkitError, errnoOf } from '../errors.js';
+import { formatHostPort, socketError, tcpTransport, type StreamTransport } from './tcp.js';
 import { fingerprintOf, hostKey, verifyPeerFingerprint, type TrustDecision, type TrustPolicy } from './trust.js';
 
 /**
@@ -171,76 +172,6 @@ export async function acceptTls(socket: net.Socket, opts: AcceptTlsOptions): Pro
   }
 }
 
-export interface TlsServer {
-  server: net.Server;
-  address: net.AddressInfo;
-  close(): Promise<void>;
-}
-
-export interface ListenTlsOptions extends Omit<AcceptTlsOptions, 'context'> {
-  identity: TlsIdentity;
-  host?: string;
-  port: number;
-  onSecureConnection: (socket: tls.TLSSocket) => void;
-  /** Failed handshakes, plain clients and timeouts; the server keeps serving everyone else. */
-  onClientError?: (err: NetkitError, remote: string) => void;
-}
-
-/**
- * A listening TLS server built from a plain net.Server + acceptTls, so that non-TLS clients can be told
- * apart from broken handshakes. Resolves once bound. The file service may instead keep its own net.Server
- * (for connection limits) and call acceptTls per socket; this is the same thing packaged.
- */
-export async function listenTls(opts: ListenTlsOptions): Promise<TlsServer> {
-  const context = createServerContext(opts.identity);
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer({ pauseOnConnect: false }, (socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-    const remote = `${socket.remoteAddress}:${socket.remotePort}`;
-    acceptTls(socket, { context, timeoutMs: opts.timeoutMs, onPlainClient: opts.onPlainClient }).then(
-      (secure) => opts.onSecureConnection(secure),
-      (err: unknown) => {
-        const e = err instanceof NetkitError ? err : new NetkitError('PROTOCOL', String(err), undefined, { cause: err });
-        opts.onClientError?.(e, remote);
-      },
-    );
-  });
-  server.listen(opts.port, opts.host);
-  try {
-    await Promise.race([once(server, 'listening'), once(server, 'error').then(([e]) => Promise.reject(e))]);
-  } catch (err) {
-    server.close();
-    throw listenError(err, opts.host, opts.port);
-  }
-  const address = server.address() as net.AddressInfo;
-  return {
-    server,
-    address,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.destroy();
-      }),
-  };
-}
-
-function listenError(err: unknown, host: string | undefined, port: number): NetkitError {
-  const where = `${host ?? '*'}:${port}`;
-  switch (errnoOf(err)) {
-    case 'EADDRINUSE':
-      return new NetkitError('ADDRESS_IN_USE', `cannot listen on ${where}: port in use`, 'choose another --port, or 0', { cause: err });
-    case 'EACCES':
-    case 'EPERM':
-      return new NetkitError('PERMISSION', `cannot listen on ${where}: permission denied`, 'use a port above 1023', { cause: err });
-    case 'EADDRNOTAVAIL':
-    case 'ENOTFOUND':
-      return new NetkitError('HOST_NOT_FOUND', `cannot listen on ${where}: no such local address`, 'check --host', { cause: err });
-    default:
-      return new NetkitError('FAILED', `cannot listen on ${where}: ${errnoOf(err) ?? String(err)}`, undefined, { cause: err });
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Client side
 
@@ -267,21 +198,16 @@ function tlsErrorText(err: unknown): string {
 }
 
 /** Node/OpenSSL errors before 'secureConnect' -> what the person at the keyboard should hear. */
-function handshakeError(err: unknown, where: string): NetkitError {
+function handshakeError(err: unknown, host: string, port: number, tcpConnected: boolean): NetkitError {
   if (err instanceof NetkitError) return err;
+  const where = formatHostPort(host, port);
   const code = errnoOf(err) ?? '';
   const notTls = 'is the server running with --tls? drop --tls if it is a plain netkit server';
+  // Before the TCP connection exists, errors are the plain adapter's (refused, unknown host, ...).
+  if (!tcpConnected || ['ENOTFOUND', 'EAI_AGAIN', 'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT'].includes(code)) {
+    return socketError(err, { host, port, phase: 'connect' });
+  }
   switch (code) {
-    case 'ECONNREFUSED':
-      return new NetkitError('CONNECT_REFUSED', `cannot connect to ${where}: connection refused`, 'is `netkit file serve --tls` running there?', { cause: err });
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return new NetkitError('HOST_NOT_FOUND', `cannot resolve ${where}`, 'check --host', { cause: err });
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-      return new NetkitError('UNREACHABLE', `cannot reach ${where}`, undefined, { cause: err });
-    case 'ETIMEDOUT':
-      return new NetkitError('TIMEOUT', `connecting to ${where} timed out`, undefined, { cause: err });
     case 'ECONNRESET':
     case 'EPIPE':
       // A plain netkit server recognises our ClientHello and closes (refuseTlsClient); so do other non-TLS servers.
@@ -319,6 +245,9 @@ export function connectTls(opts: ConnectTlsOptions): Promise<TlsConnection> {
   const base: tls.ConnectionOptions = {
     host: bare,
     port: opts.port,
+    // Like the plain adapter: a client may end its side after the request and still read the answer.
+    // tls.connect passes allowHalfOpen to the TLSSocket; @types/node leaves it out of ConnectionOptions.
+    ...({ allowHalfOpen: true } as object),
     minVersion: TLS_MIN_VERSION,
     ciphers: TLS_CIPHERSUITES,
     // SNI must be a DNS name (RFC 6066 3); an empty string turns it off for IP literals.
@@ -356,7 +285,9 @@ export function connectTls(opts: ConnectTlsOptions): Promise<TlsConnection> {
         ),
       timeoutMs,
     );
-    const onError = (err: Error): void => fail(handshakeError(err, where));
+    let tcpConnected = false;
+    socket.once('connect', () => (tcpConnected = true));
+    const onError = (err: Error): void => fail(handshakeError(err, bare, opts.port, tcpConnected));
     const onClose = (): void =>
       fail(new NetkitError('PROTOCOL', `${where} closed the connection during the TLS handshake: it does not seem to speak TLS`, 'is the server running with --tls? drop --tls if it is a plain netkit server'));
     socket.on('error', onError);
@@ -387,4 +318,58 @@ export function connectTls(opts: ConnectTlsOptions): Promise<TlsConnection> {
       resolve({ socket, trust: decision, protocol: socket.getProtocol() ?? 'unknown', cipher: cipher.standardName ?? cipher.name });
     });
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The adapter: the same StreamTransport the file services get for plain TCP.
+
+export interface TlsTransportOptions {
+  /** Server side: the certificate and key (loadServerIdentity / loadOrCreateServerIdentity). Needed by listen(). */
+  identity?: TlsIdentity;
+  /** Client side: how the server's certificate is trusted. Needed by connect(). */
+  trust?: TrustPolicy;
+  /** Server side: bound on first byte + handshake per connection. Default DEFAULT_HANDSHAKE_TIMEOUT_MS. */
+  handshakeTimeoutMs?: number;
+  /** Server side: see AcceptTlsOptions.onPlainClient. */
+  onPlainClient?: (socket: net.Socket, firstBytes: Buffer) => void;
+  /** Server side: a connection that never became a TLS session (plain client, bad handshake, timeout). */
+  onClientError?: (err: NetkitError, remote: string) => void;
+  /** Client side: the completed handshake (protocol, cipher, how the certificate was trusted). */
+  onSecure?: (info: Omit<TlsConnection, 'socket'>) => void;
+}
+
+/**
+ * The TLS adapter. listen() binds exactly like the plain adapter (same host defaults, same errors) and
+ * hands onConnection a TLSSocket only after a completed handshake; connect() resolves only after the
+ * handshake and the trust decision, so a refused certificate never sees a byte of the request.
+ */
+export function tlsTransport(opts: TlsTransportOptions): StreamTransport {
+  let context: tls.SecureContext | undefined;
+  return {
+    name: 'tls',
+    async listen(listenOpts, onConnection) {
+      if (!opts.identity) throw new NetkitError('INTERNAL', 'tlsTransport.listen needs an identity');
+      context ??= createServerContext(opts.identity);
+      const ctx = context;
+      return tcpTransport.listen(listenOpts, (socket) => {
+        const remote = formatHostPort(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
+        // The raw socket's own errors surface on the TLSSocket (or in acceptTls); never crash on them.
+        socket.on('error', () => undefined);
+        acceptTls(socket, { context: ctx, timeoutMs: opts.handshakeTimeoutMs, onPlainClient: opts.onPlainClient }).then(
+          (secure) => onConnection(secure),
+          (err: unknown) => {
+            socket.destroy();
+            opts.onClientError?.(err instanceof NetkitError ? err : new NetkitError('PROTOCOL', String(err), undefined, { cause: err }), remote);
+          },
+        );
+      });
+    },
+    async connect(connectOpts) {
+      if (!opts.trust) throw new NetkitError('INTERNAL', 'tlsTransport.connect needs a trust policy');
+      const conn = await connectTls({ host: connectOpts.host, port: connectOpts.port, trust: opts.trust, timeoutMs: connectOpts.timeoutMs });
+      conn.socket.setNoDelay(true);
+      opts.onSecure?.({ trust: conn.trust, protocol: conn.protocol, cipher: conn.cipher });
+      return conn.socket;
+    },
+  };
 }
