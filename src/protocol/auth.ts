@@ -212,7 +212,8 @@ function checkHandshake(n: HandshakeNonces): void {
 /**
  * The client's proof, carried in REQUEST:
  * HMAC(k_file, "netkit file v1 client" || 0x00 || server_nonce || client_nonce || request[0, macOffset)).
- * `request` is the REQUEST frame's payload; `macOffset` is where the MAC value starts in it.
+ * `request` is the REQUEST frame's payload (the bytes after the 3-byte frame header); `macOffset` is where
+ * the AUTH_MAC (0x10) value starts in it, which must be the payload's last 32 bytes.
  */
 export function fileClientMac(key: KeyObject, nonces: HandshakeNonces, request: Uint8Array, macOffset: number): Buffer {
   checkHandshake(nonces);
@@ -247,23 +248,27 @@ export function fileTrailerMac(key: KeyObject, nonces: HandshakeNonces, trailer:
   return labelledMac(key, DOMAIN.fileTrailer, [nonces.client, nonces.server, trailer.subarray(0, macOffset)]);
 }
 
-type FileMacKind = 'client' | 'server' | 'trailer';
+/** Which file-protocol MAC: client proof (REQUEST), server proof (RESPONSE), or TRAILER. */
+export type FileMacKind = 'client' | 'server' | 'trailer';
 const FILE_MAC = { client: fileClientMac, server: fileServerMac, trailer: fileTrailerMac } as const;
 
-/** Write a file-protocol MAC into `frame[macOffset, macOffset + 32)` in place and return the frame. */
-export function sealFileFrame(kind: FileMacKind, key: KeyObject, nonces: HandshakeNonces, frame: Buffer, macOffset: number): Buffer {
-  if (!checkMacOffset(frame, macOffset)) throw new NetkitError('INTERNAL', 'no room for the MAC in the frame');
-  FILE_MAC[kind](key, nonces, frame, macOffset).copy(frame, macOffset);
-  return frame;
+/**
+ * Write a file-protocol MAC into `payload[macOffset, macOffset + 32)` in place and return it. `payload` is
+ * a frame's payload (REQUEST for 'client', RESPONSE for 'server', TRAILER for 'trailer'), without its header.
+ */
+export function sealFileFrame(kind: FileMacKind, key: KeyObject, nonces: HandshakeNonces, payload: Buffer, macOffset: number): Buffer {
+  if (!checkMacOffset(payload, macOffset)) throw new NetkitError('INTERNAL', 'no room for the MAC in the frame');
+  FILE_MAC[kind](key, nonces, payload, macOffset).copy(payload, macOffset);
+  return payload;
 }
 
 /**
- * Verify a file-protocol MAC. In a TCP frame the MAC value must end the payload exactly (no padding:
- * frames have a length), so anything after it is `malformed`.
+ * Verify a file-protocol MAC over a frame payload. The MAC value must end the payload exactly (no
+ * padding: frames have a length), so anything after it is `malformed`.
  */
-export function verifyFileFrame(kind: FileMacKind, key: KeyObject, nonces: HandshakeNonces, frame: Uint8Array, macOffset: number): MacVerdict {
+export function verifyFileFrame(kind: FileMacKind, key: KeyObject, nonces: HandshakeNonces, payload: Uint8Array, macOffset: number): MacVerdict {
   if (nonces.client.length !== FILE_NONCE_LENGTH || nonces.server.length !== FILE_NONCE_LENGTH) return 'malformed';
-  if (!Number.isSafeInteger(macOffset) || macOffset < 0 || macOffset + MAC_LENGTH !== frame.length) return 'malformed';
-  const expected = FILE_MAC[kind](key, nonces, frame, macOffset);
-  return constantTimeEqual(expected, frame.subarray(macOffset, macOffset + MAC_LENGTH)) ? 'ok' : 'bad-mac';
+  if (!Number.isSafeInteger(macOffset) || macOffset < 0 || macOffset + MAC_LENGTH !== payload.length) return 'malformed';
+  const expected = FILE_MAC[kind](key, nonces, payload, macOffset);
+  return constantTimeEqual(expected, payload.subarray(macOffset, macOffset + MAC_LENGTH)) ? 'ok' : 'bad-mac';
 }

@@ -24,6 +24,10 @@ interface Entry {
  * cache raises a floor to that timestamp; from then on, requests stamped at or before the floor are
  * refused as stale. So a flood (which needs the key: only MAC-verified requests are remembered) can
  * shorten the window but never lets a replay through.
+ *
+ * The guarantee is for a request as sent: the MAC binds nonce and timestamp together, so a replay
+ * repeats both, and the same (nonce, timestamp) is never admitted twice. A remembered nonce is also
+ * refused with any other timestamp.
  */
 export class ReplayCache {
   readonly windowMs: number;

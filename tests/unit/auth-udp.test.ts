@@ -15,7 +15,7 @@ afterEach(async () => {
   await Promise.all(sockets.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))));
 });
 
-// Layout from docs/security.md: header(8) NONCE(0x10) TIMESTAMP(0x11) MAC(0x1F) zero padding.
+// Layout from docs/security.md: header(8) AUTH_NONCE(0x11) AUTH_TIME(0x12) AUTH_MAC(0x10) zero padding.
 const NONCE_AT = 8 + 3;
 const TS_AT = NONCE_AT + 16 + 3;
 const MAC_AT = TS_AT + 8 + 3;
@@ -24,11 +24,11 @@ function request(key: KeyObject, id: number, nonce = randomBytes(16), ts = Date.
   const b = Buffer.alloc(200);
   b.set([0x4e, 0x4b, 1, 1]);
   b.writeUInt32BE(id, 4);
-  b.set([0x10, 0, 16], 8);
+  b.set([0x11, 0, 16], 8);
   nonce.copy(b, NONCE_AT);
-  b.set([0x11, 0, 8], NONCE_AT + 16);
+  b.set([0x12, 0, 8], NONCE_AT + 16);
   encodeTimestamp(ts).copy(b, TS_AT);
-  b.set([0x1f, 0, 32], TS_AT + 8);
+  b.set([0x10, 0, 32], TS_AT + 8);
   return sealDiskRequest(key, b, MAC_AT);
 }
 
@@ -37,7 +37,7 @@ function answer(key: KeyObject, req: Buffer): Buffer {
   const a = Buffer.alloc(8 + 3 + MAC_LENGTH);
   a.set([0x4e, 0x4b, 1, 2]);
   req.copy(a, 4, 4, 8);
-  a.set([0x1f, 0, 32], 8);
+  a.set([0x10, 0, 32], 8);
   return sealDiskAnswer(key, req.subarray(NONCE_AT, NONCE_AT + 16), a, 11);
 }
 

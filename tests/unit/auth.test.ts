@@ -53,13 +53,13 @@ function specMac(key: Buffer, label: string, ...parts: Buffer[]): Buffer {
 const TOKEN = 'q3Xl0cJ1V8Q4pA9sR2tY7uW6eZ5mN0bK1hG3fD8jL2c';
 
 /**
- * A disk request laid out as docs/security.md describes: 8-byte header, other TLVs, NONCE (0x10),
- * TIMESTAMP (0x11), MAC (0x1F) last, then zero padding. TLVs are tag u8, length u16.
+ * A disk request laid out as docs/security.md describes: 8-byte header, other TLVs, AUTH_NONCE (0x11),
+ * AUTH_TIME (0x12), AUTH_MAC (0x10) last, then zero padding. TLVs are tag u8, length u16.
  */
 function diskRequest(body: Buffer, nonce: Buffer, ts: number, padding: number): { buf: Buffer; macOffset: number } {
   const tlv = (tag: number, v: Buffer): Buffer => Buffer.concat([Buffer.from([tag, v.length >> 8, v.length & 0xff]), v]);
   const head = Buffer.from([0x4e, 0x4b, 1, 1, 0, 0, 0, 7]);
-  const pre = Buffer.concat([head, body, tlv(0x10, nonce), tlv(0x11, encodeTimestamp(ts)), Buffer.from([0x1f, 0, 32])]);
+  const pre = Buffer.concat([head, body, tlv(0x11, nonce), tlv(0x12, encodeTimestamp(ts)), Buffer.from([0x10, 0, 32])]);
   return { buf: Buffer.concat([pre, Buffer.alloc(MAC_LENGTH + padding)]), macOffset: pre.length };
 }
 
