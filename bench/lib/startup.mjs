@@ -8,8 +8,8 @@ import { startNetkitDisk } from './disk.mjs';
 const q = (s) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 export async function runStartup({ quick }) {
-  const rounds = quick ? 1 : 3;
-  const runsPerRound = quick ? 10 : 20;
+  const rounds = quick ? 1 : 5;
+  const runsPerRound = quick ? 10 : 12;
   const tmp = mkdtempSync(join(tmpdir(), 'netkit-bench-startup-'));
   const notes = [];
   let srv = null;
