@@ -1,9 +1,12 @@
 // `netkit file …`: the group of file-transfer commands.
 import type { CommandModule } from 'yargs';
+import { serveCommand } from './serve.js';
+import { fetchCommand } from './fetch.js';
 
 export const fileCommand: CommandModule = {
-  command: 'file <command>',
+  // No `<command>` positional: yargs would report a missing one as "Not enough non-option arguments".
+  command: 'file',
   describe: 'Serve and fetch files, verified and resumable (TCP, port 8881)',
-  builder: (y) => y.demandCommand(1, 'choose a file command: serve or fetch'),
+  builder: (y) => y.command(serveCommand).command(fetchCommand).demandCommand(1, 'choose a file command: serve or fetch'),
   handler: () => undefined,
 };

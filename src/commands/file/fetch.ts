@@ -1,0 +1,47 @@
+// `netkit file fetch NAME`: download one file from a netkit (or, with --classic, a seed) file server.
+import type { CommandModule } from 'yargs';
+import { parseDuration, parsePort } from '../../cli/args.js';
+
+interface FetchArgs {
+  name: string;
+  host: string;
+  port: number;
+  out: string;
+  force: boolean;
+  json: boolean;
+  quiet: boolean;
+  timeout: number;
+  classic: boolean;
+}
+
+export const fetchCommand: CommandModule<object, FetchArgs> = {
+  command: 'fetch <name>',
+  describe: 'Download a file, verified and resumable',
+  builder: (y) =>
+    y
+      .positional('name', { type: 'string', demandOption: true, describe: "the file's path relative to the served directory" })
+      .option('host', { alias: 'H', type: 'string', default: 'localhost', describe: 'server to fetch from' })
+      .option('port', { alias: 'p', type: 'string', default: 8881, describe: 'server TCP port', coerce: (v: unknown) => parsePort(v) })
+      .option('out', { alias: 'o', type: 'string', default: '.', describe: 'directory to write into (the file keeps the last segment of NAME)' })
+      .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'overwrite an existing file' })
+      .option('json', { type: 'boolean', default: false, describe: 'print one JSON result object on stdout' })
+      .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress bar and no summary line' })
+      .option('timeout', { alias: 't', type: 'string', default: '10s', describe: 'give up connecting, or waiting for data, after this long', coerce: (v: unknown) => parseDuration(v, '--timeout', 3_600_000) })
+      .option('classic', { type: 'boolean', default: false, describe: 'fetch from a seed (classic protocol) server: no verification, no resume' })
+      .example('$0 file fetch movies/big.iso --host nas', 'download into the current directory; run it again to resume')
+      .example('$0 file fetch notes.txt -o /tmp --json', 'machine-readable result'),
+  handler: async (argv) => {
+    const { runFileFetch } = await import('./fetch-run.js');
+    await runFileFetch({
+      name: argv.name,
+      host: argv.host,
+      port: argv.port,
+      outDir: argv.out,
+      force: argv.force,
+      json: argv.json,
+      quiet: argv.quiet,
+      timeoutMs: argv.timeout,
+      classic: argv.classic,
+    });
+  },
+};

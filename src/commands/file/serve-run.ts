@@ -1,0 +1,78 @@
+// Running `netkit file serve`: start the service, print where it listens, log each transfer, drain on a signal.
+import { startFileServer, type TransferLog } from '../../services/file-serve.js';
+import { formatHostPort, tcpTransport } from '../../transport/tcp.js';
+import { waitForShutdown } from '../../cli/signals.js';
+import { formatBytes, formatDuration, sanitize } from '../../cli/output.js';
+
+export interface ServeRunOptions {
+  dir: string;
+  port: number;
+  host?: string;
+  maxConnections: number;
+  headerTimeoutMs: number;
+  idleTimeoutMs: number;
+  graceMs: number;
+  quiet: boolean;
+}
+
+/** Most transfer lines per second on stderr; past that one summary line per second, so a flood cannot become a log flood. */
+const LOG_LINES_PER_SECOND = 50;
+
+export function formatTransfer(e: TransferLog, now = new Date()): string {
+  const peer = e.peer.startsWith('[::ffff:') ? e.peer.replace(/^\[::ffff:([^\]]+)\]/, '$1') : e.peer;
+  const name = e.name === undefined ? '-' : `"${sanitize(e.name, 200)}"`;
+  const range = e.offset ? ` from ${formatBytes(e.offset)}` : '';
+  const of = e.size !== undefined && e.outcome === 'ok' ? '' : e.size !== undefined ? ` of ${formatBytes(e.size)}` : '';
+  const detail = e.detail && e.outcome !== 'ok' ? `: ${sanitize(e.detail, 200)}` : '';
+  return `${now.toISOString()} ${peer} ${e.protocol} ${name} ${formatBytes(e.bytes)}${of}${range} in ${formatDuration(e.durationMs)} ${e.outcome}${detail}\n`;
+}
+
+function transferLogger(write: (line: string) => void): (e: TransferLog) => void {
+  let windowStart = 0;
+  let lines = 0;
+  let suppressed = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const flush = (): void => {
+    timer = undefined;
+    if (suppressed > 0) write(`${new Date().toISOString()} ${suppressed} more connections not logged (over ${LOG_LINES_PER_SECOND}/s)\n`);
+    suppressed = 0;
+  };
+  return (e) => {
+    const now = Date.now();
+    if (now - windowStart >= 1000) {
+      windowStart = now;
+      lines = 0;
+    }
+    if (lines >= LOG_LINES_PER_SECOND) {
+      suppressed += 1;
+      if (!timer) {
+        timer = setTimeout(flush, 1000 - (now - windowStart));
+        timer.unref();
+      }
+      return;
+    }
+    lines += 1;
+    write(formatTransfer(e, new Date(now)));
+  };
+}
+
+export async function runFileServe(o: ServeRunOptions): Promise<void> {
+  const write = (line: string): void => void process.stderr.write(line);
+  const server = await startFileServer({
+    dir: o.dir,
+    transport: tcpTransport,
+    host: o.host,
+    port: o.port,
+    maxConnections: o.maxConnections,
+    headerTimeoutMs: o.headerTimeoutMs,
+    idleTimeoutMs: o.idleTimeoutMs,
+    onLog: o.quiet ? undefined : transferLogger(write),
+  });
+  // Install the signal handlers before announcing, so a signal sent right after the line is handled.
+  const shutdown = waitForShutdown();
+  process.stdout.write(`listening ${server.transport} ${formatHostPort(server.host, server.port)}\nserving ${server.root}\n`);
+  const signal = await shutdown;
+  if (!o.quiet) write(`netkit: ${signal}: no longer accepting; letting running transfers finish (up to ${formatDuration(o.graceMs)})\n`);
+  const { aborted } = await server.close(o.graceMs);
+  if (!o.quiet && aborted > 0) write(`netkit: cut ${aborted} connection${aborted === 1 ? '' : 's'} at shutdown\n`);
+}

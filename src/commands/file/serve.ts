@@ -1,0 +1,44 @@
+// `netkit file serve [DIR]`: serve the regular files under DIR to v1 and classic clients until SIGINT/SIGTERM.
+import type { CommandModule } from 'yargs';
+import { parseCount, parseDuration, parsePort } from '../../cli/args.js';
+
+interface ServeArgs {
+  dir: string;
+  port: number;
+  host?: string;
+  'max-connections': number;
+  'header-timeout': number;
+  'idle-timeout': number;
+  grace: number;
+  quiet: boolean;
+}
+
+export const serveCommand: CommandModule<object, ServeArgs> = {
+  command: 'serve [dir]',
+  describe: 'Serve the files under DIR (TCP)',
+  builder: (y) =>
+    y
+      .positional('dir', { type: 'string', default: '.', describe: 'directory to serve; nothing outside it is reachable' })
+      .option('port', { alias: 'p', type: 'string', default: 8881, describe: 'TCP port; 0 picks a free one', coerce: (v: unknown) => parsePort(v) })
+      .option('host', { type: 'string', describe: 'address to listen on [default: every interface, IPv6 and IPv4]' })
+      .option('max-connections', { type: 'string', default: 64, describe: 'connections served at once; more get a "busy" answer', coerce: (v: unknown) => parseCount(v, '--max-connections', 1, 100_000) })
+      .option('header-timeout', { type: 'string', default: '10s', describe: 'drop a client that has not sent its whole request by then', coerce: (v: unknown) => parseDuration(v, '--header-timeout', 600_000) })
+      .option('idle-timeout', { type: 'string', default: '30s', describe: 'drop a client that reads nothing for this long', coerce: (v: unknown) => parseDuration(v, '--idle-timeout', 3_600_000) })
+      .option('grace', { type: 'string', default: '10s', describe: 'on SIGINT/SIGTERM, let running transfers finish for this long', coerce: (v: unknown) => parseDuration(v, '--grace', 3_600_000) })
+      .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'do not log each transfer on stderr' })
+      .example('$0 file serve ~/share', 'serve ~/share on port 8881')
+      .example('$0 file serve . --port 0 --host 127.0.0.1', 'this machine only, any free port'),
+  handler: async (argv) => {
+    const { runFileServe } = await import('./serve-run.js');
+    await runFileServe({
+      dir: argv.dir,
+      port: argv.port,
+      host: argv.host,
+      maxConnections: argv['max-connections'],
+      headerTimeoutMs: argv['header-timeout'],
+      idleTimeoutMs: argv['idle-timeout'],
+      graceMs: argv.grace,
+      quiet: argv.quiet,
+    });
+  },
+};

@@ -1,0 +1,96 @@
+// The jail: turn a requested name into an open regular file inside the served directory, or a typed refusal.
+import { constants as fsc, promises as fsp, type BigIntStats } from 'node:fs';
+import path from 'node:path';
+import { NetkitError, errnoOf } from '../errors.js';
+
+export interface JailedFile {
+  handle: fsp.FileHandle;
+  /** fstat of the open descriptor: the size and validator come from here, never from a path. */
+  stat: BigIntStats;
+  /** The name as normalised (segments joined by '/'), for logs. */
+  name: string;
+}
+
+/** Why a name is refused. `code` is the NetkitError code; the message is safe to log and to send. */
+function refuse(code: 'FORBIDDEN' | 'BAD_REQUEST' | 'NOT_FOUND', message: string): NetkitError {
+  return new NetkitError(code, message);
+}
+
+// C0 and C1 controls, DEL, and bidi overrides (they make a logged name lie about itself).
+const FORBIDDEN_CHARS = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/u;
+
+/**
+ * Check a requested name and split it into path segments. Pure: no file-system access.
+ * Rules: relative, '/'-separated; no '..' segment; '.' and empty segments are dropped; no backslash,
+ * no drive letter, no control characters. No percent-decoding or Unicode folding happens: the name is
+ * matched byte for byte, so "%2e%2e" is a literal file name and stays inside the jail.
+ */
+export function normaliseName(name: string): string[] {
+  if (name.length === 0) throw refuse('BAD_REQUEST', 'empty name');
+  if (FORBIDDEN_CHARS.test(name)) throw refuse('BAD_REQUEST', 'name contains control characters');
+  if (name.includes('\\')) throw refuse('FORBIDDEN', 'name contains a backslash');
+  if (/^[A-Za-z]:/.test(name)) throw refuse('FORBIDDEN', 'name starts with a drive letter');
+  if (name.startsWith('/')) throw refuse('FORBIDDEN', 'absolute paths are not served');
+  const segments = name.split('/').filter((s) => s !== '' && s !== '.');
+  if (segments.some((s) => s === '..')) throw refuse('FORBIDDEN', "'..' segments are not allowed");
+  if (segments.length === 0) throw refuse('FORBIDDEN', 'the name is the served directory itself');
+  return segments;
+}
+
+function inside(root: string, candidate: string): boolean {
+  return candidate === root || candidate.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
+}
+
+/**
+ * Open `name` inside `root` (which must already be a realpath). The file is opened once, with
+ * O_NOFOLLOW (the last component was resolved by realpath, so a symlink there now means a swap) and
+ * O_NONBLOCK (a FIFO must not block the open); everything after that is checked on the descriptor.
+ * On Linux the descriptor's own path (/proc/self/fd) is checked against the root too, which closes
+ * the race of a directory being swapped for a symlink between realpath and open.
+ */
+export async function openInJail(root: string, name: string): Promise<JailedFile> {
+  const segments = normaliseName(name);
+  const joined = path.join(root, ...segments);
+  let real: string;
+  try {
+    real = await fsp.realpath(joined);
+  } catch (err) {
+    const errno = errnoOf(err);
+    if (errno === 'ENOENT' || errno === 'ENOTDIR') throw refuse('NOT_FOUND', 'no such file');
+    if (errno === 'ELOOP') throw refuse('FORBIDDEN', 'too many levels of symbolic links');
+    if (errno === 'EACCES') throw refuse('FORBIDDEN', 'permission denied');
+    if (errno === 'ENAMETOOLONG') throw refuse('BAD_REQUEST', 'name too long');
+    throw err;
+  }
+  if (!inside(root, real)) throw refuse('FORBIDDEN', 'the name resolves outside the served directory');
+  let handle: fsp.FileHandle;
+  try {
+    handle = await fsp.open(real, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
+  } catch (err) {
+    const errno = errnoOf(err);
+    if (errno === 'ENOENT' || errno === 'ENOTDIR') throw refuse('NOT_FOUND', 'no such file');
+    if (errno === 'ELOOP' || errno === 'EMLINK') throw refuse('FORBIDDEN', 'the name changed into a symbolic link');
+    if (errno === 'EACCES' || errno === 'EPERM') throw refuse('FORBIDDEN', 'permission denied');
+    if (errno === 'EISDIR') throw refuse('FORBIDDEN', 'is a directory');
+    if (errno === 'ENXIO' || errno === 'ENODEV') throw refuse('FORBIDDEN', 'not a regular file');
+    throw err;
+  }
+  try {
+    const stat = await handle.stat({ bigint: true });
+    if (stat.isDirectory()) throw refuse('FORBIDDEN', 'is a directory');
+    if (!stat.isFile()) throw refuse('FORBIDDEN', 'not a regular file');
+    if (process.platform === 'linux') {
+      let opened: string | undefined;
+      try {
+        opened = await fsp.readlink(`/proc/self/fd/${handle.fd}`);
+      } catch {
+        opened = undefined; // no /proc: the realpath check above stands alone
+      }
+      if (opened !== undefined && !inside(root, opened)) throw refuse('FORBIDDEN', 'the name resolves outside the served directory');
+    }
+    return { handle, stat, name: segments.join('/') };
+  } catch (err) {
+    await handle.close().catch(() => undefined);
+    throw err;
+  }
+}

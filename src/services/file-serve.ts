@@ -1,0 +1,512 @@
+// `netkit file serve`: answer v1 and classic clients on one port, streaming jailed files with hashing and backpressure.
+import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { NetkitError, isNetkitError } from '../errors.js';
+import {
+  FrameReader,
+  MAGIC,
+  PREAMBLE_LENGTH,
+  Status,
+  VERSION,
+  decodeHello,
+  decodePreamble,
+  decodeRequest,
+  encodeHello,
+  encodeResponse,
+  encodeTrailer,
+  type StatusValue,
+} from '../protocol/file-v1.js';
+import {
+  CLASSIC_MAX_SIZE,
+  CLASSIC_MISSING,
+  CLASSIC_NAME_MAX,
+  classicNameComplete,
+  decodeClassicName,
+  encodeClassicSize,
+} from '../protocol/file-classic.js';
+import { formatHostPort, type StreamSocket, type StreamTransport } from '../transport/tcp.js';
+import { openInJail } from './file-jail.js';
+import { HashCache, statKey, validatorOf } from './file-hash-cache.js';
+import { drain, errnoText, linger as lingerFor, readUntil as readUntilWith, writeAll as writeAllWith, type EndFactory } from './file-stream.js';
+
+export const SERVE_DEFAULTS = {
+  port: 8881,
+  maxConnections: 64,
+  headerTimeoutMs: 10_000,
+  idleTimeoutMs: 30_000,
+  graceMs: 10_000,
+  /** A classic name is complete after this long without a new byte (the seed sends it in one send()). */
+  classicGapMs: 50,
+} as const;
+
+/** Bytes read from the file per read(); large reads and large hash updates are what make SHA-256 fast. */
+const CHUNK = 1024 * 1024;
+/** How long to keep reading (and discarding) after our last byte, so closing never resets the answer away. */
+const LINGER_MS = 2_000;
+
+export interface ServeOptions {
+  dir: string;
+  transport: StreamTransport;
+  host?: string;
+  port?: number;
+  maxConnections?: number;
+  headerTimeoutMs?: number;
+  idleTimeoutMs?: number;
+  classicGapMs?: number;
+  /** One call per connection, when its outcome is known. */
+  onLog?: (entry: TransferLog) => void;
+}
+
+export type Outcome =
+  | 'ok'
+  | 'not-found'
+  | 'forbidden'
+  | 'bad-request'
+  | 'busy'
+  | 'changed'
+  | 'bad-offset'
+  | 'unsupported-version'
+  | 'too-large'
+  | 'timeout'
+  | 'aborted'
+  | 'error';
+
+export interface TransferLog {
+  peer: string;
+  protocol: 'v1' | 'classic' | 'unknown';
+  /** The requested name as received (unsanitised: the CLI sanitises before printing). */
+  name?: string;
+  /** Body bytes written to the socket. */
+  bytes: number;
+  /** For v1: where the body started (resume). */
+  offset?: number;
+  size?: number;
+  durationMs: number;
+  outcome: Outcome;
+  /** Why, for refusals and failures. */
+  detail?: string;
+}
+
+export interface CloseResult {
+  /** Transfers that finished within the grace period. */
+  finished: number;
+  /** Connections cut when the grace period ran out (or that were still in their header). */
+  aborted: number;
+}
+
+export interface FileServer {
+  readonly host: string;
+  readonly port: number;
+  /** The served directory (a realpath). */
+  readonly root: string;
+  readonly transport: string;
+  /** Connections open right now. */
+  connections(): number;
+  /** Stop accepting; drop idle connections; let transfers finish for up to graceMs, then cut them. */
+  close(graceMs?: number): Promise<CloseResult>;
+}
+
+type Phase = 'header' | 'transfer' | 'closing';
+
+interface Conn {
+  socket: StreamSocket;
+  phase: Phase;
+}
+
+/** Map a jail/codec NetkitError to the status a v1 client receives and the outcome we log. */
+function refusalOf(err: NetkitError): { status: StatusValue; outcome: Outcome } {
+  switch (err.code) {
+    case 'NOT_FOUND':
+      return { status: Status.NOT_FOUND, outcome: 'not-found' };
+    case 'FORBIDDEN':
+      return { status: Status.FORBIDDEN, outcome: 'forbidden' };
+    default:
+      return { status: Status.BAD_REQUEST, outcome: 'bad-request' };
+  }
+}
+
+/** Thrown inside a connection handler to end it with a logged outcome. */
+class ConnectionEnd extends Error {
+  constructor(
+    readonly outcome: Outcome,
+    readonly detail: string,
+  ) {
+    super(detail);
+  }
+}
+
+const ENDS: EndFactory = {
+  closed: (what) =>
+    new ConnectionEnd('aborted', what === 'end' ? 'the client closed its side before the exchange was complete' : 'the connection closed'),
+  failed: (err) => new ConnectionEnd('aborted', `connection error: ${errnoText(err)}`),
+};
+
+/** Read [from, to) of the file with one read always in flight ahead of the consumer. */
+async function* readChunks(handle: fsp.FileHandle, from: number, to: number): AsyncGenerator<Buffer> {
+  const readAt = async (pos: number): Promise<Buffer> => {
+    const len = Math.min(CHUNK, to - pos);
+    // A fresh buffer per chunk: a buffer handed to socket.write cannot be reused until written.
+    const buf = Buffer.allocUnsafeSlow(len);
+    let got = 0;
+    while (got < len) {
+      const { bytesRead } = await handle.read(buf, got, len - got, pos + got);
+      if (bytesRead === 0) throw new ConnectionEnd('error', `the file shrank while being sent (at byte ${pos + got} of ${to})`);
+      got += bytesRead;
+    }
+    return buf;
+  };
+  let pos = from;
+  let pending = pos < to ? readAt(pos) : undefined;
+  // Avoid an unhandled rejection if the consumer stops early while a read is in flight.
+  pending?.catch(() => undefined);
+  while (pending) {
+    const chunk = await pending;
+    pos += chunk.length;
+    pending = pos < to ? readAt(pos) : undefined;
+    pending?.catch(() => undefined);
+    yield chunk;
+  }
+}
+
+const readUntil = <T>(socket: StreamSocket, reader: FrameReader, parse: () => T | undefined, gap?: { ms: number; onGap: () => T }): Promise<T> =>
+  readUntilWith(socket, reader, parse, ENDS, gap);
+const writeAll = (socket: StreamSocket, bytes: Buffer): Promise<void> => writeAllWith(socket, bytes, ENDS);
+const linger = (socket: StreamSocket): Promise<void> => lingerFor(socket, LINGER_MS);
+
+export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
+  let root: string;
+  try {
+    root = await fsp.realpath(opts.dir);
+    const st = await fsp.stat(root);
+    if (!st.isDirectory()) throw new NetkitError('USAGE', `${opts.dir} is not a directory`, 'give the directory to serve');
+  } catch (err) {
+    if (isNetkitError(err)) throw err;
+    throw new NetkitError('NOT_FOUND', `cannot serve ${opts.dir}: no such directory`, 'give an existing directory to serve', { cause: err });
+  }
+  const maxConnections = opts.maxConnections ?? SERVE_DEFAULTS.maxConnections;
+  const headerTimeoutMs = opts.headerTimeoutMs ?? SERVE_DEFAULTS.headerTimeoutMs;
+  const idleTimeoutMs = opts.idleTimeoutMs ?? SERVE_DEFAULTS.idleTimeoutMs;
+  const classicGapMs = opts.classicGapMs ?? SERVE_DEFAULTS.classicGapMs;
+  // Past the limit we still answer BUSY, but only to a bounded number of extra sockets at once.
+  const busyCap = Math.max(16, maxConnections);
+  const hashCache = new HashCache();
+  const conns = new Set<Conn>();
+  let busyOpen = 0;
+  let closing = false;
+  let finishedDuringClose = 0;
+  const idleWaiters = new Set<() => void>();
+
+  const log = (entry: TransferLog): void => {
+    try {
+      opts.onLog?.(entry);
+    } catch {
+      // logging must never break serving
+    }
+  };
+
+  const onConnection = (socket: StreamSocket): void => {
+    socket.on('error', () => undefined); // every failure is handled where it matters
+    if (closing) {
+      socket.destroy();
+      return;
+    }
+    const peer = formatHostPort(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
+    const started = performance.now();
+    if (conns.size >= maxConnections) {
+      if (busyOpen >= busyCap) {
+        socket.destroy();
+        return;
+      }
+      busyOpen += 1;
+      void answerBusy(socket, peer, started).finally(() => {
+        busyOpen -= 1;
+      });
+      return;
+    }
+    const conn: Conn = { socket, phase: 'header' };
+    conns.add(conn);
+    void handle(conn, peer, started).finally(() => {
+      conns.delete(conn);
+      if (closing && conn.phase !== 'header') finishedDuringClose += 1;
+      if (conns.size === 0) for (const w of idleWaiters) w();
+    });
+  };
+
+  const headerDeadline = (socket: StreamSocket, ms: number): NodeJS.Timeout => {
+    const t = setTimeout(() => socket.destroy(new ConnectionEnd('timeout', `no complete request within ${ms / 1000}s`)), ms);
+    t.unref();
+    return t;
+  };
+
+  async function answerBusy(socket: StreamSocket, peer: string, started: number): Promise<void> {
+    const reader = new FrameReader();
+    const timer = headerDeadline(socket, Math.min(headerTimeoutMs, 2_000));
+    let protocol: TransferLog['protocol'] = 'unknown';
+    try {
+      const first = await readUntil(socket, reader, () => reader.peek());
+      protocol = first === MAGIC[0] ? 'v1' : 'classic';
+      const answer =
+        protocol === 'v1'
+          ? encodeResponse({ status: Status.BUSY, size: 0, offset: 0, validator: Buffer.alloc(0), message: `server busy: ${maxConnections} connections already open` })
+          : CLASSIC_MISSING;
+      await writeAll(socket, answer);
+      log({ peer, protocol, bytes: 0, durationMs: performance.now() - started, outcome: 'busy', detail: `over --max-connections (${maxConnections})` });
+    } catch (err) {
+      log({ peer, protocol, bytes: 0, durationMs: performance.now() - started, outcome: outcomeOf(err), detail: detailOf(err) });
+    } finally {
+      clearTimeout(timer);
+      await linger(socket);
+    }
+  }
+
+  function outcomeOf(err: unknown): Outcome {
+    if (err instanceof ConnectionEnd) return err.outcome;
+    return 'error';
+  }
+
+  function detailOf(err: unknown): string {
+    if (err instanceof Error) return err.message;
+    return String(err);
+  }
+
+  async function handle(conn: Conn, peer: string, started: number): Promise<void> {
+    const { socket } = conn;
+    const reader = new FrameReader();
+    let timer: NodeJS.Timeout | undefined = headerDeadline(socket, headerTimeoutMs);
+    const entry: TransferLog = { peer, protocol: 'unknown', bytes: 0, durationMs: 0, outcome: 'error' };
+    let file: Awaited<ReturnType<typeof openInJail>> | undefined;
+    try {
+      const first = await readUntil(socket, reader, () => reader.peek());
+      if (first === MAGIC[0]) {
+        entry.protocol = 'v1';
+        await serveV1();
+      } else {
+        entry.protocol = 'classic';
+        await serveClassic();
+      }
+    } catch (err) {
+      entry.outcome = outcomeOf(err);
+      entry.detail = detailOf(err);
+      // A socket destroyed by a deadline reports that deadline, not the generic close that followed.
+      const destroyedWith = (socket as { errored?: unknown }).errored;
+      if (destroyedWith instanceof ConnectionEnd) {
+        entry.outcome = destroyedWith.outcome;
+        entry.detail = destroyedWith.detail;
+      }
+      socket.destroy();
+    } finally {
+      if (timer) clearTimeout(timer);
+      await file?.handle.close().catch(() => undefined);
+      entry.durationMs = performance.now() - started;
+      log(entry);
+    }
+
+    /** End the exchange after a refusal: send it, half-close, linger. */
+    async function refuseV1(status: StatusValue, outcome: Outcome, detail: string, extra?: { size?: number; validator?: Buffer }): Promise<void> {
+      entry.outcome = outcome;
+      entry.detail = detail;
+      await writeAll(socket, encodeResponse({ status, size: extra?.size ?? 0, offset: 0, validator: extra?.validator ?? Buffer.alloc(0), message: detail, version: status === Status.UNSUPPORTED_VERSION ? VERSION : undefined }));
+      conn.phase = 'closing';
+      await linger(socket);
+    }
+
+    async function serveV1(): Promise<void> {
+      const preamble = await readUntil(socket, reader, () => reader.take(PREAMBLE_LENGTH));
+      let version: number;
+      try {
+        version = decodePreamble(preamble);
+      } catch {
+        // Not netkit at all: nothing we say would be understood.
+        throw new ConnectionEnd('bad-request', 'bad preamble');
+      }
+      if (version !== VERSION) {
+        await refuseV1(Status.UNSUPPORTED_VERSION, 'unsupported-version', `this server speaks file protocol version ${VERSION}, not ${version}`);
+        return;
+      }
+      let request;
+      try {
+        decodeHello((await readUntil(socket, reader, () => reader.next()))!);
+        await writeAll(socket, encodeHello({ nonce: randomBytes(32), flags: 0 }));
+        request = decodeRequest((await readUntil(socket, reader, () => reader.next()))!);
+      } catch (err) {
+        if (isNetkitError(err)) {
+          await refuseV1(Status.BAD_REQUEST, 'bad-request', err.message);
+          return;
+        }
+        throw err;
+      }
+      clearTimeout(timer);
+      timer = undefined;
+      entry.name = request.name;
+      entry.offset = request.offset;
+      try {
+        file = await openInJail(root, request.name);
+      } catch (err) {
+        if (!isNetkitError(err)) throw err;
+        const r = refusalOf(err);
+        await refuseV1(r.status, r.outcome, err.message);
+        return;
+      }
+      const st = file.stat;
+      const size = Number(st.size);
+      const validator = validatorOf(st);
+      entry.size = size;
+      if (request.offset > 0) {
+        if (request.validator.length === 0) {
+          await refuseV1(Status.BAD_REQUEST, 'bad-request', 'a resumed request must carry the validator');
+          return;
+        }
+        if (!request.validator.equals(validator)) {
+          await refuseV1(Status.CHANGED, 'changed', 'the file changed since the partial download', { size, validator });
+          return;
+        }
+        if (request.offset > size) {
+          await refuseV1(Status.BAD_OFFSET, 'bad-offset', `offset ${request.offset} is past the end of the file (${size} bytes)`, { size, validator });
+          return;
+        }
+      }
+      conn.phase = 'transfer';
+      socket.setTimeout(idleTimeoutMs, () => socket.destroy(new ConnectionEnd('timeout', `the client read nothing for ${idleTimeoutMs / 1000}s`)));
+      socket.write(encodeResponse({ status: Status.OK, size, offset: request.offset, validator, message: '' }));
+      const cached = hashCache.get(st);
+      const hash = cached ? undefined : createHash('sha256');
+      if (hash && request.offset > 0) {
+        // The trailer covers the whole file: hash the part the client already has, reading it once.
+        for await (const chunk of readChunks(file.handle, 0, request.offset)) hash.update(chunk);
+      }
+      entry.bytes = await sendBody(file.handle, request.offset, size, hash);
+      const digest = cached ?? hash!.digest();
+      if (!cached) {
+        // Only remember the digest if the file provably did not change while we read it.
+        const after = await file.handle.stat({ bigint: true });
+        if (statKey(after) === statKey(st)) hashCache.set(st, digest);
+      }
+      await writeAll(socket, encodeTrailer({ sha256: digest }));
+      entry.outcome = 'ok';
+      conn.phase = 'closing';
+      socket.setTimeout(0);
+      await linger(socket);
+    }
+
+    async function sendBody(handle: fsp.FileHandle, from: number, to: number, hash: Hash | undefined): Promise<number> {
+      let sent = 0;
+      for await (const chunk of readChunks(handle, from, to)) {
+        if (socket.destroyed) throw new ConnectionEnd('aborted', `the client went away after ${sent} bytes`);
+        const ok = socket.write(chunk);
+        // Hash while the kernel sends what write() could not push out synchronously.
+        hash?.update(chunk);
+        sent += chunk.length;
+        entry.bytes = sent;
+        if (!ok) {
+          try {
+            await drain(socket, ENDS);
+          } catch (err) {
+            if (err instanceof ConnectionEnd) throw new ConnectionEnd(err.outcome, `${err.detail} after ${sent} bytes`);
+            throw err;
+          }
+        }
+      }
+      return sent;
+    }
+
+    async function serveClassic(): Promise<void> {
+      const nameBytes = await readUntil(
+        socket,
+        reader,
+        () => {
+          const all = reader.peekAll();
+          if (!classicNameComplete(all)) return undefined;
+          reader.takeRest();
+          return all.subarray(0, CLASSIC_NAME_MAX);
+        },
+        { ms: classicGapMs, onGap: () => reader.takeRest() },
+      );
+      clearTimeout(timer);
+      timer = undefined;
+      const refuse = async (outcome: Outcome, detail: string): Promise<void> => {
+        entry.outcome = outcome;
+        entry.detail = detail;
+        await writeAll(socket, CLASSIC_MISSING);
+        conn.phase = 'closing';
+        await linger(socket);
+      };
+      let name: string;
+      try {
+        name = decodeClassicName(nameBytes);
+      } catch (err) {
+        entry.name = nameBytes.toString('utf8');
+        await refuse('bad-request', isNetkitError(err) ? err.message : String(err));
+        return;
+      }
+      entry.name = name;
+      try {
+        file = await openInJail(root, name);
+      } catch (err) {
+        if (!isNetkitError(err)) throw err;
+        await refuse(refusalOf(err).outcome, err.message);
+        return;
+      }
+      const size = Number(file.stat.size);
+      entry.size = size;
+      if (size > CLASSIC_MAX_SIZE) {
+        await refuse('too-large', `${size} bytes does not fit the classic 8-digit size field (limit ${CLASSIC_MAX_SIZE}); use netkit file fetch`);
+        return;
+      }
+      conn.phase = 'transfer';
+      socket.setTimeout(idleTimeoutMs, () => socket.destroy(new ConnectionEnd('timeout', `the client read nothing for ${idleTimeoutMs / 1000}s`)));
+      // One write of exactly 8 bytes, so the seed's recv(8) gets the size field and nothing else.
+      await writeAll(socket, encodeClassicSize(size));
+      entry.bytes = await sendBody(file.handle, 0, size, undefined);
+      await new Promise<void>((resolve) => socket.write(Buffer.alloc(0), () => resolve()));
+      entry.outcome = 'ok';
+      conn.phase = 'closing';
+      socket.setTimeout(0);
+      // The seed client knows the end by the byte count, but a size-0 file is only ended by our FIN.
+      await linger(socket);
+    }
+  }
+
+  const listener = await opts.transport.listen({ host: opts.host, port: opts.port ?? SERVE_DEFAULTS.port }, onConnection);
+
+  return {
+    host: listener.host,
+    port: listener.port,
+    root,
+    transport: opts.transport.name,
+    connections: () => conns.size,
+    async close(graceMs = SERVE_DEFAULTS.graceMs) {
+      closing = true;
+      const closed = listener.close();
+      let aborted = 0;
+      for (const c of conns) {
+        if (c.phase === 'header') {
+          c.socket.destroy();
+          aborted += 1;
+        }
+      }
+      if (conns.size > 0) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            for (const c of conns) {
+              if (c.phase === 'transfer') aborted += 1;
+              c.socket.destroy(new ConnectionEnd('aborted', 'the server is shutting down'));
+            }
+            resolve();
+          }, graceMs);
+          const done = (): void => {
+            clearTimeout(timer);
+            idleWaiters.delete(done);
+            resolve();
+          };
+          idleWaiters.add(done);
+        });
+        // Destroyed sockets finish their handlers on the next turns; wait for the set to empty.
+        if (conns.size > 0) await new Promise<void>((resolve) => idleWaiters.add(resolve));
+      }
+      await closed;
+      return { finished: finishedDuringClose, aborted };
+    },
+  };
+}
+
