@@ -157,6 +157,9 @@ export async function acceptTls(socket: net.Socket, opts: AcceptTlsOptions): Pro
       secure.once('secure', () => resolve());
       secure.on('error', onError);
       secure.once('close', onClose);
+      // The listening socket allows half-open connections, so a client that gives up mid-handshake
+      // may only show up as 'end', never 'close'.
+      secure.once('end', onClose);
     });
     return secure;
   } catch (err) {
@@ -169,6 +172,7 @@ export async function acceptTls(socket: net.Socket, opts: AcceptTlsOptions): Pro
     clearTimeout(timer);
     secure.off('error', onError);
     secure.off('close', onClose);
+    secure.off('end', onClose);
   }
 }
 
