@@ -46,14 +46,30 @@ export function looksLikeTlsClientHello(buf: Buffer): boolean {
   return classifyFirstBytes(buf) === 'tls';
 }
 
+/** How long a refused client may take to close its side before we cut the connection. */
+const REFUSAL_LINGER_MS = 2_000;
+
+/**
+ * End our side and discard input until the peer closes (bounded), so the close is a FIN, not a reset
+ * that could destroy bytes still in flight, and a half-open peer cannot keep the socket forever.
+ */
+export function closeGently(socket: net.Socket): void {
+  const timer = setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  socket.once('end', () => socket.destroy());
+  socket.on('error', () => undefined);
+  socket.end();
+  socket.resume();
+}
+
 /**
  * What a plain server does with a TLS client: close without writing, so the client's TLS stack sees the
  * connection end during the handshake and connectTls() reports "the server is not running TLS" at once
  * (anything written would be parsed as a TLS record and give a vaguer error).
  */
 export function refuseTlsClient(socket: net.Socket): void {
-  socket.end();
-  socket.resume(); // drain the rest of the ClientHello so the close is a FIN, not a reset
+  closeGently(socket);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -85,7 +101,8 @@ export interface AcceptTlsOptions {
   /**
    * Called instead of the handshake when the client's first bytes are not TLS (a plain netkit v1 client
    * starts with 0x89). The socket is paused with those bytes unshifted back, so the file service can read
-   * the plain request and answer it with a typed "this server requires TLS" error, then end the socket.
+   * the plain request and answer it with a typed "this server requires TLS" error, then end the socket
+   * (closeGently); the socket is destroyed anyway once `timeoutMs` has passed.
    * Without a handler the socket is simply ended. acceptTls() then rejects with code PROTOCOL.
    */
   onPlainClient?: (socket: net.Socket, firstBytes: Buffer) => void;
@@ -132,11 +149,24 @@ function peekFirstBytes(socket: net.Socket, min: number, timeoutMs: number): Pro
 export async function acceptTls(socket: net.Socket, opts: AcceptTlsOptions): Promise<tls.TLSSocket> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
   const started = Date.now();
-  const first = await peekFirstBytes(socket, 2, timeoutMs);
+  let first: Buffer;
+  try {
+    first = await peekFirstBytes(socket, 2, timeoutMs);
+  } catch (err) {
+    socket.destroy();
+    throw err;
+  }
   if (classifyFirstBytes(first) !== 'tls') {
     socket.pause();
-    if (opts.onPlainClient) opts.onPlainClient(socket, first);
-    else socket.end();
+    if (opts.onPlainClient) {
+      // Whatever the handler does, the connection ends within the handshake bound.
+      const guard = setTimeout(() => socket.destroy(), timeoutMs);
+      guard.unref();
+      socket.once('close', () => clearTimeout(guard));
+      opts.onPlainClient(socket, first);
+    } else {
+      closeGently(socket);
+    }
     throw new NetkitError(
       'PROTOCOL',
       first[0] === NETKIT_V1_FIRST_BYTE ? 'a plain (non-TLS) netkit client connected to the TLS server' : 'a client that does not speak TLS connected to the TLS server',
@@ -362,7 +392,7 @@ export function tlsTransport(opts: TlsTransportOptions): StreamTransport {
         acceptTls(socket, { context: ctx, timeoutMs: opts.handshakeTimeoutMs, onPlainClient: opts.onPlainClient }).then(
           (secure) => onConnection(secure),
           (err: unknown) => {
-            socket.destroy();
+            // acceptTls has already destroyed the socket, or handed it to onPlainClient to answer.
             opts.onClientError?.(err instanceof NetkitError ? err : new NetkitError('PROTOCOL', String(err), undefined, { cause: err }), remote);
           },
         );

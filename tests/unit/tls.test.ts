@@ -10,7 +10,7 @@ import type tls from 'node:tls';
 import { NetkitError } from '../../src/errors.js';
 import { generateSelfSigned, type SelfSigned } from '../../src/transport/cert.js';
 import type { StreamListener, StreamSocket } from '../../src/transport/tcp.js';
-import { classifyFirstBytes, looksLikeTlsClientHello, refuseTlsClient, tlsTransport, type TlsTransportOptions } from '../../src/transport/tls.js';
+import { classifyFirstBytes, closeGently, looksLikeTlsClientHello, refuseTlsClient, tlsTransport, type TlsTransportOptions } from '../../src/transport/tls.js';
 import { fingerprintOf, type TrustPolicy } from '../../src/transport/trust.js';
 
 const cleanups: (() => unknown)[] = [];
@@ -320,7 +320,8 @@ describe('plain and TLS mismatched', () => {
     const srv = await serveTls(idA, () => Buffer.from('tls only'), {
       onPlainClient: (socket, first) => {
         plainFirsts.push(first);
-        socket.end('ERR this server requires TLS: use --tls\n');
+        socket.write('ERR this server requires TLS: use --tls\n');
+        closeGently(socket);
       },
     });
     const done = srv.nextDone();
