@@ -1,9 +1,9 @@
 // Running `netkit file fetch`: the bar on a terminal, then one summary line (or one JSON object) on stdout.
 import { fetchFile, type FetchResult } from '../../services/file-fetch.js';
-import { tcpTransport } from '../../transport/tcp.js';
+import { tcpTransport, type StreamTransport } from '../../transport/tcp.js';
 import { formatBytes, formatRate, sanitize } from '../../cli/output.js';
 import { createProgressBar, type Progress } from '../../cli/progress.js';
-import { isNetkitError } from '../../errors.js';
+import { NetkitError, isNetkitError } from '../../errors.js';
 
 export interface FetchRunOptions {
   name: string;
@@ -15,6 +15,9 @@ export interface FetchRunOptions {
   quiet: boolean;
   timeoutMs: number;
   classic: boolean;
+  tls?: boolean;
+  tlsFingerprint?: string;
+  tlsCa?: string;
 }
 
 function summary(r: FetchResult): string {
@@ -28,6 +31,18 @@ function summary(r: FetchResult): string {
 }
 
 export async function runFileFetch(o: FetchRunOptions): Promise<void> {
+  let transport: StreamTransport = tcpTransport;
+  if (o.tls) {
+    if (o.classic) throw new NetkitError('USAGE', '--classic and --tls do not go together: the seed programs have no TLS', "run 'netkit file fetch --help' for usage");
+    const { tlsClientTransport } = await import('../../services/file-tls.js');
+    transport = tlsClientTransport({
+      fingerprint: o.tlsFingerprint,
+      caFile: o.tlsCa,
+      // Never silent, even with --quiet: accepting a new certificate is a trust decision.
+      onFirstUse: (i) =>
+        void process.stderr.write(`netkit: first TLS connection to ${sanitize(i.host)}: trusting certificate ${i.fingerprint}; recorded in ${i.file}\n`),
+    });
+  }
   const bar: Progress | undefined = o.quiet ? undefined : await createProgressBar(process.stderr, o.name.split('/').pop() ?? o.name);
   try {
     const result = await fetchFile({
@@ -38,7 +53,7 @@ export async function runFileFetch(o: FetchRunOptions): Promise<void> {
       force: o.force,
       timeoutMs: o.timeoutMs,
       classic: o.classic,
-      transport: tcpTransport,
+      transport,
       onProgress: bar ? (received, total) => bar.update(received, total) : undefined,
       onNotice: o.quiet ? undefined : (m) => void process.stderr.write(`netkit: ${sanitize(m)}\n`),
     });

@@ -12,6 +12,9 @@ interface FetchArgs {
   quiet: boolean;
   timeout: number;
   classic: boolean;
+  tls: boolean;
+  'tls-fingerprint'?: string;
+  'tls-ca'?: string;
 }
 
 export const fetchCommand: CommandModule<object, FetchArgs> = {
@@ -28,8 +31,12 @@ export const fetchCommand: CommandModule<object, FetchArgs> = {
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress bar and no summary line' })
       .option('timeout', { alias: 't', type: 'string', default: '10s', describe: 'give up connecting, or waiting for data, after this long', coerce: (v: unknown) => parseDuration(v, '--timeout', 3_600_000) })
       .option('classic', { type: 'boolean', default: false, describe: 'fetch from a seed (classic protocol) server: no verification, no resume' })
+      .option('tls', { type: 'boolean', default: false, describe: 'connect with TLS 1.3; without a pin or CA, trust on first use (~/.config/netkit/known_hosts)' })
+      .option('tls-fingerprint', { type: 'string', describe: 'accept only this certificate (sha256:… as printed by `file serve --tls`); implies --tls' })
+      .option('tls-ca', { type: 'string', describe: 'verify the server against the CA certificates in this PEM file; implies --tls' })
       .example('$0 file fetch movies/big.iso --host nas', 'download into the current directory; run it again to resume')
-      .example('$0 file fetch notes.txt -o /tmp --json', 'machine-readable result'),
+      .example('$0 file fetch notes.txt -o /tmp --json', 'machine-readable result')
+      .example('$0 file fetch notes.txt --tls-fingerprint sha256:…', 'encrypted, and only from the server with that certificate'),
   handler: async (argv) => {
     const { runFileFetch } = await import('./fetch-run.js');
     await runFileFetch({
@@ -42,6 +49,9 @@ export const fetchCommand: CommandModule<object, FetchArgs> = {
       quiet: argv.quiet,
       timeoutMs: argv.timeout,
       classic: argv.classic,
+      tls: argv.tls || argv['tls-fingerprint'] !== undefined || argv['tls-ca'] !== undefined,
+      tlsFingerprint: argv['tls-fingerprint'],
+      tlsCa: argv['tls-ca'],
     });
   },
 };

@@ -1,6 +1,6 @@
 // Running `netkit file serve`: start the service, print where it listens, log each transfer, drain on a signal.
 import { startFileServer, type TransferLog } from '../../services/file-serve.js';
-import { formatHostPort, tcpTransport } from '../../transport/tcp.js';
+import { formatHostPort, tcpTransport, type StreamTransport } from '../../transport/tcp.js';
 import { waitForShutdown } from '../../cli/signals.js';
 import { formatBytes, formatDuration, sanitize } from '../../cli/output.js';
 
@@ -13,6 +13,9 @@ export interface ServeRunOptions {
   idleTimeoutMs: number;
   graceMs: number;
   quiet: boolean;
+  tls?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 /** Most transfer lines per second on stderr; past that one summary line per second, so a flood cannot become a log flood. */
@@ -58,19 +61,35 @@ function transferLogger(write: (line: string) => void): (e: TransferLog) => void
 
 export async function runFileServe(o: ServeRunOptions): Promise<void> {
   const write = (line: string): void => void process.stderr.write(line);
+  const logTransfer = o.quiet ? undefined : transferLogger(write);
+  let transport: StreamTransport = tcpTransport;
+  let tlsLine = '';
+  if (o.tls) {
+    const { tlsServerTransport } = await import('../../services/file-tls.js');
+    const tls = tlsServerTransport({
+      certPath: o.tlsCert,
+      keyPath: o.tlsKey,
+      // Plain clients and failed handshakes go through the same rate-limited log as transfers.
+      onClientError: (err, remote) =>
+        logTransfer?.({ peer: remote, protocol: 'unknown', bytes: 0, durationMs: 0, outcome: err.code === 'TIMEOUT' ? 'timeout' : 'bad-request', detail: err.message }),
+    });
+    transport = tls.transport;
+    const where = tls.identity.created ? `generated, kept in ${tls.identity.certPath}` : (tls.identity.certPath ?? '');
+    tlsLine = `tls fingerprint ${tls.identity.fingerprint} (${where})\n`;
+  }
   const server = await startFileServer({
     dir: o.dir,
-    transport: tcpTransport,
+    transport,
     host: o.host,
     port: o.port,
     maxConnections: o.maxConnections,
     headerTimeoutMs: o.headerTimeoutMs,
     idleTimeoutMs: o.idleTimeoutMs,
-    onLog: o.quiet ? undefined : transferLogger(write),
+    onLog: logTransfer,
   });
   // Install the signal handlers before announcing, so a signal sent right after the line is handled.
   const shutdown = waitForShutdown();
-  process.stdout.write(`listening ${server.transport} ${formatHostPort(server.host, server.port)}\nserving ${server.root}\n`);
+  process.stdout.write(`listening ${server.transport} ${formatHostPort(server.host, server.port)}\nserving ${server.root}\n${tlsLine}`);
   const signal = await shutdown;
   if (!o.quiet) write(`netkit: ${signal}: no longer accepting; letting running transfers finish (up to ${formatDuration(o.graceMs)})\n`);
   const { aborted } = await server.close(o.graceMs);

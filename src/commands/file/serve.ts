@@ -11,6 +11,9 @@ interface ServeArgs {
   'idle-timeout': number;
   grace: number;
   quiet: boolean;
+  tls: boolean;
+  'tls-cert'?: string;
+  'tls-key'?: string;
 }
 
 export const serveCommand: CommandModule<object, ServeArgs> = {
@@ -26,8 +29,12 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('idle-timeout', { type: 'string', default: '30s', describe: 'drop a client that reads nothing for this long', coerce: (v: unknown) => parseDuration(v, '--idle-timeout', 3_600_000) })
       .option('grace', { type: 'string', default: '10s', describe: 'on SIGINT/SIGTERM, let running transfers finish for this long', coerce: (v: unknown) => parseDuration(v, '--grace', 3_600_000) })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'do not log each transfer on stderr' })
+      .option('tls', { type: 'boolean', default: false, describe: 'encrypt with TLS 1.3; prints the certificate fingerprint clients pin' })
+      .option('tls-cert', { type: 'string', describe: 'PEM certificate for --tls [default: a self-signed one generated once and kept in ~/.config/netkit/tls]' })
+      .option('tls-key', { type: 'string', describe: 'PEM private key for --tls-cert' })
       .example('$0 file serve ~/share', 'serve ~/share on port 8881')
-      .example('$0 file serve . --port 0 --host 127.0.0.1', 'this machine only, any free port'),
+      .example('$0 file serve . --port 0 --host 127.0.0.1', 'this machine only, any free port')
+      .example('$0 file serve ~/share --tls', 'encrypted; clients fetch with --tls'),
   handler: async (argv) => {
     const { runFileServe } = await import('./serve-run.js');
     await runFileServe({
@@ -39,6 +46,9 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       idleTimeoutMs: argv['idle-timeout'],
       graceMs: argv.grace,
       quiet: argv.quiet,
+      tls: argv.tls || argv['tls-cert'] !== undefined || argv['tls-key'] !== undefined,
+      tlsCert: argv['tls-cert'],
+      tlsKey: argv['tls-key'],
     });
   },
 };
