@@ -62,9 +62,10 @@ const portOf = (line) => Number(/:(\d+)\b/.exec(line)[1]);
 
 async function netkitFileServer(dir, extra = [], env) {
   const srv = await startProcess(NODE, [BIN, 'file', 'serve', dir, '--port', '0', '--host', '127.0.0.1', '--quiet', ...extra], {
-    re: /^listening tcp \S+$/m, env: env ?? cleanEnv(),
+    re: /^listening (?:tcp|tls) \S+$/m, env: env ?? cleanEnv(),
   });
   srv.port = portOf(srv.match[0]);
+  srv.transport = /^listening (\S+)/.exec(srv.match[0])[1];
   return srv;
 }
 
@@ -281,7 +282,7 @@ export async function runTls({ quick }) {
         log(`tls: round ${r + 1}/${rounds} ${c.key}: ${s.ok ? `${(s.ms / 1000).toFixed(2)} s` : 'FAILED'}`);
       }
     }
-    return { conditions: { rounds, size: big.size, pin: 'sha256 fingerprint printed by the server' }, plain: summarize(samples.plain), tls: summarize(samples.tls) };
+    return { conditions: { rounds, size: big.size, pin: 'sha256 fingerprint printed by the server', transports: [plain.transport, tls.transport] }, plain: summarize(samples.plain), tls: summarize(samples.tls) };
   } finally {
     for (const s of servers) await s.stop();
     rmSync(work, { recursive: true, force: true });
