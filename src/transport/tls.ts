@@ -109,7 +109,7 @@ export interface AcceptTlsOptions {
 }
 
 /** Wait for the first bytes on `socket`, without consuming them. Rejects on timeout, close or error. */
-function peekFirstBytes(socket: net.Socket, min: number, timeoutMs: number): Promise<Buffer> {
+function peekFirstBytes(socket: net.Socket, timeoutMs: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     let seen = Buffer.alloc(0);
     const done = (err: Error | null): void => {
@@ -125,7 +125,8 @@ function peekFirstBytes(socket: net.Socket, min: number, timeoutMs: number): Pro
     const onReadable = (): void => {
       let chunk: Buffer | null;
       while ((chunk = socket.read() as Buffer | null) !== null) seen = Buffer.concat([seen, chunk]);
-      if (seen.length >= min && classifyFirstBytes(seen) !== 'incomplete') done(null);
+      // One byte decides unless it is 0x16 (then the second does): a one-letter classic name must not wait.
+      if (classifyFirstBytes(seen) !== 'incomplete') done(null);
     };
     const onEnd = (): void => done(new NetkitError('PEER_CLOSED', 'the client closed the connection before the TLS handshake'));
     const onError = (err: Error): void => done(new NetkitError('PEER_CLOSED', `the client connection failed before the TLS handshake: ${errnoOf(err) ?? err.message}`, undefined, { cause: err }));
@@ -151,7 +152,7 @@ export async function acceptTls(socket: net.Socket, opts: AcceptTlsOptions): Pro
   const started = Date.now();
   let first: Buffer;
   try {
-    first = await peekFirstBytes(socket, 2, timeoutMs);
+    first = await peekFirstBytes(socket, timeoutMs);
   } catch (err) {
     socket.destroy();
     throw err;

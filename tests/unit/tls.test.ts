@@ -346,6 +346,22 @@ describe('plain and TLS mismatched', () => {
     expect(srv.clientErrors[0]!.code).toBe('PROTOCOL');
   });
 
+  test('a one-byte classic request is answered at once, not after the handshake bound', async () => {
+    const srv = await serveTls(idA, () => Buffer.from('x'), {
+      handshakeTimeoutMs: 20_000,
+      onPlainClient: (socket, first) => {
+        socket.write(`plain:${first.toString()}`);
+        closeGently(socket);
+      },
+    });
+    const sock = net.connect(srv.port, '127.0.0.1');
+    cleanups.push(() => sock.destroy());
+    sock.write('a');
+    const t0 = Date.now();
+    expect((await collect(sock)).toString()).toBe('plain:a');
+    expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+
   test('a client that connects and says nothing is dropped after the handshake bound', async () => {
     const srv = await serveTls(idA, () => Buffer.from('x'), { handshakeTimeoutMs: 200 });
     const done = srv.nextDone();
