@@ -22,6 +22,9 @@ describe('netkit CLI', () => {
   test.each([
     [['dsk'], /disk/],
     [[], /choose a command/],
+    [['disk'], /^netkit: choose a disk command: serve or query$/m],
+    [['disk', 'query', '--bogus'], /^netkit: Unknown argument: bogus$/m],
+    [['disk', 'serve', '--port', '70000'], /invalid --port '70000'/],
   ])('usage error %p exits 2 with a message and a hint', async (args, pattern) => {
     const r = await runNetkit(args);
     expect(r.code).toBe(2);
