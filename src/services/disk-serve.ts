@@ -164,7 +164,8 @@ export async function startDiskServer(opts: DiskServeOptions = {}): Promise<Disk
     if (closed) return;
     const c = cache[scope];
     const age = Date.now() - c.readAt;
-    if (age > maxAge || c.body === undefined) {
+    // Parked requests (mayWait false) are answered from the read that just finished, however long it took.
+    if (mayWait ? age >= maxAge || c.body === undefined : c.failure !== undefined || c.body === undefined) {
       if (mayWait) {
         if (c.waiting.length < MAX_WAITING) c.waiting.push({ msg, address, port, kind });
         else event(address, port, kind, 'silent', msg.length, 0);
@@ -175,7 +176,7 @@ export async function startDiskServer(opts: DiskServeOptions = {}): Promise<Disk
       else sendError(msg, address, port, kind, 'error', WireError.INTERNAL, c.failure ? 'cannot read the disk figures' : 'figures not ready');
       return;
     }
-    if (age > refreshAge) void refresh(scope);
+    if (age >= refreshAge) void refresh(scope);
     if (kind === 'classic') {
       // The documented exception to the size rule: a classic answer is bigger than its 1-byte "y".
       socket.send(c.classic!, port, address);
