@@ -22,8 +22,8 @@ import {
   type Response,
 } from '../protocol/file-v1.js';
 import { explainShortClassic, parseClassicHead } from '../protocol/file-classic.js';
-import { formatHostPort, socketError, type StreamSocket, type StreamTransport } from '../transport/tcp.js';
-import { readUntil, writeAll, type EndFactory } from './file-stream.js';
+import { feedSink, formatHostPort, sinkAttached, socketError, type ReadSink, type StreamSocket, type StreamTransport } from '../transport/tcp.js';
+import { writeAll, type EndFactory } from './file-stream.js';
 
 export const FETCH_DEFAULTS = {
   host: 'localhost',
@@ -35,6 +35,10 @@ export const FETCH_DEFAULTS = {
 const BATCH = 1024 * 1024;
 /** Buffers waiting for the disk before the socket is paused (backpressure towards the server). */
 const MAX_BACKLOG = 4;
+/** Start background writeback this often, so the final fsync is short. */
+const SYNC_EVERY = 64 * 1024 * 1024;
+/** Most header-phase bytes buffered before the socket is paused. */
+const HEADER_BUFFER_LIMIT = 64 * 1024;
 
 export interface FetchOptions {
   name: string;
@@ -167,9 +171,10 @@ async function checkRoom(dir: string, needed: number): Promise<void> {
 }
 
 /**
- * Writes received bytes to the partial file: copies them into 1 MiB batches, hashes each batch once,
- * and writes batches in order, one at a time (so a crash never leaves a hole before the file's end).
- * Tells the caller to pause the socket while the disk is behind.
+ * Writes received bytes to the partial file in 1 MiB batches: the socket reads straight into the
+ * current batch (region/commit) or chunks are copied in (push); each full batch is hashed once and
+ * written in order, one write at a time, so a crash never leaves a hole before the file's end.
+ * While the disk is behind, `high` is true and the receiver pauses the socket.
  */
 class PartWriter {
   private current: Buffer;
@@ -179,26 +184,43 @@ class PartWriter {
   private writing = false;
   private error: NetkitError | undefined;
   private idle: Array<() => void> = [];
-  /** Bytes durably handed to the file system (the file's length after the pending writes). */
+  private position: number;
+  private syncing = false;
+  private sinceSync = 0;
+  /** Bytes handed to the file system: the file's length once pending writes finish. */
   written: number;
+  onResume: () => void = () => undefined;
+  onFail: (err: NetkitError) => void = () => undefined;
 
   constructor(
     private readonly fd: number,
     private readonly where: string,
     start: number,
     private readonly hash: Hash,
-    private readonly onBacklog: (high: boolean) => void,
-    private readonly onFail: (err: NetkitError) => void,
   ) {
     this.written = start;
     this.position = start;
     this.current = Buffer.allocUnsafeSlow(BATCH);
   }
 
-  private position: number;
-
   get failed(): NetkitError | undefined {
     return this.error;
+  }
+
+  /** True while enough batches wait for the disk that the socket should pause. */
+  get high(): boolean {
+    return this.queue.length >= MAX_BACKLOG;
+  }
+
+  /** Room in the current batch for the next read, at most `max` bytes. */
+  region(max: number): Buffer {
+    return this.current.subarray(this.fill, this.fill + Math.min(max, BATCH - this.fill));
+  }
+
+  /** `n` bytes were read into the last region(). */
+  commit(n: number): void {
+    this.fill += n;
+    if (this.fill === BATCH) this.flush();
   }
 
   push(chunk: Buffer): void {
@@ -221,17 +243,20 @@ class PartWriter {
     this.queue.push({ buf, len });
     this.current = this.free.pop() ?? Buffer.allocUnsafeSlow(BATCH);
     this.fill = 0;
-    if (this.queue.length >= MAX_BACKLOG) this.onBacklog(true);
     this.pump();
+  }
+
+  private wakeIdle(): void {
+    const waiters = this.idle;
+    this.idle = [];
+    for (const w of waiters) w();
   }
 
   private pump(): void {
     if (this.writing || this.error) return;
     const next = this.queue[0];
     if (!next) {
-      const waiters = this.idle;
-      this.idle = [];
-      for (const w of waiters) w();
+      this.wakeIdle();
       return;
     }
     this.writing = true;
@@ -241,9 +266,7 @@ class PartWriter {
           this.writing = false;
           this.error = fsError(err, `cannot write ${this.where}`);
           this.onFail(this.error);
-          const waiters = this.idle;
-          this.idle = [];
-          for (const w of waiters) w();
+          this.wakeIdle();
           return;
         }
         if (off + n < next.len) {
@@ -255,32 +278,201 @@ class PartWriter {
         this.queue.shift();
         if (this.free.length < MAX_BACKLOG) this.free.push(next.buf);
         this.writing = false;
-        if (this.queue.length <= 1) this.onBacklog(false);
+        this.backgroundSync(next.len);
+        if (this.queue.length === MAX_BACKLOG - 1) this.onResume();
         this.pump();
       });
     };
     writeFrom(0);
   }
 
+  /**
+   * Start writeback every SYNC_EVERY bytes in the background, so the final fsync before the rename
+   * has little left to do instead of stalling on the whole file.
+   */
+  private backgroundSync(n: number): void {
+    this.sinceSync += n;
+    if (this.syncing || this.sinceSync < SYNC_EVERY) return;
+    this.sinceSync = 0;
+    this.syncing = true;
+    fs.fdatasync(this.fd, () => {
+      this.syncing = false;
+    });
+  }
+
   /** Flush what is buffered and wait until every queued write finished (or one failed). */
   async settle(): Promise<void> {
     this.flush();
-    if (this.writing || (this.queue.length > 0 && !this.error)) {
+    while ((this.writing || this.queue.length > 0) && !this.error) {
       await new Promise<void>((resolve) => this.idle.push(resolve));
     }
+    while (this.syncing) await new Promise<void>((resolve) => setImmediate(resolve));
     if (this.error) throw this.error;
+  }
+}
+
+/**
+ * The client's side of one connection, as a ReadSink: header bytes land in a small scratch buffer
+ * and go to a FrameReader; body bytes land directly in the PartWriter's batches (no copy, no
+ * allocation per read); whatever follows the body lands in scratch again (the trailer).
+ */
+class Receiver implements ReadSink {
+  readonly reader = new FrameReader();
+  private readonly scratch = Buffer.allocUnsafe(64 * 1024);
+  private body: { remaining: number; writer: PartWriter; resolve: () => void; onBytes: (n: number) => void } | undefined;
+  private bodyRead = false;
+  private wake: (() => void) | undefined;
+  socket: StreamSocket | undefined;
+  /** Set once the peer ended its side, closed, or failed. */
+  gone: Error | undefined;
+  ended = false;
+
+  buffer(): Buffer {
+    if (this.body && this.body.remaining > 0 && !this.body.writer.failed) {
+      this.bodyRead = true;
+      return this.body.writer.region(this.body.remaining);
+    }
+    this.bodyRead = false;
+    return this.scratch;
+  }
+
+  received(n: number, buf: Buffer): boolean {
+    if (this.bodyRead && this.body) {
+      this.bodyRead = false;
+      const body = this.body;
+      body.writer.commit(n);
+      body.remaining -= n;
+      body.onBytes(n);
+      if (body.remaining === 0) body.resolve();
+      return !body.writer.high;
+    }
+    // Node asks for the next buffer right after each read, before our code reacts to it: a read
+    // chosen while still in the header can carry body bytes. Copy those into the body.
+    let chunk = buf.subarray(0, n);
+    const body = this.body;
+    if (body && body.remaining > 0) {
+      const take = Math.min(body.remaining, chunk.length);
+      body.writer.push(chunk.subarray(0, take));
+      body.remaining -= take;
+      body.onBytes(take);
+      chunk = chunk.subarray(take);
+      if (body.remaining === 0) body.resolve();
+    }
+    if (chunk.length > 0) {
+      this.reader.push(Buffer.from(chunk));
+      this.wake?.();
+    }
+    if (body && body.remaining > 0) return !body.writer.high;
+    // Between steps (e.g. while the partial file is being opened) bytes pile up here: stop reading
+    // until the next step asks for more, so a fast server cannot fill our memory.
+    return this.reader.buffered < HEADER_BUFFER_LIMIT;
+  }
+
+  /** Listen for the end of the connection; `ends` turns it into the error each step reports. */
+  attach(socket: StreamSocket, ends: EndFactory): void {
+    this.socket = socket;
+    socket.on('end', () => {
+      this.ended = true;
+      this.gone ??= ends.closed('end');
+      this.wake?.();
+    });
+    socket.on('close', () => {
+      this.gone ??= ends.closed('close');
+      this.wake?.();
+    });
+    socket.on('error', (err) => {
+      this.gone ??= ends.failed(err);
+      this.wake?.();
+    });
+  }
+
+  /** Wait until `parse` (over the header bytes) returns a value; rejects if the peer goes away first. */
+  until<T>(parse: () => T | undefined, atEnd?: () => T | undefined): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const check = (): void => {
+        try {
+          const v = parse();
+          if (v !== undefined) {
+            this.wake = undefined;
+            resolve(v);
+            return;
+          }
+          if (this.gone) {
+            this.wake = undefined;
+            const last = this.ended && atEnd ? atEnd() : undefined;
+            if (last !== undefined) resolve(last);
+            else reject(this.failure());
+          }
+        } catch (err) {
+          this.wake = undefined;
+          reject(err);
+        }
+      };
+      this.wake = check;
+      check();
+      if (this.wake === check) this.socket?.resume();
+    });
+  }
+
+  /** A socket destroyed with a NetkitError (our timeout) reports that error, not the close it caused. */
+  failure(): Error {
+    const destroyedWith = (this.socket as { errored?: unknown } | undefined)?.errored;
+    if (isNetkitError(destroyedWith)) return destroyedWith;
+    return this.gone ?? new NetkitError('PEER_CLOSED', 'the connection closed');
+  }
+
+  /**
+   * Receive `length` body bytes into `writer`: first the bytes that came with the header, then
+   * reads straight into the writer's batches. Resolves once all are queued for writing.
+   */
+  receiveBody(length: number, writer: PartWriter, onBytes: (n: number) => void): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const done = (err?: Error): void => {
+        if (settled) return;
+        settled = true;
+        this.wake = undefined;
+        if (err) reject(err);
+        else resolve();
+      };
+      const early = this.reader.takeRest();
+      const first = early.subarray(0, Math.min(length, early.length));
+      if (first.length > 0) {
+        writer.push(first);
+        onBytes(first.length);
+      }
+      // Anything past the body (the trailer) goes back to the frame reader.
+      if (early.length > first.length) this.reader.push(early.subarray(first.length));
+      if (first.length === length) {
+        done();
+        return;
+      }
+      this.body = { remaining: length - first.length, writer, resolve: () => done(), onBytes };
+      writer.onResume = () => this.socket?.resume();
+      writer.onFail = (err) => {
+        done(err);
+        this.socket?.destroy();
+      };
+      this.wake = () => {
+        if (this.gone && this.body && this.body.remaining > 0) done(this.failure());
+      };
+      if (this.gone) done(this.failure());
+      else if (!writer.high) this.socket?.resume();
+    }).finally(() => {
+      this.body = undefined;
+    });
   }
 }
 
 interface Conn {
   socket: StreamSocket;
-  target: string;
-  ends: EndFactory;
+  receiver: Receiver;
 }
 
-function endsFor(target: string, during: string): EndFactory {
+function endsFor(target: string): EndFactory {
   return {
-    closed: () => new NetkitError('PEER_CLOSED', `${target} closed the connection ${during}`, 'is the server still running? run the same fetch again to retry'),
+    closed: (what) =>
+      new NetkitError('PEER_CLOSED', `${target} ${what === 'end' ? 'ended' : 'closed'} the connection before the transfer was complete`, 'is the server still running? run the same fetch again to retry'),
     failed: (err) => socketError(err, { host: target, port: 0, phase: 'transfer' }),
   };
 }
@@ -338,21 +530,22 @@ interface Common {
   localName: string;
 }
 
-async function connect(c: Common, during: string): Promise<Conn> {
-  const socket = await c.opts.transport.connect({ host: c.host, port: c.port, timeoutMs: c.timeoutMs });
+async function connect(c: Common): Promise<Conn> {
+  const receiver = new Receiver();
+  const socket = await c.opts.transport.connect({ host: c.host, port: c.port, timeoutMs: c.timeoutMs, sink: receiver });
   socket.on('error', () => undefined);
-  socket.pause();
+  receiver.attach(socket, endsFor(c.target));
+  if (!sinkAttached(socket)) feedSink(socket, receiver);
   socket.setTimeout(c.timeoutMs, () => {
-    socket.destroy(new NetkitError('TIMEOUT', `${c.target} sent nothing for ${c.timeoutMs / 1000}s ${during}`, 'is the server overloaded? try again, or raise --timeout'));
+    socket.destroy(new NetkitError('TIMEOUT', `${c.target} sent nothing for ${c.timeoutMs / 1000}s`, 'is the server overloaded? try again, or raise --timeout'));
   });
-  return { socket, target: c.target, ends: endsFor(c.target, during) };
+  return { socket, receiver };
 }
 
-/** A socket destroyed with a NetkitError (our timeout) reports that error rather than the close it caused. */
-function cause(socket: StreamSocket, err: unknown): unknown {
-  const destroyedWith = (socket as { errored?: unknown }).errored;
-  return isNetkitError(destroyedWith) ? destroyedWith : err;
-}
+const WRITE_ENDS: EndFactory = {
+  closed: () => new NetkitError('PEER_CLOSED', 'the connection closed before the request was sent'),
+  failed: (err) => new NetkitError('PEER_CLOSED', `cannot send the request: ${err.message}`),
+};
 
 /** Move the verified partial file into place; without --force, never replace an existing file. */
 async function publish(partPath: string, finalPath: string, force: boolean): Promise<void> {
@@ -430,23 +623,21 @@ async function fetchV1(c: Common, mayResume: boolean): Promise<FetchResult> {
     }
   }
 
-  const conn = await connect(c, 'during the handshake');
-  const { socket } = conn;
-  const reader = new FrameReader();
+  const { socket, receiver } = await connect(c);
+  const { reader } = receiver;
   let fd: number | undefined;
   let writer: PartWriter | undefined;
   let size = 0;
-  let received = 0;
   try {
-    await writeAll(socket, Buffer.concat([encodePreamble(), encodeHello({ nonce: randomBytes(NONCE_LENGTH), flags: 0 })]), conn.ends);
-    const first = await readUntil(socket, reader, () => reader.next(), conn.ends);
+    await writeAll(socket, Buffer.concat([encodePreamble(), encodeHello({ nonce: randomBytes(NONCE_LENGTH), flags: 0 })]), WRITE_ENDS);
+    const first = await receiver.until(() => reader.next());
     if (first.type === FrameType.RESPONSE) throwRefusal(decodeResponse(first), c);
     decodeHello(first);
-    await writeAll(socket, encodeRequest({ name: opts.name, offset, validator }), conn.ends);
-    const response = decodeResponse(await readUntil(socket, reader, () => reader.next(), conn.ends));
+    await writeAll(socket, encodeRequest({ name: opts.name, offset, validator }), WRITE_ENDS);
+    const response = decodeResponse(await receiver.until(() => reader.next()));
     if (response.status !== Status.OK) {
       if (offset > 0 && (response.status === Status.CHANGED || response.status === Status.BAD_OFFSET)) {
-        throw new RestartFromZero(`the file changed on the server since the partial download (${formatBytes(offset)} kept in ${c.partPath}); starting over`);
+        throw new RestartFromZero(`the file changed on the server since the partial download (${formatBytes(offset)} in ${c.partPath}); starting over`);
       }
       throwRefusal(response, c);
     }
@@ -457,9 +648,11 @@ async function fetchV1(c: Common, mayResume: boolean): Promise<FetchResult> {
       opts.onNotice?.(`resuming ${c.localName} at ${formatBytes(offset)} of ${formatBytes(size)}`);
     } else {
       const info: PartInfo = { netkit: 1, host: c.host, port: c.port, name: opts.name, size, validator: response.validator.toString('hex') };
-      await fsp.writeFile(c.infoPath, `${JSON.stringify(info)}\n`).catch((err: unknown) => {
+      try {
+        await fsp.writeFile(c.infoPath, `${JSON.stringify(info)}\n`);
+      } catch (err) {
         throw fsError(err, `cannot write ${c.infoPath}`);
-      });
+      }
     }
     try {
       fd = fs.openSync(c.partPath, offset > 0 ? 'r+' : 'w', 0o644);
@@ -467,17 +660,21 @@ async function fetchV1(c: Common, mayResume: boolean): Promise<FetchResult> {
       throw fsError(err, `cannot write ${c.partPath}`);
     }
     const hash = prefixHash ?? createHash('sha256');
-    const trailerFrame = await receiveBody(conn, reader, size - offset, (w) => {
-      writer = w;
-    }, fd, c.partPath, offset, hash, (n) => {
-      received = n;
-      opts.onProgress?.(offset + n, size);
+    writer = new PartWriter(fd, c.partPath, offset, hash);
+    let got = 0;
+    let reported = 0;
+    opts.onProgress?.(offset, size);
+    await receiver.receiveBody(size - offset, writer, (n) => {
+      got += n;
+      if (got - reported >= BATCH || got === size - offset) {
+        reported = got;
+        opts.onProgress?.(offset + got, size);
+      }
     });
-    received = size - offset;
-    await writer!.settle();
-    const trailer = decodeTrailer(trailerFrame);
-    const digest = hash.digest();
+    const trailer = decodeTrailer(await receiver.until(() => reader.next()));
     socket.destroy();
+    await writer.settle();
+    const digest = hash.digest();
     if (!digest.equals(trailer.sha256)) {
       fs.closeSync(fd);
       fd = undefined;
@@ -506,13 +703,12 @@ async function fetchV1(c: Common, mayResume: boolean): Promise<FetchResult> {
       verified: true,
       protocol: 'v1',
       resumedFrom: offset,
-      received,
+      received: size - offset,
       durationMs: performance.now() - c.started,
       host: c.host,
       port: c.port,
     };
   } catch (err) {
-    const reason = cause(socket, err);
     socket.destroy();
     if (writer) await writer.settle().catch(() => undefined);
     if (fd !== undefined) {
@@ -524,16 +720,11 @@ async function fetchV1(c: Common, mayResume: boolean): Promise<FetchResult> {
       // Nothing received and nothing from before: the partial file is worthless.
       if (offset === 0 && (writer?.written ?? 0) === 0) await removeQuietly(c.partPath, c.infoPath);
     }
-    if (isNetkitError(reason) && (reason.code === 'PEER_CLOSED' || reason.code === 'TIMEOUT') && size > 0) {
+    if (isNetkitError(err) && (err.code === 'PEER_CLOSED' || err.code === 'TIMEOUT') && size > 0) {
       const have = writer?.written ?? offset;
-      throw new NetkitError(
-        reason.code,
-        `${reason.message} after ${formatBytes(have)} of ${formatBytes(size)}; the partial file ${c.partPath} is kept`,
-        'run the same fetch again to resume',
-        { cause: reason },
-      );
+      throw new NetkitError(err.code, `${err.message}, after ${formatBytes(have)} of ${formatBytes(size)}; ${c.partPath} is kept`, 'run the same fetch again to resume', { cause: err });
     }
-    throw reason;
+    throw err;
   }
 }
 
@@ -558,157 +749,73 @@ function throwRefusal(r: Response, c: Common): never {
   }
 }
 
-/**
- * Receive `length` body bytes into the partial file, then the TRAILER frame. Resolves with the trailer
- * frame once every body byte is queued for writing.
- */
-function receiveBody(
-  conn: Conn,
-  reader: FrameReader,
-  length: number,
-  setWriter: (w: PartWriter) => void,
-  fd: number,
-  where: string,
-  start: number,
-  hash: Hash,
-  onBytes: (n: number) => void,
-): Promise<Frame> {
-  const { socket } = conn;
-  return new Promise<Frame>((resolve, reject) => {
-    let remaining = length;
-    let got = 0;
-    let settled = false;
-    const trailerReader = new FrameReader();
-    let paused = false;
-    const finish = (err: unknown, frame?: Frame): void => {
-      if (settled) return;
-      settled = true;
-      socket.off('data', onData);
-      socket.off('end', onEnd);
-      socket.off('close', onClose);
-      socket.off('error', onError);
-      if (err) reject(err);
-      else resolve(frame!);
-    };
-    const writer = new PartWriter(
-      fd,
-      where,
-      start,
-      hash,
-      (high) => {
-        if (high && !paused) {
-          paused = true;
-          socket.pause();
-        } else if (!high && paused && !settled) {
-          paused = false;
-          socket.resume();
-        }
-      },
-      (err) => {
-        finish(err);
-        socket.destroy();
-      },
-    );
-    setWriter(writer);
-    let lastReport = 0;
-    const onData = (chunk: Buffer): void => {
-      if (remaining > 0) {
-        const n = Math.min(remaining, chunk.length);
-        writer.push(n === chunk.length ? chunk : chunk.subarray(0, n));
-        remaining -= n;
-        got += n;
-        if (got - lastReport >= BATCH || remaining === 0) {
-          lastReport = got;
-          onBytes(got);
-        }
-        if (n === chunk.length) return;
-        chunk = chunk.subarray(n);
-      }
-      trailerReader.push(chunk);
-      try {
-        const frame = trailerReader.next();
-        if (frame) finish(undefined, frame);
-      } catch (err) {
-        finish(err);
-      }
-    };
-    const onEnd = (): void => finish(conn.ends.closed('end'));
-    const onClose = (): void => finish(conn.ends.closed('close'));
-    const onError = (e: Error): void => finish(conn.ends.failed(e));
-    socket.on('data', onData);
-    socket.on('end', onEnd);
-    socket.on('close', onClose);
-    socket.on('error', onError);
-    const early = reader.takeRest();
-    if (early.length > 0) onData(early);
-    if (!settled) {
-      if (length === 0) onBytes(0);
-      socket.resume();
-    }
-  });
-}
-
 async function fetchClassic(c: Common): Promise<FetchResult> {
   const { opts } = c;
-  const conn = await connect(c, 'before answering');
-  const { socket } = conn;
-  const reader = new FrameReader();
+  const nameBytes = Buffer.from(opts.name, 'utf8');
+  if (nameBytes.length > 1024) throw new NetkitError('USAGE', 'a classic name must be at most 1024 bytes');
+  const { socket, receiver } = await connect(c);
+  const { reader } = receiver;
   let fd: number | undefined;
   let writer: PartWriter | undefined;
   const hash = createHash('sha256');
-  let size = 0;
-  let total = 0;
   try {
     // The seed server reads the name with a single recv(1024): send it in one write, nothing else.
-    const nameBytes = Buffer.from(opts.name, 'utf8');
-    if (nameBytes.length > 1024) throw new NetkitError('USAGE', 'a classic name must be at most 1024 bytes');
-    await writeAll(socket, nameBytes, conn.ends);
-    let ended = false;
-    const head = await readUntil(socket, reader, () => parseClassicHead(reader.peekAll(), ended), {
-      closed: (what) => {
-        if (what === 'end') {
-          ended = true;
-          try {
-            const h = parseClassicHead(reader.peekAll(), true);
-            if (h) return new HeadAtEnd(h);
-          } catch (err) {
-            return err as Error;
-          }
-        }
-        return conn.ends.closed(what);
-      },
-      failed: conn.ends.failed,
-    }).catch((err: unknown) => {
-      if (err instanceof HeadAtEnd) return err.head;
-      throw err;
-    });
+    await writeAll(socket, nameBytes, WRITE_ENDS);
+    const head = await receiver.until(
+      () => parseClassicHead(reader.peekAll(), false),
+      () => parseClassicHead(reader.peekAll(), true),
+    );
     if (head.kind === 'missing') {
       throw new NetkitError('NOT_FOUND', `${c.target} (classic) has no file '${sanitize(opts.name, 200)}'`, 'a classic server answers -1 for every refusal: missing, forbidden, busy or too large');
     }
-    size = head.size;
-    const digits = reader.peekAll().subarray(0, Math.min(head.headerLength + 16, reader.buffered)).toString('latin1').match(/^\d*/)![0];
+    const size = head.size;
+    const digits = /^\d*/.exec(reader.peekAll().subarray(0, 20).toString('latin1'))![0];
     reader.take(head.headerLength);
-    total = head.headerLength;
-    await checkRoom(path.dirname(c.finalPath), size).catch((err: unknown) => {
-      if (isNetkitError(err)) {
-        throw new NetkitError(err.code, `${err.message} (the classic server announced ${size} bytes; if the file starts with digits, that size is wrong: the classic protocol cannot tell)`, err.hint);
-      }
-      throw err;
-    });
+    try {
+      await checkRoom(path.dirname(c.finalPath), size);
+    } catch (err) {
+      if (!isNetkitError(err)) throw err;
+      throw new NetkitError(err.code, `${err.message} (the classic server announced ${size} bytes; if the file starts with digits that size is misread: the classic protocol cannot tell)`, err.hint);
+    }
     try {
       fd = fs.openSync(c.partPath, 'w', 0o644);
     } catch (err) {
       throw fsError(err, `cannot write ${c.partPath}`);
     }
-    // No trailer in classic: the body must be exactly `size` bytes and then the stream must end.
-    await receiveClassicBody(conn, reader, size, (w) => (writer = w), fd, c.partPath, hash, (n) => opts.onProgress?.(n, size)).catch((err: unknown) => {
-      if (err instanceof ShortClassic) {
-        throw new NetkitError('PEER_CLOSED', `${explainShortClassic(digits, err.received, size, head.headerLength + err.received)}; the partial file ${c.partPath} is kept`, 'the classic protocol cannot verify or resume; fetch from a netkit server without --classic');
-      }
+    writer = new PartWriter(fd, c.partPath, 0, hash);
+    let got = 0;
+    let reported = 0;
+    opts.onProgress?.(0, size);
+    const short = (): NetkitError =>
+      new NetkitError(
+        'PEER_CLOSED',
+        `${explainShortClassic(digits, got, size, head.headerLength + got)}; ${c.partPath} is kept`,
+        'the classic protocol can neither verify nor resume; fetch from a netkit server without --classic',
+      );
+    try {
+      await receiver.receiveBody(size, writer, (n) => {
+        got += n;
+        if (got - reported >= BATCH || got === size) {
+          reported = got;
+          opts.onProgress?.(got, size);
+        }
+      });
+    } catch (err) {
+      if (receiver.ended) throw short();
       throw err;
-    });
-    await writer!.settle();
+    }
+    // No trailer in classic: only the end of the stream proves that no byte beyond the size follows.
+    await receiver.until(
+      () => {
+        if (reader.buffered > 0) {
+          throw new NetkitError('PROTOCOL', `the classic server sent more than the ${size} bytes it announced; nothing was saved as final`, 'the classic protocol cannot verify; fetch from a netkit server without --classic');
+        }
+        return receiver.ended ? true : undefined;
+      },
+      () => true,
+    );
     socket.destroy();
+    await writer.settle();
     try {
       fs.fsyncSync(fd);
     } catch (err) {
@@ -732,7 +839,6 @@ async function fetchClassic(c: Common): Promise<FetchResult> {
       port: c.port,
     };
   } catch (err) {
-    const reason = cause(socket, err);
     socket.destroy();
     if (writer) await writer.settle().catch(() => undefined);
     if (fd !== undefined) {
@@ -743,94 +849,6 @@ async function fetchClassic(c: Common): Promise<FetchResult> {
       }
       if ((writer?.written ?? 0) === 0) await removeQuietly(c.partPath);
     }
-    void total;
-    throw reason;
+    throw err;
   }
-}
-
-class HeadAtEnd extends Error {
-  constructor(readonly head: NonNullable<ReturnType<typeof parseClassicHead>>) {
-    super('classic head at end of stream');
-  }
-}
-
-class ShortClassic extends Error {
-  constructor(readonly received: number) {
-    super('short classic body');
-  }
-}
-
-function receiveClassicBody(
-  conn: Conn,
-  reader: FrameReader,
-  length: number,
-  setWriter: (w: PartWriter) => void,
-  fd: number,
-  where: string,
-  hash: Hash,
-  onBytes: (n: number) => void,
-): Promise<void> {
-  const { socket } = conn;
-  return new Promise<void>((resolve, reject) => {
-    let got = 0;
-    let settled = false;
-    let paused = false;
-    let lastReport = 0;
-    const finish = (err?: unknown): void => {
-      if (settled) return;
-      settled = true;
-      socket.off('data', onData);
-      socket.off('end', onEnd);
-      socket.off('close', onClose);
-      socket.off('error', onError);
-      if (err) reject(err);
-      else resolve();
-    };
-    const writer = new PartWriter(
-      fd,
-      where,
-      0,
-      hash,
-      (high) => {
-        if (high && !paused) {
-          paused = true;
-          socket.pause();
-        } else if (!high && paused && !settled) {
-          paused = false;
-          socket.resume();
-        }
-      },
-      (err) => {
-        finish(err);
-        socket.destroy();
-      },
-    );
-    setWriter(writer);
-    const onData = (chunk: Buffer): void => {
-      if (got + chunk.length > length) {
-        finish(new NetkitError('PROTOCOL', `the classic server sent more than the ${length} bytes it announced; nothing was saved as final`, 'the size field was probably misread: the classic protocol cannot verify; fetch from a netkit server without --classic'));
-        return;
-      }
-      writer.push(chunk);
-      got += chunk.length;
-      if (got - lastReport >= BATCH || got === length) {
-        lastReport = got;
-        onBytes(got);
-      }
-    };
-    // The seed server closes after the last byte; only then is it certain no extra byte follows.
-    const onEnd = (): void => (got === length ? finish() : finish(new ShortClassic(got)));
-    const onClose = (): void => (got === length ? finish() : finish(new ShortClassic(got)));
-    const onError = (e: Error): void => finish(conn.ends.failed(e));
-    socket.on('data', onData);
-    socket.on('end', onEnd);
-    socket.on('close', onClose);
-    socket.on('error', onError);
-    const early = reader.takeRest();
-    if (early.length > 0) onData(early);
-    if (!settled) {
-      if (socket.readableEnded) onEnd();
-      else socket.resume();
-    }
-  });
 }

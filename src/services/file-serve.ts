@@ -142,19 +142,33 @@ const ENDS: EndFactory = {
   failed: (err) => new ConnectionEnd('aborted', `connection error: ${errnoText(err)}`),
 };
 
+/** Reusable 1 MiB buffers: a buffer goes back only when socket.write says the kernel has its bytes. */
+class BufferPool {
+  private readonly free: Buffer[] = [];
+
+  constructor(private readonly keep = 4) {}
+
+  get(): Buffer {
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
+  }
+
+  put(buf: Buffer): void {
+    if (this.free.length < this.keep) this.free.push(buf);
+  }
+}
+
 /** Read [from, to) of the file with one read always in flight ahead of the consumer. */
-async function* readChunks(handle: fsp.FileHandle, from: number, to: number): AsyncGenerator<Buffer> {
+async function* readChunks(handle: fsp.FileHandle, from: number, to: number, pool: BufferPool): AsyncGenerator<Buffer> {
   const readAt = async (pos: number): Promise<Buffer> => {
     const len = Math.min(CHUNK, to - pos);
-    // A fresh buffer per chunk: a buffer handed to socket.write cannot be reused until written.
-    const buf = Buffer.allocUnsafeSlow(len);
+    const buf = pool.get();
     let got = 0;
     while (got < len) {
       const { bytesRead } = await handle.read(buf, got, len - got, pos + got);
       if (bytesRead === 0) throw new ConnectionEnd('error', `the file shrank while being sent (at byte ${pos + got} of ${to})`);
       got += bytesRead;
     }
-    return buf;
+    return buf.subarray(0, len);
   };
   let pos = from;
   let pending = pos < to ? readAt(pos) : undefined;
@@ -373,7 +387,11 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
       const hash = cached ? undefined : createHash('sha256');
       if (hash && request.offset > 0) {
         // The trailer covers the whole file: hash the part the client already has, reading it once.
-        for await (const chunk of readChunks(file.handle, 0, request.offset)) hash.update(chunk);
+        const pool = new BufferPool();
+        for await (const chunk of readChunks(file.handle, 0, request.offset, pool)) {
+          hash.update(chunk);
+          pool.put(Buffer.from(chunk.buffer, chunk.byteOffset, CHUNK));
+        }
       }
       entry.bytes = await sendBody(file.handle, request.offset, size, hash);
       const digest = cached ?? hash!.digest();
@@ -391,9 +409,13 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
 
     async function sendBody(handle: fsp.FileHandle, from: number, to: number, hash: Hash | undefined): Promise<number> {
       let sent = 0;
-      for await (const chunk of readChunks(handle, from, to)) {
+      const pool = new BufferPool();
+      for await (const chunk of readChunks(handle, from, to, pool)) {
         if (socket.destroyed) throw new ConnectionEnd('aborted', `the client went away after ${sent} bytes`);
-        const ok = socket.write(chunk);
+        const whole = Buffer.from(chunk.buffer, chunk.byteOffset, CHUNK);
+        const ok = socket.write(chunk, (err) => {
+          if (!err) pool.put(whole);
+        });
         // Hash while the kernel sends what write() could not push out synchronously.
         hash?.update(chunk);
         sent += chunk.length;
