@@ -165,7 +165,8 @@ export async function startDiskServer(opts: DiskServeOptions = {}): Promise<Disk
     const c = cache[scope];
     const age = Date.now() - c.readAt;
     // Parked requests (mayWait false) are answered from the read that just finished, however long it took.
-    if (mayWait ? age >= maxAge || c.body === undefined : c.failure !== undefined || c.body === undefined) {
+    const body = c.body;
+    if (body === undefined || (mayWait ? age >= maxAge : c.failure !== undefined)) {
       if (mayWait) {
         if (c.waiting.length < MAX_WAITING) c.waiting.push({ msg, address, port, kind });
         else event(address, port, kind, 'silent', msg.length, 0);
@@ -183,7 +184,6 @@ export async function startDiskServer(opts: DiskServeOptions = {}): Promise<Disk
       event(address, port, kind, 'answered', msg.length, c.classic!.length);
       return;
     }
-    const body = c.body;
     const size = HEADER_SIZE + body.length;
     if (size > msg.length) {
       sendError(msg, address, port, kind, 'too-large', WireError.TOO_LARGE, `answer needs a ${size}-byte request`, size);
