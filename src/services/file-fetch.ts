@@ -786,12 +786,22 @@ async function fetchClassic(c: Common): Promise<FetchResult> {
     let got = 0;
     let reported = 0;
     opts.onProgress?.(0, size);
-    const short = (): NetkitError =>
-      new NetkitError(
+    const short = async (): Promise<NetkitError> => {
+      const why = explainShortClassic(digits, got, size, head.headerLength + got);
+      // Misread boundary: every byte in the partial file is shifted, so it is worthless.
+      const misread = why.includes('starts with digits');
+      if (misread) {
+        await writer?.settle().catch(() => undefined);
+        if (fd !== undefined) fs.closeSync(fd);
+        fd = undefined;
+        await removeQuietly(c.partPath);
+      }
+      return new NetkitError(
         'PEER_CLOSED',
-        `${explainShortClassic(digits, got, size, head.headerLength + got)}; ${c.partPath} is kept`,
+        `${why}${misread ? '' : `; ${c.partPath} is kept`}`,
         'the classic protocol can neither verify nor resume; fetch from a netkit server without --classic',
       );
+    };
     try {
       await receiver.receiveBody(size, writer, (n) => {
         got += n;
@@ -801,7 +811,7 @@ async function fetchClassic(c: Common): Promise<FetchResult> {
         }
       });
     } catch (err) {
-      if (receiver.ended) throw short();
+      if (receiver.ended) throw await short();
       throw err;
     }
     // No trailer in classic: only the end of the stream proves that no byte beyond the size follows.

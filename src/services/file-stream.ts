@@ -65,6 +65,8 @@ export function readUntil<T>(
     const onClose = (): void => finish(ends.closed('close'));
     const onError = (e: Error): void => finish(ends.failed(e));
     if (settle(parse)) return;
+    // Bytes that arrived with an earlier step count as "a byte": the silence is measured from now.
+    if (gap && reader.buffered > 0) gapTimer = setTimeout(() => settle(gap.onGap), gap.ms);
     if (socket.destroyed) {
       finish(ends.closed('close'));
       return;
