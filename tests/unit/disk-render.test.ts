@@ -1,0 +1,65 @@
+// Rendering disk query results: the df -h table (plain and coloured), use%, and JSON with exact integers.
+import { describe, expect, test } from '@jest/globals';
+import { renderJson, renderTable, usePercent, type Paint } from '../../src/commands/disk/render.js';
+import { NetkitError } from '../../src/errors.js';
+import type { HostResult } from '../../src/services/disk-query.js';
+
+const target = (label: string) => ({ label, host: label, port: 9991 });
+const answer: HostResult = {
+  ok: true,
+  protocol: 'v1',
+  target: target('nas'),
+  address: '10.0.0.2',
+  attempts: 1,
+  elapsedMs: 3,
+  answer: {
+    host: 'nas\u001b[2J',
+    time: 1_700_000_000_000,
+    omitted: 0,
+    filesystems: [
+      { mount: '/', fstype: 'ext4', device: '/dev/sda1', total: 100n * 2n ** 30n, used: 95n * 2n ** 30n, available: 5n * 2n ** 30n, free: 5n * 2n ** 30n, served: true },
+      { mount: '/big\u001b[31m', fstype: 'zfs', device: 'tank', total: 2n ** 63n + 5n, used: 1n, available: 2n ** 63n, free: 2n ** 63n + 4n, served: false },
+    ],
+  },
+};
+const failed: HostResult = { ok: false, target: target('dead'), elapsedMs: 7000, error: new NetkitError('TIMEOUT', 'no answer from dead:9991 after 3 attempts (waited 7.0s)') };
+const classic: HostResult = { ok: true, protocol: 'classic', target: target('old'), address: '10.0.0.3', attempts: 1, elapsedMs: 1, text: 't', parsed: { serverName: 'old', totalGiB: 10.5, availableGiB: 2.25 } };
+
+describe('disk query output', () => {
+  test('usePercent is df\'s: rounded up, undefined for an empty filesystem', () => {
+    expect(usePercent(0n, 100n)).toBe(0);
+    expect(usePercent(1n, 1000n)).toBe(1);
+    expect(usePercent(95n, 5n)).toBe(95);
+    expect(usePercent(0n, 0n)).toBeUndefined();
+  });
+
+  test('plain table: aligned columns, peer text escaped, failed hosts absent, no ANSI', () => {
+    const out = renderTable([answer, failed, classic]);
+    const lines = out.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^HOST\s+MOUNT\s+TYPE\s+SIZE\s+USED\s+AVAIL\s+USE%$/);
+    expect(lines[1]).toMatch(/^nas\s+\/\s+ext4\s+100G\s+95G\s+5\.0G\s+95%$/);
+    expect(lines[2]).toContain('/big\\x1b[31m');
+    expect(lines[3]).toMatch(/^old\s+-\s+classic\s+11G\s+-\s+2\.3G\s+-$/);
+    expect(lines).toHaveLength(4);
+    expect(out).not.toMatch(/\u001b/);
+    // right-aligned numbers end in the same column
+    expect(lines[1]!.indexOf('95%') + 3).toBe(lines[0]!.length);
+  });
+
+  test('coloured table: header painted, a 95% line marked bad', () => {
+    const tag = (name: string) => (s: string) => `<${name}>${s}</${name}>`;
+    const paint: Paint = { header: tag('h'), warn: tag('w'), bad: tag('b'), dim: tag('d') };
+    const out = renderTable([answer], paint);
+    expect(out).toMatch(/^<h>HOST/);
+    expect(out).toMatch(/<b>nas .*95%<\/b>/);
+  });
+
+  test('JSON: exact integers above 2^53, failures with their code', () => {
+    const text = renderJson([answer, failed]);
+    expect(text).toContain(`"total": ${(2n ** 63n + 5n).toString()}`);
+    const parsed = JSON.parse(text) as Array<Record<string, unknown>>;
+    expect(parsed[0]).toMatchObject({ host: 'nas', ok: true, protocol: 'v1', serverHost: 'nas\u001b[2J', timeMs: 1_700_000_000_000 });
+    expect(parsed[1]).toMatchObject({ host: 'dead', ok: false, error: { code: 'TIMEOUT' } });
+    expect(text).not.toContain('\u001b'); // JSON escapes control characters
+  });
+});
