@@ -25,7 +25,7 @@ export async function createProgressBar(stream: TtyStream, label: string): Promi
   const bar = new cliProgress.SingleBar(
     {
       stream: stream as NodeJS.WritableStream,
-      format: `${name} [{bar}] {percentage}% | {done}/{size} | {speed} | ETA {eta}`,
+      format: `${name} [{bar}] {percentage}% | {done}/{size} | {speed} | ETA {left}`,
       barsize: Math.max(10, Math.min(30, (stream.columns ?? 80) - 60 - name.length)),
       hideCursor: true,
       clearOnComplete: false,
@@ -44,7 +44,7 @@ export async function createProgressBar(stream: TtyStream, label: string): Promi
     const elapsed = (performance.now() - t0) / 1000;
     const rate = elapsed > 0.05 ? (received - base) / elapsed : 0;
     const eta = rate > 0 ? formatDuration(((total - received) / rate) * 1000) : '-';
-    return { done: formatBytes(received), size: formatBytes(total), speed: rate > 0 ? `${formatBytes(rate)}/s` : '-', eta };
+    return { done: formatBytes(received), size: formatBytes(total), speed: rate > 0 ? `${formatBytes(rate)}/s` : '-', left: eta };
   };
   return {
     update(received, total) {

@@ -112,11 +112,16 @@ export function parseClassicHead(prefix: Buffer, ended: boolean): ClassicHead | 
     );
   }
   if (prefix[n] === 0x20) {
-    throw ambiguous(
-      digits,
-      'the size is followed by a space',
-      'a netkit server pads the classic size with spaces; fetch from it without --classic (verified and resumable)',
-    );
+    if (n < CLASSIC_SIZE_FIELD && prefix.length < CLASSIC_SIZE_FIELD && !ended) return undefined;
+    const padded = n < CLASSIC_SIZE_FIELD && prefix.subarray(n, CLASSIC_SIZE_FIELD).every((b) => b === 0x20);
+    if (padded) {
+      throw ambiguous(
+        digits,
+        'the size is followed by a space: a netkit server\'s padded answer, or a file that starts with spaces',
+        'a netkit server pads the classic size with spaces; fetch from it without --classic (verified and resumable)',
+      );
+    }
+    throw ambiguous(digits, 'the size is followed by a space: the file starts with white space, or with digits and then a space');
   }
   return { kind: 'size', size: Number(digits), headerLength: n };
 }
