@@ -21,6 +21,21 @@ const lazyEmojiRegex = {
   },
 };
 
+// yargs renders the whole help text after every command handler starts (cacheHelpMessage), in case the
+// handler later asks for help: ~10 ms on every run. netkit's handlers never show help, and usage errors are
+// reported through .fail() without it, so the eager rendering is dropped.
+const CACHE_HELP = 'cachedHelpMessage = this.help();';
+const noEagerHelp = {
+  name: 'no-eager-help-cache',
+  setup(b) {
+    b.onLoad({ filter: /yargs[\\/]build[\\/]lib[\\/]usage\.js$/ }, async ({ path }) => {
+      const source = await readFile(path, 'utf8');
+      if (!source.includes(CACHE_HELP)) throw new Error(`yargs changed: '${CACHE_HELP}' not found in ${path}; review scripts/build.mjs`);
+      return { contents: source.replace(CACHE_HELP, () => 'cachedHelpMessage = undefined;'), loader: 'js' };
+    });
+  },
+};
+
 const result = await build({
   absWorkingDir: root.pathname,
   entryPoints: { netkit: 'src/cli/main.ts' },
@@ -38,7 +53,7 @@ const result = await build({
   banner: { js: "import { createRequire as __nkCreateRequire } from 'node:module'; const require = __nkCreateRequire(import.meta.url);" },
   // See segmenter-shim.js: keeps ~35 ms of ICU start-up off every command.
   inject: ['scripts/segmenter-shim.js'],
-  plugins: [lazyEmojiRegex],
+  plugins: [lazyEmojiRegex, noEagerHelp],
   define: { 'Intl.Segmenter': 'LazySegmenter' },
   logLevel: 'warning',
   metafile: true,

