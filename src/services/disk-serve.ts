@@ -189,9 +189,12 @@ export async function startDiskServer(opts: DiskServeOptions = {}): Promise<Disk
       sendError(msg, address, port, kind, 'too-large', WireError.TOO_LARGE, `answer needs a ${size}-byte request`, size);
       return;
     }
-    const header = Buffer.allocUnsafe(HEADER_SIZE);
-    writeReplyHeader(header, MsgType.ANSWER, msg);
-    socket.send([header, body], port, address);
+    // One buffer per reply (from Node's pool): a buffer list costs more per send than copying ~100 bytes,
+    // and the cached body must not be patched in place while an earlier send may still hold it.
+    const out = Buffer.allocUnsafe(size);
+    writeReplyHeader(out, MsgType.ANSWER, msg);
+    body.copy(out, HEADER_SIZE);
+    socket.send(out, port, address);
     event(address, port, kind, 'answered', msg.length, size);
   };
 
