@@ -628,6 +628,7 @@ async function fetchV1(c: Common, mayResume: boolean): Promise<FetchResult> {
   let fd: number | undefined;
   let writer: PartWriter | undefined;
   let size = 0;
+  let handshake = true;
   try {
     await writeAll(socket, Buffer.concat([encodePreamble(), encodeHello({ nonce: randomBytes(NONCE_LENGTH), flags: 0 })]), WRITE_ENDS);
     const first = await receiver.until(() => reader.next());
@@ -641,6 +642,7 @@ async function fetchV1(c: Common, mayResume: boolean): Promise<FetchResult> {
       }
       throwRefusal(response, c);
     }
+    handshake = false;
     if (response.offset !== offset) throw new NetkitError('PROTOCOL', `${c.target} answered for offset ${response.offset}, not ${offset}`);
     size = response.size;
     await checkRoom(path.dirname(c.finalPath), size - offset);
@@ -719,6 +721,18 @@ async function fetchV1(c: Common, mayResume: boolean): Promise<FetchResult> {
       }
       // Nothing received and nothing from before: the partial file is worthless.
       if (offset === 0 && (writer?.written ?? 0) === 0) await removeQuietly(c.partPath, c.infoPath);
+    }
+    if (handshake && isNetkitError(err) && (err.code === 'PEER_CLOSED' || err.code === 'PROTOCOL' || err.code === 'TOO_LARGE')) {
+      // Something answers on that port, but not a netkit v1 server: say what it probably is.
+      throw new NetkitError(
+        'PROTOCOL',
+        `${c.target} does not speak netkit file protocol v1 (${err.message})`,
+        'is that a netkit file server? a seed (classic) server needs --classic',
+        { cause: err },
+      );
+    }
+    if (handshake && isNetkitError(err) && err.code === 'TIMEOUT') {
+      throw new NetkitError('TIMEOUT', `${err.message} in answer to the handshake`, 'is that a netkit file server (and not, e.g., a TLS one: then use --tls)? or raise --timeout', { cause: err });
     }
     if (isNetkitError(err) && (err.code === 'PEER_CLOSED' || err.code === 'TIMEOUT') && size > 0) {
       const have = writer?.written ?? offset;
