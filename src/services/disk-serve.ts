@@ -1,5 +1,6 @@
 // The disk server: answers v1 queries (and, opt-in, classic ones) from cached figures at most ~1 s old.
 import type { Socket, RemoteInfo } from 'node:dgram';
+import type { KeyObject } from 'node:crypto';
 import { NetkitError } from '../errors.js';
 import { bindUdp, type UdpAddress } from '../transport/udp.js';
 import {
@@ -19,6 +20,8 @@ import {
 import { CLASSIC_ERROR, encodeClassicAnswer, isClassicRequest } from '../protocol/disk-classic.js';
 import { createSystemFacts, type DiskFactsSource, type FactsScope } from './disk-facts.js';
 import { RateLimiter, RateVerdict } from './disk-rate-limit.js';
+import { REPLY_MAC_OVERHEAD, locateAuthFields, sealReply, writeReplyMac, type AuthFieldProblem } from '../protocol/disk-auth.js';
+import { ReplayCache, admitDiskRequest, type DiskAdmission } from './replay-cache.js';
 
 /** Default per-source limit (requests/s) for non-loopback senders; see docs/cli.md. */
 export const DEFAULT_RATE_LIMIT = 1000;
@@ -34,7 +37,11 @@ export type QueryOutcome =
   | 'rate-limited' // answered ERROR RATE_LIMITED, or dropped when over the limit
   | 'error' // answered ERROR INTERNAL (figures could not be read)
   | 'classic-error' // answered the classic error text
-  | 'silent'; // nothing sent: not for us, or any reply would be larger than the request
+  | 'silent' // nothing sent: not for us, or any reply would be larger than the request
+  | 'refused'; // dropped without a reply by a server that requires a secret; `reason` says why
+
+/** Why a server with a secret dropped a datagram (logged; never sent: no oracle). */
+export type RefusalReason = 'classic' | 'not-netkit' | 'wrong-version' | 'rate-limited' | AuthFieldProblem | Exclude<DiskAdmission, 'ok'>;
 
 export interface QueryEvent {
   address: string;
@@ -44,6 +51,8 @@ export interface QueryEvent {
   /** Request and reply sizes in bytes (reply 0 when silent). */
   requestBytes: number;
   replyBytes: number;
+  /** Set when outcome is 'refused'. */
+  reason?: RefusalReason;
 }
 
 export interface DiskServeOptions {
@@ -60,6 +69,13 @@ export interface DiskServeOptions {
   maxAgeMs?: number;
   /** Injected figures (tests); by default the real machine's. */
   facts?: DiskFactsSource;
+  /**
+   * k_disk (Secret.key('disk')): when set, every query must be authenticated (docs/security.md 4.2),
+   * everything else is dropped without a reply, and replies carry a MAC. Incompatible with `classic`.
+   */
+  secret?: KeyObject;
+  /** Freshness window for authenticated requests, ms (default 30 s). */
+  authWindowMs?: number;
   /** Called for every datagram; leave unset when nothing is logged (it costs an object per query). */
   onQuery?: (event: QueryEvent) => void;
   /** Problems that do not stop the server (a send that failed, figures that could not be read). */
@@ -71,6 +87,8 @@ export interface ServeStats {
   answered: number;
   errors: number;
   silent: number;
+  /** Dropped by a server with a secret (unauthenticated, stale, replayed, forged, classic). */
+  refused: number;
 }
 
 export interface DiskServer {
@@ -85,7 +103,7 @@ interface Cached {
   readAt: number;
   refreshing?: Promise<void>;
   failure?: NetkitError;
-  waiting: Array<{ msg: Buffer; address: string; port: number; kind: QueryKind }>;
+  waiting: Array<{ msg: Buffer; address: string; port: number; kind: QueryKind; nonce: Buffer | undefined }>;
 }
 
 /** Requests parked while stale figures are re-read; more than this are dropped (a stuck disk must not eat memory). */
@@ -102,8 +120,13 @@ export async function startDiskServer(opts: DiskServeOptions = {}): Promise<Disk
   const facts = opts.facts ?? (await createSystemFacts({ path: opts.path ?? '.' }));
   const limiter = new RateLimiter({ perSecond: opts.rateLimit ?? DEFAULT_RATE_LIMIT, exemptLoopback: opts.exemptLoopback ?? true });
   const classic = opts.classic === true;
+  const key = opts.secret;
+  if (key && classic) {
+    throw new NetkitError('USAGE', 'a server that requires a secret cannot answer classic queries', 'leave out --classic: classic clients cannot authenticate');
+  }
+  const replay = key ? new ReplayCache({ windowMs: opts.authWindowMs }) : undefined;
   const onQuery = opts.onQuery;
-  const stats: ServeStats = { received: 0, answered: 0, errors: 0, silent: 0 };
+  const stats: ServeStats = { received: 0, answered: 0, errors: 0, silent: 0, refused: 0 };
   const cache: Record<FactsScope, Cached> = { path: { readAt: -Infinity, waiting: [] }, all: { readAt: -Infinity, waiting: [] } };
 
   const warn = (err: unknown): void => {
@@ -121,9 +144,15 @@ export async function startDiskServer(opts: DiskServeOptions = {}): Promise<Disk
     onQuery?.({ address, port, kind, outcome, requestBytes, replyBytes });
   };
 
-  /** Send a typed error no larger than the request, or nothing. */
-  const sendError = (msg: Buffer, address: string, port: number, kind: QueryKind, outcome: QueryOutcome, code: WireError, message: string, need?: number): void => {
-    const reply = encodeError(readId(msg), { code, message, need }, msg.length);
+  const refuse = (address: string, port: number, kind: QueryKind, reason: RefusalReason, requestBytes: number): void => {
+    stats.refused += 1;
+    onQuery?.({ address, port, kind, outcome: 'refused', requestBytes, replyBytes: 0, reason });
+  };
+
+  /** Send a typed error no larger than the request (MAC included when authenticated), or nothing. */
+  const sendError = (msg: Buffer, address: string, port: number, kind: QueryKind, outcome: QueryOutcome, code: WireError, message: string, need?: number, nonce?: Buffer): void => {
+    const plain = encodeError(readId(msg), { code, message, need }, msg.length - (nonce ? REPLY_MAC_OVERHEAD : 0));
+    const reply = plain && nonce ? sealReply(key!, nonce, [plain]) : plain;
     if (reply) {
       socket.send(reply, port, address);
       event(address, port, kind, outcome, msg.length, reply.length);
@@ -154,13 +183,13 @@ export async function startDiskServer(opts: DiskServeOptions = {}): Promise<Disk
         c.refreshing = undefined;
         const waiting = c.waiting;
         c.waiting = [];
-        for (const w of waiting) reply(w.msg, w.address, w.port, w.kind, scope, false);
+        for (const w of waiting) reply(w.msg, w.address, w.port, w.kind, scope, false, w.nonce);
       });
     return c.refreshing;
   };
 
   /** Answer from the cache; when the figures are too old, park the request until they are re-read. */
-  const reply = (msg: Buffer, address: string, port: number, kind: QueryKind, scope: FactsScope, mayWait: boolean): void => {
+  const reply = (msg: Buffer, address: string, port: number, kind: QueryKind, scope: FactsScope, mayWait: boolean, nonce?: Buffer): void => {
     if (closed) return;
     const c = cache[scope];
     const age = Date.now() - c.readAt;
@@ -168,13 +197,13 @@ export async function startDiskServer(opts: DiskServeOptions = {}): Promise<Disk
     const body = c.body;
     if (body === undefined || (mayWait ? age >= maxAge : c.failure !== undefined)) {
       if (mayWait) {
-        if (c.waiting.length < MAX_WAITING) c.waiting.push({ msg, address, port, kind });
+        if (c.waiting.length < MAX_WAITING) c.waiting.push({ msg, address, port, kind, nonce });
         else event(address, port, kind, 'silent', msg.length, 0);
         void refresh(scope);
         return;
       }
       if (kind === 'classic') event(address, port, kind, 'silent', msg.length, 0);
-      else sendError(msg, address, port, kind, 'error', WireError.INTERNAL, c.failure ? 'cannot read the disk figures' : 'figures not ready');
+      else sendError(msg, address, port, kind, 'error', WireError.INTERNAL, c.failure ? 'cannot read the disk figures' : 'figures not ready', undefined, nonce);
       return;
     }
     if (age >= refreshAge) void refresh(scope);
@@ -184,9 +213,9 @@ export async function startDiskServer(opts: DiskServeOptions = {}): Promise<Disk
       event(address, port, kind, 'answered', msg.length, c.classic!.length);
       return;
     }
-    const size = HEADER_SIZE + body.length;
+    const size = HEADER_SIZE + body.length + (nonce ? REPLY_MAC_OVERHEAD : 0);
     if (size > msg.length) {
-      sendError(msg, address, port, kind, 'too-large', WireError.TOO_LARGE, `answer needs a ${size}-byte request`, size);
+      sendError(msg, address, port, kind, 'too-large', WireError.TOO_LARGE, `answer needs a ${size}-byte request`, size, nonce);
       return;
     }
     // One buffer per reply (from Node's pool): a buffer list costs more per send than copying ~100 bytes,
@@ -194,14 +223,40 @@ export async function startDiskServer(opts: DiskServeOptions = {}): Promise<Disk
     const out = Buffer.allocUnsafe(size);
     writeReplyHeader(out, MsgType.ANSWER, msg);
     body.copy(out, HEADER_SIZE);
+    // The MAC binds the answer to this request's nonce, so it is computed per reply.
+    if (nonce) writeReplyMac(key!, nonce, out, HEADER_SIZE + body.length);
     socket.send(out, port, address);
     event(address, port, kind, 'answered', msg.length, size);
+  };
+
+  /**
+   * A server with a secret: nothing is ever sent to an unauthenticated datagram (no oracle, no
+   * amplification). Checks run cheapest first: rate limit, shape, timestamp, MAC, replay cache.
+   */
+  const onAuthMessage = (msg: Buffer, address: string, port: number, c: Classify): void => {
+    if (c === Classify.FOREIGN) return refuse(address, port, 'foreign', isClassicRequest(msg) ? 'classic' : 'not-netkit', msg.length);
+    if (c === Classify.RUNT || c === Classify.NOT_QUERY) return event(address, port, 'v1', 'silent', msg.length, 0);
+    if (limiter.take(address) !== RateVerdict.OK) return refuse(address, port, 'v1', 'rate-limited', msg.length);
+    if (c === Classify.WRONG_VERSION) return refuse(address, port, 'v1', 'wrong-version', msg.length);
+    let scope: Scope;
+    try {
+      scope = decodeQueryScope(msg);
+    } catch {
+      return refuse(address, port, 'v1', 'malformed', msg.length);
+    }
+    const at = locateAuthFields(msg, true);
+    if (typeof at === 'string') return refuse(address, port, 'v1', at, msg.length);
+    const verdict = admitDiskRequest({ key: key!, datagram: msg, macOffset: at.macOffset, nonce: at.nonce!, timestampMs: at.timestampMs!, cache: replay!, nowMs: Date.now() });
+    if (verdict !== 'ok') return refuse(address, port, 'v1', verdict, msg.length);
+    const which = scope === Scope.ALL ? 'all' : 'path';
+    reply(msg, address, port, which, which, true, at.nonce);
   };
 
   const onMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
     stats.received += 1;
     const { address, port } = rinfo;
     const c = classify(msg);
+    if (key) return onAuthMessage(msg, address, port, c);
     if (c === Classify.FOREIGN) {
       if (!classic) return event(address, port, 'foreign', 'silent', msg.length, 0);
       const verdict = limiter.take(address);
