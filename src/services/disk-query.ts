@@ -1,5 +1,5 @@
 // Asking disk servers (v1 or classic) for their figures, several hosts at once; results in, never printed here.
-import { randomFillSync } from 'node:crypto';
+import { randomBytes, randomFillSync, type KeyObject } from 'node:crypto';
 import { NetkitError } from '../errors.js';
 import { udpExchange, type Verdict } from '../transport/udp.js';
 import {
@@ -19,6 +19,8 @@ import {
   type Answer,
   type ErrorReply,
 } from '../protocol/disk-v1.js';
+import { DISK_NONCE_LENGTH } from '../protocol/auth.js';
+import { encodeAuthQuery, verifyReply } from '../protocol/disk-auth.js';
 import { CLASSIC_REQUEST, parseClassicAnswer, type ClassicAnswer } from '../protocol/disk-classic.js';
 
 const SERVICE = 'netkit disk serve';
@@ -62,7 +64,15 @@ export interface DiskQueryOptions {
   classic?: boolean;
   /** Hosts asked at the same time. */
   concurrency?: number;
+  /**
+   * k_disk (Secret.key('disk')): seal each request (a fresh nonce per attempt) and accept only replies
+   * whose MAC verifies against one of our nonces. Cannot be combined with `classic`.
+   */
+  secret?: KeyObject;
 }
+
+/** The hint for a silent server, which is what a server requiring a secret looks like to a client without one. */
+export const NO_SECRET_HINT = 'no answer (does the server require a secret? set NETKIT_TOKEN or --token-file)';
 
 interface Common {
   target: QueryTarget;
@@ -109,10 +119,29 @@ async function queryV1(target: QueryTarget, opts: DiskQueryOptions, started: num
   const id = randomId();
   const scope = opts.all ? Scope.ALL : Scope.PATH;
   let grown = false;
+  let size = DEFAULT_REQUEST_SIZE;
   let malformed: NetkitError | undefined;
+  const key = opts.secret;
+  const nonces: Buffer[] = [];
+  let unproven: { count: number; why: 'unauthenticated' | 'bad-mac' } | undefined;
+  const build = (): Buffer => {
+    if (!key) return encodeQuery(id, scope, size);
+    const nonce = randomBytes(DISK_NONCE_LENGTH);
+    nonces.push(nonce);
+    return encodeAuthQuery(key, id, scope, nonce, Date.now(), size);
+  };
   const onReply = (msg: Buffer): Verdict<Answer> => {
     // Not ours, or not for this request: keep waiting for the real answer.
     if (msg.length < HEADER_SIZE || msg[0] !== MAGIC0 || msg[1] !== MAGIC1 || readId(msg) !== id) return undefined;
+    if (key) {
+      // Nothing in a reply is believed before its MAC verifies; a forgery is ignored as if it never came.
+      const v = verifyReply(key, nonces, msg);
+      if (v !== 'ok') {
+        const why = v === 'unauthenticated' ? 'unauthenticated' : 'bad-mac';
+        unproven = { count: (unproven?.count ?? 0) + 1, why: unproven?.why === 'bad-mac' ? 'bad-mac' : why };
+        return undefined;
+      }
+    }
     let reply;
     try {
       reply = decodeReply(msg);
@@ -125,7 +154,8 @@ async function queryV1(target: QueryTarget, opts: DiskQueryOptions, started: num
     if (e.code === WireError.TOO_LARGE && !grown && e.need !== undefined && e.need > DEFAULT_REQUEST_SIZE && e.need <= MAX_DATAGRAM) {
       // Anti-amplification: the server only answers as much as we send, so send a bigger request, once.
       grown = true;
-      return { resend: encodeQuery(id, scope, e.need) };
+      size = e.need;
+      return { resend: build() };
     }
     throw wireErrorToNetkit(e, where(target));
   };
@@ -133,14 +163,30 @@ async function queryV1(target: QueryTarget, opts: DiskQueryOptions, started: num
     const r = await udpExchange({
       host: target.host,
       port: target.port,
-      payload: encodeQuery(id, scope, DEFAULT_REQUEST_SIZE),
+      payload: build(),
       timeoutMs: opts.timeoutMs ?? 1000,
       retries: opts.retries ?? 2,
       onReply,
+      ...(key ? { retryPayload: build } : {}),
       service: SERVICE,
     });
     return { ok: true, protocol: 'v1', target, address: r.address, attempts: r.attempts, elapsedMs: r.elapsedMs, answer: r.value };
   } catch (err) {
+    const timedOut = err instanceof NetkitError && err.code === 'TIMEOUT';
+    if (unproven && timedOut) {
+      const n = unproven.count === 1 ? 'an answer' : `${unproven.count} answers`;
+      const detail =
+        unproven.why === 'unauthenticated'
+          ? 'without a MAC: the server does not use a secret, or something else is answering in its place'
+          : 'with a MAC that does not verify: forged, or the server uses a different secret';
+      throw new NetkitError('UNAUTHORIZED', `${where(target)} sent ${n} ${detail}; rejected`, 'give both sides the same secret (NETKIT_TOKEN or --token-file)', { cause: err });
+    }
+    if (timedOut && !malformed) {
+      const hint = key
+        ? `does the server use the same secret? one with a different secret stays silent. Otherwise: ${err.hint ?? ''}`
+        : `${NO_SECRET_HINT}; otherwise: ${err.hint ?? ''}`;
+      throw new NetkitError('TIMEOUT', err.message, hint.trim(), { cause: err.cause });
+    }
     if (malformed && err instanceof NetkitError && err.code === 'TIMEOUT') {
       throw new NetkitError('PROTOCOL', `${where(target)} sent only malformed replies (${malformed.message})`, 'is that a netkit disk server? try --classic for a seed server', { cause: err });
     }

@@ -140,6 +140,11 @@ export interface ExchangeOptions<T> {
   timeoutMs: number;
   retries: number;
   onReply: (msg: Buffer) => Verdict<T>;
+  /**
+   * The datagram for a retransmission, given the last one sent (default: the same bytes). An
+   * authenticated client seals a fresh nonce here, since a server drops a repeated nonce as a replay.
+   */
+  retryPayload?: (previous: Buffer) => Buffer;
   /** Names the server program in hints, e.g. "netkit disk serve". */
   service?: string;
 }
@@ -209,6 +214,7 @@ function exchangeWith<T>(address: string, family: 4 | 6, opts: ExchangeOptions<T
     };
     const attempt = (): void => {
       attempts += 1;
+      if (attempts > 1 && opts.retryPayload) payload = opts.retryPayload(payload);
       send();
       // Doubling wait per attempt (an RTO backoff); a late answer to an earlier attempt still counts.
       timer = setTimeout(onTimeout, opts.timeoutMs * 2 ** (attempts - 1));

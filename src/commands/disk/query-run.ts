@@ -3,6 +3,8 @@ import { parseTarget, queryDisks, type HostResult } from '../../services/disk-qu
 import { sanitize, useColor } from '../../cli/output.js';
 import { setExitCode } from '../../cli/state.js';
 import { renderJson, renderTable, type Paint } from './render.js';
+import { loadCliSecret } from '../secret-option.js';
+import { NetkitError } from '../../errors.js';
 
 export interface QueryRunOptions {
   hosts: string[];
@@ -12,6 +14,7 @@ export interface QueryRunOptions {
   all: boolean;
   json: boolean;
   classic: boolean;
+  tokenFile?: string | undefined;
 }
 
 async function painter(): Promise<Paint | undefined> {
@@ -23,7 +26,11 @@ async function painter(): Promise<Paint | undefined> {
 export async function runDiskQuery(o: QueryRunOptions): Promise<void> {
   // Bad ports and empty names are usage errors (exit 2) before anything is sent.
   const targets = o.hosts.map((h) => parseTarget(h, o.port));
-  const results: HostResult[] = await queryDisks(targets, { timeoutMs: o.timeoutMs, retries: o.retries, all: o.all, classic: o.classic });
+  const secret = await loadCliSecret(o.tokenFile);
+  if (secret && o.classic) {
+    throw new NetkitError('USAGE', `--classic cannot be used with a secret (${secret.source}): the classic protocol cannot authenticate`, 'unset NETKIT_TOKEN for a seed server, or leave out --classic');
+  }
+  const results: HostResult[] = await queryDisks(targets, { timeoutMs: o.timeoutMs, retries: o.retries, all: o.all, classic: o.classic, secret: secret?.key('disk') });
   if (o.json) {
     process.stdout.write(renderJson(results));
   } else if (results.some((r) => r.ok)) {

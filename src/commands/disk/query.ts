@@ -1,6 +1,7 @@
 // `netkit disk query [HOST...]`: ask one or many disk servers and print a df -h style table or JSON.
 import type { CommandModule } from 'yargs';
 import { parseCount, parseDuration, parsePort } from '../../cli/args.js';
+import { tokenFileOption } from '../secret-option.js';
 
 interface QueryArgs {
   hosts: string[];
@@ -10,6 +11,7 @@ interface QueryArgs {
   all: boolean;
   json: boolean;
   classic: boolean;
+  'token-file'?: string;
 }
 
 export const queryCommand: CommandModule<object, QueryArgs> = {
@@ -24,6 +26,7 @@ export const queryCommand: CommandModule<object, QueryArgs> = {
       .option('all', { alias: 'a', type: 'boolean', default: false, describe: 'every real filesystem, not only the served one' })
       .option('json', { type: 'boolean', default: false, describe: 'machine output with exact byte counts' })
       .option('classic', { type: 'boolean', default: false, describe: 'ask a seed (classic protocol) server instead' })
+      .option('token-file', tokenFileOption)
       .example('$0 disk query', 'the disk of the server on this machine')
       .example('$0 disk query nas backup:9000 [::1]:9991 --all', 'several hosts at once, every filesystem')
       .example('$0 disk query --json host1 | jq', 'exact bytes for scripts'),
@@ -37,6 +40,7 @@ export const queryCommand: CommandModule<object, QueryArgs> = {
       all: argv.all,
       json: argv.json,
       classic: argv.classic,
+      tokenFile: argv['token-file'],
     });
   },
 };

@@ -3,6 +3,8 @@ import { startDiskServer, type QueryEvent } from '../../services/disk-serve.js';
 import { formatHostPort } from '../../transport/udp.js';
 import { waitForShutdown } from '../../cli/signals.js';
 import { sanitize } from '../../cli/output.js';
+import { loadCliSecret } from '../secret-option.js';
+import { NetkitError } from '../../errors.js';
 
 export interface ServeRunOptions {
   port: number;
@@ -12,6 +14,7 @@ export interface ServeRunOptions {
   quiet: boolean;
   rateLimit: number;
   exemptLoopback: boolean;
+  tokenFile?: string | undefined;
 }
 
 /** Most query lines per second on stderr; beyond that one summary line per second, so a flood cannot turn into a log flood. */
@@ -44,12 +47,21 @@ function queryLogger(write: (line: string) => void): (e: QueryEvent) => void {
     lines += 1;
     const reply = e.replyBytes > 0 ? `${e.replyBytes}B` : 'no reply';
     const address = e.address.startsWith('::ffff:') ? e.address.slice(7) : e.address; // IPv4 via the dual-stack socket
-    write(`${new Date(now).toISOString()} ${formatHostPort(address, e.port)} ${e.kind} ${e.outcome} (${e.requestBytes}B -> ${reply})\n`);
+    const outcome = e.reason ? `${e.outcome} ${e.reason}` : e.outcome;
+    write(`${new Date(now).toISOString()} ${formatHostPort(address, e.port)} ${e.kind} ${outcome} (${e.requestBytes}B -> ${reply})\n`);
   };
 }
 
 export async function runDiskServe(o: ServeRunOptions): Promise<void> {
   const write = (line: string): void => void process.stderr.write(line);
+  const secret = await loadCliSecret(o.tokenFile);
+  if (secret && o.classic) {
+    throw new NetkitError('USAGE', `--classic cannot be used with a secret (${secret.source}): classic clients cannot authenticate`, 'leave out --classic, or run a second server without a secret for seed clients');
+  }
+  // Refusals (source and reason) are logged even with --quiet: they are what an operator needs to see. The
+  // logger is rate-limited, so a flood of forged datagrams cannot flood the log.
+  const log = queryLogger(write);
+  const onQuery = !o.quiet ? log : secret ? (e: QueryEvent): void => void (e.outcome === 'refused' && log(e)) : undefined;
   const server = await startDiskServer({
     port: o.port,
     host: o.host,
@@ -57,12 +69,14 @@ export async function runDiskServe(o: ServeRunOptions): Promise<void> {
     classic: o.classic,
     rateLimit: o.rateLimit,
     exemptLoopback: o.exemptLoopback,
-    onQuery: o.quiet ? undefined : queryLogger(write),
+    onQuery,
+    secret: secret?.key('disk'),
     onWarning: (err) => write(`netkit: warning: ${sanitize(err.message)}\n`),
   });
   // Install the signal handlers before announcing, so a signal sent right after the line is handled.
   const shutdown = waitForShutdown();
   process.stdout.write(`listening udp ${formatHostPort(server.address.address, server.address.port)}\n`);
+  if (secret) write(`netkit: requiring the secret from ${secret.source}: unauthenticated, stale, replayed and classic queries get no reply\n`);
   if (o.classic && !o.quiet) {
     write('netkit: --classic: answering "y" queries; their replies are larger than the request (see docs/protocol.md)\n');
   }

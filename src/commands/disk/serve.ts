@@ -1,6 +1,7 @@
 // `netkit disk serve`: answer disk-space queries for this machine until SIGINT/SIGTERM.
 import type { CommandModule } from 'yargs';
 import { parseCount, parsePort } from '../../cli/args.js';
+import { tokenFileOption } from '../secret-option.js';
 
 interface ServeArgs {
   port: number;
@@ -10,6 +11,7 @@ interface ServeArgs {
   quiet: boolean;
   'rate-limit': number;
   'exempt-loopback': boolean;
+  'token-file'?: string;
 }
 
 export const serveCommand: CommandModule<object, ServeArgs> = {
@@ -24,8 +26,10 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'do not log each query on stderr' })
       .option('rate-limit', { type: 'string', default: 1000, describe: 'queries per second allowed per source address; 0 = no limit', coerce: (v: unknown) => parseCount(v, '--rate-limit') })
       .option('exempt-loopback', { type: 'boolean', default: true, describe: 'do not rate-limit senders on this machine (--no-exempt-loopback to limit them too)' })
+      .option('token-file', tokenFileOption)
       .example('$0 disk serve', 'serve the current directory\'s disk on port 9991')
-      .example('$0 disk serve --path /srv --classic', 'report /srv\'s disk, and answer seed clients too'),
+      .example('$0 disk serve --path /srv --classic', 'report /srv\'s disk, and answer seed clients too')
+      .example('$0 disk serve --token-file ~/.netkit-token', 'answer only clients that hold the same secret'),
   handler: async (argv) => {
     const { runDiskServe } = await import('./serve-run.js');
     await runDiskServe({
@@ -36,6 +40,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       quiet: argv.quiet,
       rateLimit: argv['rate-limit'],
       exemptLoopback: argv['exempt-loopback'],
+      tokenFile: argv['token-file'],
     });
   },
 };
