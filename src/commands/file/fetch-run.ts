@@ -15,6 +15,8 @@ export interface FetchRunOptions {
   quiet: boolean;
   timeoutMs: number;
   classic: boolean;
+  /** Flush to disk before the final rename (default true). */
+  fsync?: boolean;
   tls?: boolean;
   tlsFingerprint?: string;
   tlsCa?: string;
@@ -53,6 +55,7 @@ export async function runFileFetch(o: FetchRunOptions): Promise<void> {
       force: o.force,
       timeoutMs: o.timeoutMs,
       classic: o.classic,
+      fsync: o.fsync,
       transport,
       onProgress: bar ? (received, total) => bar.update(received, total) : undefined,
       onNotice: o.quiet ? undefined : (m) => void process.stderr.write(`netkit: ${sanitize(m)}\n`),

@@ -12,6 +12,7 @@ interface FetchArgs {
   quiet: boolean;
   timeout: number;
   classic: boolean;
+  fsync: boolean;
   tls: boolean;
   'tls-fingerprint'?: string;
   'tls-ca'?: string;
@@ -31,6 +32,7 @@ export const fetchCommand: CommandModule<object, FetchArgs> = {
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress bar and no summary line' })
       .option('timeout', { alias: 't', type: 'string', default: '10s', describe: 'give up connecting, or waiting for data, after this long', coerce: (v: unknown) => parseDuration(v, '--timeout', 3_600_000) })
       .option('classic', { type: 'boolean', default: false, describe: 'fetch from a seed (classic protocol) server: no verification, no resume' })
+      .option('fsync', { type: 'boolean', default: true, describe: 'flush the file to disk before giving it its final name (--no-fsync: faster, but a power failure may damage it)' })
       .option('tls', { type: 'boolean', default: false, describe: 'connect with TLS 1.3; without a pin or CA, trust on first use (~/.config/netkit/known_hosts)' })
       .option('tls-fingerprint', { type: 'string', describe: 'accept only this certificate (sha256:… as printed by `file serve --tls`); implies --tls' })
       .option('tls-ca', { type: 'string', describe: 'verify the server against the CA certificates in this PEM file; implies --tls' })
@@ -49,6 +51,7 @@ export const fetchCommand: CommandModule<object, FetchArgs> = {
       quiet: argv.quiet,
       timeoutMs: argv.timeout,
       classic: argv.classic,
+      fsync: argv.fsync,
       tls: argv.tls || argv['tls-fingerprint'] !== undefined || argv['tls-ca'] !== undefined,
       tlsFingerprint: argv['tls-fingerprint'],
       tlsCa: argv['tls-ca'],
