@@ -42,6 +42,8 @@ export const SERVE_DEFAULTS = {
 
 /** Bytes read from the file per read(); large reads and large hash updates are what make SHA-256 fast. */
 const CHUNK = 1024 * 1024;
+/** What a connection reads with when the shared pool is exhausted. */
+const SMALL_CHUNK = 128 * 1024;
 /** How long to keep reading (and discarding) after our last byte, so closing never resets the answer away. */
 const LINGER_MS = 2_000;
 
@@ -142,31 +144,61 @@ const ENDS: EndFactory = {
   failed: (err) => new ConnectionEnd('aborted', `connection error: ${errnoText(err)}`),
 };
 
-/** Reusable 1 MiB buffers: a buffer goes back only when socket.write says the kernel has its bytes. */
-class BufferPool {
+/**
+ * Read buffers shared by every connection: 1 MiB each (large reads and large hash updates are what
+ * make SHA-256 fast), at most `max` of them in use at once, so memory stays bounded however many
+ * clients there are. Past that a connection gets a small unpooled buffer instead of waiting: a few
+ * clients that stop reading can slow others down, never stall them. A buffer goes back only when
+ * socket.write says the kernel has its bytes.
+ */
+export class BufferPool {
   private readonly free: Buffer[] = [];
+  private inUse = 0;
 
-  constructor(private readonly keep = 4) {}
+  constructor(private readonly max = 24) {}
 
   get(): Buffer {
+    if (this.inUse >= this.max) return Buffer.allocUnsafeSlow(SMALL_CHUNK);
+    this.inUse += 1;
     return this.free.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
   }
 
   put(buf: Buffer): void {
-    if (this.free.length < this.keep) this.free.push(buf);
+    if (buf.length !== CHUNK) return;
+    this.inUse -= 1;
+    this.free.push(buf);
+  }
+
+  /** Buffers handed out and not yet returned (for tests). */
+  get outstanding(): number {
+    return this.inUse;
   }
 }
 
-/** Read [from, to) of the file with one read always in flight ahead of the consumer. */
+/** The whole pooled buffer behind a chunk that readChunks yielded. */
+function wholeOf(chunk: Buffer): Buffer {
+  return Buffer.from(chunk.buffer, 0, chunk.buffer.byteLength);
+}
+
+/**
+ * Read [from, to) of the file with one read always in flight ahead of the consumer. Each chunk's
+ * buffer belongs to the consumer, who returns it with pool.put(wholeOf(chunk)); a read still in
+ * flight when the consumer stops is returned here.
+ */
 async function* readChunks(handle: fsp.FileHandle, from: number, to: number, pool: BufferPool): AsyncGenerator<Buffer> {
   const readAt = async (pos: number): Promise<Buffer> => {
-    const len = Math.min(CHUNK, to - pos);
     const buf = pool.get();
-    let got = 0;
-    while (got < len) {
-      const { bytesRead } = await handle.read(buf, got, len - got, pos + got);
-      if (bytesRead === 0) throw new ConnectionEnd('error', `the file shrank while being sent (at byte ${pos + got} of ${to})`);
-      got += bytesRead;
+    const len = Math.min(buf.length, to - pos);
+    try {
+      let got = 0;
+      while (got < len) {
+        const { bytesRead } = await handle.read(buf, got, len - got, pos + got);
+        if (bytesRead === 0) throw new ConnectionEnd('error', `the file shrank while being sent (at byte ${pos + got} of ${to})`);
+        got += bytesRead;
+      }
+    } catch (err) {
+      pool.put(buf);
+      throw err;
     }
     return buf.subarray(0, len);
   };
@@ -174,12 +206,19 @@ async function* readChunks(handle: fsp.FileHandle, from: number, to: number, poo
   let pending = pos < to ? readAt(pos) : undefined;
   // Avoid an unhandled rejection if the consumer stops early while a read is in flight.
   pending?.catch(() => undefined);
-  while (pending) {
-    const chunk = await pending;
-    pos += chunk.length;
-    pending = pos < to ? readAt(pos) : undefined;
-    pending?.catch(() => undefined);
-    yield chunk;
+  try {
+    while (pending) {
+      const chunk = await pending;
+      pos += chunk.length;
+      pending = pos < to ? readAt(pos) : undefined;
+      pending?.catch(() => undefined);
+      yield chunk;
+    }
+  } finally {
+    if (pending) {
+      const late = await pending.catch(() => undefined);
+      if (late) pool.put(wholeOf(late));
+    }
   }
 }
 
@@ -205,6 +244,7 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
   // Past the limit we still answer BUSY, but only to a bounded number of extra sockets at once.
   const busyCap = Math.max(16, maxConnections);
   const hashCache = new HashCache();
+  const pool = new BufferPool();
   const conns = new Set<Conn>();
   let busyOpen = 0;
   let closing = false;
@@ -387,10 +427,9 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
       const hash = cached ? undefined : createHash('sha256');
       if (hash && request.offset > 0) {
         // The trailer covers the whole file: hash the part the client already has, reading it once.
-        const pool = new BufferPool();
         for await (const chunk of readChunks(file.handle, 0, request.offset, pool)) {
           hash.update(chunk);
-          pool.put(Buffer.from(chunk.buffer, chunk.byteOffset, CHUNK));
+          pool.put(wholeOf(chunk));
         }
       }
       entry.bytes = await sendBody(file.handle, request.offset, size, hash);
@@ -409,13 +448,14 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
 
     async function sendBody(handle: fsp.FileHandle, from: number, to: number, hash: Hash | undefined): Promise<number> {
       let sent = 0;
-      const pool = new BufferPool();
       for await (const chunk of readChunks(handle, from, to, pool)) {
-        if (socket.destroyed) throw new ConnectionEnd('aborted', `the client went away after ${sent} bytes`);
-        const whole = Buffer.from(chunk.buffer, chunk.byteOffset, CHUNK);
-        const ok = socket.write(chunk, (err) => {
-          if (!err) pool.put(whole);
-        });
+        const whole = wholeOf(chunk);
+        if (socket.destroyed) {
+          pool.put(whole);
+          throw new ConnectionEnd('aborted', `the client went away after ${sent} bytes`);
+        }
+        // Returned even when the write fails: a destroyed socket calls back with an error, once.
+        const ok = socket.write(chunk, () => pool.put(whole));
         // Hash while the kernel sends what write() could not push out synchronously.
         hash?.update(chunk);
         sent += chunk.length;

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetkitError } from '../../src/errors.js';
 import { fetchFile, localNameOf, type FetchOptions } from '../../src/services/file-fetch.js';
-import { startFileServer, type FileServer, type ServeOptions, type TransferLog } from '../../src/services/file-serve.js';
+import { BufferPool, startFileServer, type FileServer, type ServeOptions, type TransferLog } from '../../src/services/file-serve.js';
 import {
   FrameReader,
   FrameType,
@@ -435,5 +435,21 @@ describe('the client against hostile or broken servers', () => {
     const err = await rejection(fetchFrom({ port }, 'x.bin', outDir()));
     expect(err.code).toBe('CONNECT_REFUSED');
     expect(err.hint).toMatch(/netkit file serve/);
+  });
+});
+
+describe('the shared read-buffer pool', () => {
+  test('hands out at most `max` 1 MiB buffers, then small unpooled ones, and reuses what comes back', () => {
+    const pool = new BufferPool(2);
+    const a = pool.get();
+    const b = pool.get();
+    expect([a.length, b.length]).toEqual([1024 * 1024, 1024 * 1024]);
+    const small = pool.get();
+    expect(small.length).toBe(128 * 1024);
+    expect(pool.outstanding).toBe(2);
+    pool.put(small); // not pooled: ignored
+    pool.put(a);
+    expect(pool.outstanding).toBe(1);
+    expect(pool.get()).toBe(a);
   });
 });
