@@ -18,7 +18,6 @@ import {
   encodeRequest,
   statusErrorCode,
   statusName,
-  type Frame,
   type Response,
 } from '../protocol/file-v1.js';
 import { explainShortClassic, parseClassicHead } from '../protocol/file-classic.js';
