@@ -42,6 +42,8 @@ export const SERVE_DEFAULTS = {
 
 /** Bytes read from the file per read(); large reads and large hash updates are what make SHA-256 fast. */
 const CHUNK = 1024 * 1024;
+/** First byte of a TLS handshake record. */
+const TLS_HANDSHAKE = 0x16;
 /** What a connection reads with when the shared pool is exhausted. */
 const SMALL_CHUNK = 128 * 1024;
 /** How long to keep reading (and discarding) after our last byte, so closing never resets the answer away. */
@@ -332,6 +334,12 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
     let file: Awaited<ReturnType<typeof openInJail>> | undefined;
     try {
       const first = await readUntil(socket, reader, () => reader.peek());
+      if (first === TLS_HANDSHAKE) {
+        // A TLS ClientHello (0x16 0x03) on a plain port: answer nothing, so the client's TLS stack
+        // reports "not TLS" at once instead of misreading a classic "-1".
+        const two = await readUntil(socket, reader, () => (reader.buffered >= 2 ? reader.peekAll() : undefined));
+        if (two[1] === 0x03) throw new ConnectionEnd('bad-request', 'a TLS client on this plain port (fetch without --tls)');
+      }
       if (first === MAGIC[0]) {
         entry.protocol = 'v1';
         await serveV1();

@@ -292,6 +292,16 @@ describe('server limits', () => {
     }
   });
 
+  test('a TLS ClientHello on the plain port is closed without a byte in answer', async () => {
+    const { server, next } = await serve();
+    const s = await rawConnect(server.port);
+    s.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]));
+    expect((await readAll(s)).length).toBe(0);
+    const log = await next();
+    expect(log.outcome).toBe('bad-request');
+    expect(log.detail).toMatch(/TLS client/);
+  });
+
   test('an unknown protocol version gets UNSUPPORTED_VERSION with the version spoken', async () => {
     const { server } = await serve();
     const s = await rawConnect(server.port);
