@@ -19,12 +19,14 @@ import {
 } from '../protocol/disk-v1.js';
 import { CLASSIC_ERROR, encodeClassicAnswer, isClassicRequest } from '../protocol/disk-classic.js';
 import { createSystemFacts, type DiskFactsSource, type FactsScope } from './disk-facts.js';
-import { RateLimiter, RateVerdict } from './disk-rate-limit.js';
+import { RateLimiter, RateVerdict } from './limits.js';
 import { REPLY_MAC_OVERHEAD, locateAuthFields, sealReply, writeReplyMac, type AuthFieldProblem } from '../protocol/disk-auth.js';
 import { ReplayCache, admitDiskRequest, type DiskAdmission } from './replay-cache.js';
 
 /** Default per-source limit (requests/s) for non-loopback senders; see docs/cli.md. */
 export const DEFAULT_RATE_LIMIT = 1000;
+/** Sources with their own rate-limit bucket; past it, new sources share one (docs/security.md 3). */
+export const RATE_LIMIT_SOURCES = 4096;
 
 /** What kind of datagram arrived. */
 export type QueryKind = 'path' | 'all' | 'classic' | 'v1' | 'foreign';
@@ -118,7 +120,9 @@ export async function startDiskServer(opts: DiskServeOptions = {}): Promise<Disk
   const refreshAge = maxAge / 2;
   const ownFacts = opts.facts === undefined;
   const facts = opts.facts ?? (await createSystemFacts({ path: opts.path ?? '.' }));
-  const limiter = new RateLimiter({ perSecond: opts.rateLimit ?? DEFAULT_RATE_LIMIT, exemptLoopback: opts.exemptLoopback ?? true });
+  const rate = opts.rateLimit ?? DEFAULT_RATE_LIMIT;
+  // Burst: one second's worth. Loopback is exempt by default (benchmarks, local users).
+  const limiter = new RateLimiter({ ratePerSec: rate, burst: Math.max(1, rate), maxSources: RATE_LIMIT_SOURCES, exemptLoopback: opts.exemptLoopback ?? true });
   const classic = opts.classic === true;
   const key = opts.secret;
   if (key && classic) {
@@ -236,7 +240,7 @@ export async function startDiskServer(opts: DiskServeOptions = {}): Promise<Disk
   const onAuthMessage = (msg: Buffer, address: string, port: number, c: Classify): void => {
     if (c === Classify.FOREIGN) return refuse(address, port, 'foreign', isClassicRequest(msg) ? 'classic' : 'not-netkit', msg.length);
     if (c === Classify.RUNT || c === Classify.NOT_QUERY) return event(address, port, 'v1', 'silent', msg.length, 0);
-    if (limiter.take(address) !== RateVerdict.OK) return refuse(address, port, 'v1', 'rate-limited', msg.length);
+    if (limiter.check(address) !== RateVerdict.OK) return refuse(address, port, 'v1', 'rate-limited', msg.length);
     if (c === Classify.WRONG_VERSION) return refuse(address, port, 'v1', 'wrong-version', msg.length);
     let scope: Scope;
     try {
@@ -259,7 +263,7 @@ export async function startDiskServer(opts: DiskServeOptions = {}): Promise<Disk
     if (key) return onAuthMessage(msg, address, port, c);
     if (c === Classify.FOREIGN) {
       if (!classic) return event(address, port, 'foreign', 'silent', msg.length, 0);
-      const verdict = limiter.take(address);
+      const verdict = limiter.check(address);
       if (verdict !== RateVerdict.OK) return event(address, port, 'classic', 'rate-limited', msg.length, 0);
       if (isClassicRequest(msg)) return reply(msg, address, port, 'classic', 'path', true);
       if (CLASSIC_ERROR.length > msg.length) return event(address, port, 'classic', 'silent', msg.length, 0);
@@ -268,7 +272,7 @@ export async function startDiskServer(opts: DiskServeOptions = {}): Promise<Disk
     }
     // Runts carry no id to echo, and replies to ANSWER/ERROR could make two servers ping-pong.
     if (c === Classify.RUNT || c === Classify.NOT_QUERY) return event(address, port, 'v1', 'silent', msg.length, 0);
-    const verdict = limiter.take(address);
+    const verdict = limiter.check(address);
     if (verdict === RateVerdict.DROP) return event(address, port, 'v1', 'silent', msg.length, 0);
     if (verdict === RateVerdict.NOTIFY) return sendError(msg, address, port, 'v1', 'rate-limited', WireError.RATE_LIMITED, 'too many requests from your address');
     if (c === Classify.WRONG_VERSION) {

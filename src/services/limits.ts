@@ -1,4 +1,4 @@
-// Abuse limits shared by both servers: per-source failure throttling, connection counting, and a UDP token-bucket rate limiter; every table is bounded.
+// Abuse limits shared by both servers: per-source failure throttling, connection counting, and the UDP token-bucket rate limiter; every table is bounded.
 import { isIPv4, isIPv6 } from 'node:net';
 import { performance } from 'node:perf_hooks';
 
@@ -209,18 +209,38 @@ export class ConnectionLimiter {
 // ---------------------------------------------------------------------------------------------
 
 export interface RateLimitOptions {
-  /** Sustained datagrams per second allowed from one source (default 50). */
+  /** Sustained datagrams per second allowed from one source (default 50); 0 turns limiting off. */
   ratePerSec?: number;
   /** Bucket size: how many may arrive back to back (default 100). */
   burst?: number;
   /** Most sources tracked (default 10,000). Sources beyond it share one overflow bucket. */
   maxSources?: number;
+  /** check() lets loopback senders (this machine's own users, benchmarks) through unlimited (default false). */
+  exemptLoopback?: boolean;
   clock?: Clock;
+}
+
+/** What check() says about one datagram. */
+export const RateVerdict = {
+  /** Serve it. */
+  OK: 0,
+  /** Over the limit: answer RATE_LIMITED (at most once per second per bucket). */
+  NOTIFY: 1,
+  /** Over the limit: drop silently. */
+  DROP: 2,
+} as const;
+export type RateVerdict = (typeof RateVerdict)[keyof typeof RateVerdict];
+
+/** 127.0.0.0/8, ::1 and their IPv4-mapped forms. Cheap on purpose: it runs first on the disk hot path. */
+export function isLoopback(address: string): boolean {
+  return address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.');
 }
 
 interface Bucket {
   tokens: number;
   at: number;
+  /** When this bucket last earned a NOTIFY verdict. */
+  notified: number;
 }
 
 /**
@@ -233,38 +253,73 @@ export class RateLimiter {
   readonly ratePerSec: number;
   readonly burst: number;
   readonly maxSources: number;
+  readonly exemptLoopback: boolean;
   private readonly clock: Clock;
   private readonly table = new Map<string, Bucket>();
   private readonly overflow: Bucket;
+  /** The verdict of the last spendFor(). */
+  private lastOk = false;
 
   constructor(opts: RateLimitOptions = {}) {
     this.ratePerSec = opts.ratePerSec ?? 50;
     this.burst = opts.burst ?? 100;
     this.maxSources = opts.maxSources ?? 10_000;
+    this.exemptLoopback = opts.exemptLoopback ?? false;
     this.clock = opts.clock ?? monotonic;
-    if (!(this.ratePerSec > 0) || !(this.burst >= 1) || !(this.maxSources >= 1)) throw new RangeError('invalid RateLimiter options');
-    this.overflow = { tokens: this.burst, at: this.clock() };
+    if (!(this.ratePerSec >= 0) || !(this.burst >= 1) || !(this.maxSources >= 1)) throw new RangeError('invalid RateLimiter options');
+    this.overflow = { tokens: this.burst, at: this.clock(), notified: -Infinity };
   }
 
-  /** Take one token for a datagram from `source`: true to process it, false to drop it. */
+  /** False when the rate is 0: everything passes. */
+  get enabled(): boolean {
+    return this.ratePerSec > 0;
+  }
+
+  /** Take one token for a datagram from `source` (a key from sourceKey()): true to process it, false to drop it. */
   take(source: string): boolean {
+    if (!(this.ratePerSec > 0)) return true;
+    this.spendFor(source, this.clock());
+    return this.lastOk;
+  }
+
+  /**
+   * The server's entry point: one datagram from `address` (a raw peer address). Loopback passes when
+   * exempt; others are counted under sourceKey(address). Past the limit, the first datagram in each
+   * second earns NOTIFY (a small typed refusal), the rest DROP.
+   */
+  check(address: string): RateVerdict {
+    if (!(this.ratePerSec > 0) || (this.exemptLoopback && isLoopback(address))) return RateVerdict.OK;
     const now = this.clock();
-    let b = this.table.get(source);
-    if (b) {
-      this.table.delete(source); // re-inserted below: Map order is least recently seen first
-    } else {
-      this.sweep(now);
-      if (this.table.size >= this.maxSources) return this.spend(this.overflow, now);
-      b = { tokens: this.burst, at: now };
+    const b = this.spendFor(sourceKey(address), now);
+    if (this.lastOk) return RateVerdict.OK;
+    if (now - b.notified >= 1000) {
+      b.notified = now;
+      return RateVerdict.NOTIFY;
     }
-    const ok = this.spend(b, now);
-    this.table.set(source, b);
-    return ok;
+    return RateVerdict.DROP;
   }
 
   /** How many sources have their own bucket. */
   get size(): number {
     return this.table.size;
+  }
+
+  /** Spend a token from `key`'s bucket (or the shared overflow bucket); the verdict is left in lastOk (no allocation per datagram). */
+  private spendFor(key: string, now: number): Bucket {
+    let b = this.table.get(key);
+    if (b) {
+      this.table.delete(key); // re-inserted below: Map order is least recently seen first
+    } else {
+      this.sweep(now);
+      if (this.table.size >= this.maxSources) {
+        this.lastOk = this.spend(this.overflow, now);
+        return this.overflow;
+      }
+      b = { tokens: this.burst, at: now, notified: -Infinity };
+    }
+    this.lastOk = this.spend(b, now);
+    this.table.set(key, b);
+    return b;
   }
 
   private spend(b: Bucket, now: number): boolean {

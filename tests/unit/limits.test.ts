@@ -1,7 +1,7 @@
 // Abuse limits with an injected clock: failure back-off, connection counting against a model, token buckets, bounded tables, source keys.
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
-import { ConnectionLimiter, FailureThrottle, RateLimiter, sourceKey } from '../../src/services/limits.js';
+import { ConnectionLimiter, FailureThrottle, RateLimiter, RateVerdict, isLoopback, sourceKey } from '../../src/services/limits.js';
 
 /** A clock the test moves by hand: no timers, no sleeps. */
 function manualClock(start = 1_000): { now: () => number; advance: (ms: number) => void } {
@@ -207,5 +207,78 @@ describe('RateLimiter', () => {
     clock.advance(1_000); // burst / rate = 1 s: all full again
     expect(r.take('new')).toBe(true);
     expect(r.size).toBe(1);
+  });
+});
+
+describe('RateLimiter.check (the disk server entry point)', () => {
+  test('a source gets its burst, then one RATE_LIMITED notice, then silence, then refills with time', () => {
+    const clock = manualClock();
+    const rl = new RateLimiter({ ratePerSec: 10, burst: 10, clock: clock.now });
+    for (let i = 0; i < 10; i += 1) expect(rl.check('192.0.2.1')).toBe(RateVerdict.OK);
+    expect(rl.check('192.0.2.1')).toBe(RateVerdict.NOTIFY);
+    expect(rl.check('192.0.2.1')).toBe(RateVerdict.DROP);
+    expect(rl.check('192.0.2.2')).toBe(RateVerdict.OK); // another source is not affected
+    clock.advance(100); // one token at 10/s
+    expect(rl.check('192.0.2.1')).toBe(RateVerdict.OK);
+    expect(rl.check('192.0.2.1')).toBe(RateVerdict.DROP); // notified less than a second ago
+    clock.advance(1000);
+    let ok = 0;
+    while (rl.check('192.0.2.1') === RateVerdict.OK) ok += 1;
+    expect(ok).toBe(10); // capped at the burst, not 11
+  });
+
+  test('loopback is exempt only when asked; rate 0 disables limiting', () => {
+    const clock = manualClock();
+    const exempt = new RateLimiter({ ratePerSec: 1, burst: 1, exemptLoopback: true, clock: clock.now });
+    const strict = new RateLimiter({ ratePerSec: 1, burst: 1, clock: clock.now });
+    const off = new RateLimiter({ ratePerSec: 0, burst: 1, clock: clock.now });
+    for (let i = 0; i < 100; i += 1) {
+      expect(exempt.check('::ffff:127.0.0.1')).toBe(RateVerdict.OK);
+      expect(exempt.check('::1')).toBe(RateVerdict.OK);
+      expect(off.check('203.0.113.9')).toBe(RateVerdict.OK);
+      expect(off.take('203.0.113.9')).toBe(true);
+    }
+    expect(exempt.check('203.0.113.9')).toBe(RateVerdict.OK);
+    expect(exempt.check('203.0.113.9')).toBe(RateVerdict.NOTIFY);
+    expect(strict.check('::1')).toBe(RateVerdict.OK);
+    expect(strict.check('::1')).toBe(RateVerdict.NOTIFY);
+    expect(off.enabled).toBe(false);
+    expect(strict.enabled).toBe(true);
+  });
+
+  test('addresses are counted by sourceKey: IPv4-mapped is the IPv4 address, IPv6 by its /64', () => {
+    const clock = manualClock();
+    const rl = new RateLimiter({ ratePerSec: 1, burst: 2, clock: clock.now });
+    expect(rl.check('198.51.100.7')).toBe(RateVerdict.OK);
+    expect(rl.check('::ffff:198.51.100.7')).toBe(RateVerdict.OK);
+    expect(rl.check('198.51.100.7')).toBe(RateVerdict.NOTIFY);
+    expect(rl.check('2001:db8:1:2::1')).toBe(RateVerdict.OK);
+    expect(rl.check('2001:db8:1:2::ffff')).toBe(RateVerdict.OK);
+    expect(rl.check('2001:db8:1:2:abcd::9')).toBe(RateVerdict.NOTIFY); // same /64: no fresh allowance
+    expect(rl.check('2001:db8:1:3::1')).toBe(RateVerdict.OK); // another /64
+  });
+
+  test('a spoofed flood cannot churn the table to hand a drained source a fresh burst', () => {
+    const clock = manualClock();
+    const rl = new RateLimiter({ ratePerSec: 1, burst: 3, maxSources: 64, clock: clock.now });
+    for (let i = 0; i < 3; i += 1) expect(rl.check('192.0.2.1')).toBe(RateVerdict.OK);
+    expect(rl.check('192.0.2.1')).toBe(RateVerdict.NOTIFY);
+    let passed = 0;
+    for (let i = 0; i < 10_000; i += 1) if (rl.check(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`) === RateVerdict.OK) passed += 1;
+    expect(rl.size).toBeLessThanOrEqual(64);
+    expect(passed).toBe(63 + 3); // 63 own buckets, then one shared overflow bucket of 3
+    expect(rl.check('192.0.2.1')).toBe(RateVerdict.DROP); // still drained: never evicted and refilled
+  });
+
+  test.each([
+    ['127.0.0.1', true],
+    ['127.8.9.10', true],
+    ['::1', true],
+    ['::ffff:127.0.0.1', true],
+    ['10.0.0.1', false],
+    ['::ffff:10.0.0.1', false],
+    ['fe80::1', false],
+  ])('isLoopback(%p) is %p', (address, expected) => {
+    expect(isLoopback(address)).toBe(expected);
   });
 });
