@@ -9,17 +9,38 @@ import { diskCommand } from '../commands/disk/index.js';
 import { fileCommand } from '../commands/file/index.js';
 import { tokenCommand } from '../commands/token.js';
 
-/** The words of argv that name a command, for pointing a usage error at the right --help. */
-function commandPath(args: readonly string[]): string {
-  const words: string[] = [];
-  for (const a of args) {
-    if (a.startsWith('-') || words.length === 2) break;
-    words.push(a);
-  }
-  const known: Record<string, string[]> = { disk: ['serve', 'query'], file: ['serve', 'fetch'], token: [] };
+const COMMANDS: Record<string, readonly string[]> = { disk: ['serve', 'query'], file: ['serve', 'fetch'], token: [] };
+
+/**
+ * Where argv stands in the command tree: the command path it names (for pointing a usage error at the
+ * right --help) and the first word that names no command there (for "unknown command" messages).
+ */
+function locate(args: readonly string[]): { path: string; unknown?: string } {
+  const words = args.filter((a) => !a.startsWith('-'));
   const [group, sub] = words;
-  if (!group || !(group in known)) return 'netkit';
-  return sub && known[group]!.includes(sub) ? `netkit ${group} ${sub}` : `netkit ${group}`;
+  if (group === undefined) return { path: 'netkit' };
+  const subs = COMMANDS[group];
+  if (subs === undefined) return { path: 'netkit', unknown: group };
+  if (sub === undefined || subs.length === 0) return { path: `netkit ${group}` };
+  return subs.includes(sub) ? { path: `netkit ${group} ${sub}` } : { path: `netkit ${group}`, unknown: sub };
+}
+
+/** yargs' own wording, made to say what went wrong in netkit's terms. */
+function usageMessage(msg: string, args: readonly string[]): string {
+  const where = locate(args);
+  if (msg.startsWith('Did you mean') && where.unknown !== undefined) return `unknown command '${where.unknown}'. ${msg}`;
+  const unknown = /^Unknown arguments?: (.*)$/.exec(msg);
+  if (unknown) {
+    const names = unknown[1]!.split(', ');
+    const isOption = (n: string): boolean => args.some((a) => a === `--${n}` || a === `-${n}` || a.startsWith(`--${n}=`));
+    const options = names.filter(isOption).map((n) => (n.length === 1 ? `-${n}` : `--${n}`));
+    const extra = names.filter((n) => !isOption(n));
+    if (options.includes('--token')) return 'unknown option --token: a secret on the command line is visible to every user of the machine; use --token-file FILE or NETKIT_TOKEN';
+    if (options.length > 0) return `unknown option${options.length > 1 ? 's' : ''} ${options.join(', ')}`;
+    return `unexpected argument${extra.length > 1 ? 's' : ''} '${extra.join("', '")}'`;
+  }
+  if (msg.startsWith('Not enough non-option arguments')) return `'${where.path}' is missing a required argument`;
+  return msg;
 }
 
 export function buildParser(args: readonly string[]): Argv {
@@ -29,7 +50,7 @@ export function buildParser(args: readonly string[]): Argv {
     .command(diskCommand)
     .command(fileCommand)
     .command(tokenCommand)
-    .demandCommand(1, 'choose a command: disk or file')
+    .demandCommand(1, 'choose a command: disk, file or token')
     .recommendCommands()
     .strict()
     .version(version())
@@ -43,7 +64,7 @@ export function buildParser(args: readonly string[]): Argv {
       if (isNetkitError(err)) throw err;
       // A coerce that throws arrives as a YError; anything else with a message is a usage error too.
       if (err && err.name !== 'YError') throw err;
-      throw new NetkitError('USAGE', msg || err?.message || 'invalid usage', `run '${commandPath(args)} --help' for usage`);
+      throw new NetkitError('USAGE', usageMessage(msg || err?.message || 'invalid usage', args), `run '${locate(args).path} --help' for usage`);
     });
 }
 

@@ -151,7 +151,7 @@ describe('disk with a shared secret (built binary)', () => {
     expect(cli.code).toBe(2);
     const tok = await runNetkit(['disk', 'query', '--token', TOKEN], { env: noSecret });
     expect(tok.code).toBe(2);
-    expect(tok.stderr).toMatch(/Unknown argument: token/);
+    expect(tok.stderr).toMatch(/unknown option --token: .*--token-file FILE or NETKIT_TOKEN/);
     const loose = join(dir, 'loose');
     await writeFile(loose, TOKEN);
     await chmod(loose, 0o644);

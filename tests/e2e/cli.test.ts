@@ -20,10 +20,14 @@ describe('netkit CLI', () => {
   });
 
   test.each([
-    [['dsk'], /disk/],
+    [['dsk'], /^netkit: unknown command 'dsk'\. Did you mean disk\?$/m],
+    [['disk', 'quer'], /^netkit: unknown command 'quer'\. Did you mean query\?$/m],
     [[], /choose a command/],
     [['disk'], /^netkit: choose a disk command: serve or query$/m],
-    [['disk', 'query', '--bogus'], /^netkit: Unknown argument: bogus$/m],
+    [['disk', 'query', '--bogus'], /^netkit: unknown option --bogus$/m],
+    [['disk', 'query', '--bogus', '-z'], /^netkit: unknown options --bogus, -z$/m],
+    [['file', 'fetch'], /^netkit: 'netkit file fetch' is missing a required argument$/m],
+    [['file', 'fetch', 'a', 'b'], /^netkit: unexpected argument 'b'$/m],
     [['disk', 'serve', '--port', '70000'], /invalid --port '70000'/],
   ])('usage error %p exits 2 with a message and a hint', async (args, pattern) => {
     const r = await runNetkit(args);
