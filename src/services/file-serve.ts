@@ -27,12 +27,15 @@ import {
 } from '../protocol/file-classic.js';
 import { formatHostPort, type StreamSocket, type StreamTransport } from '../transport/tcp.js';
 import { openInJail } from './file-jail.js';
+import { ConnectionLimiter, sourceKey } from './limits.js';
 import { HashCache, statKey, validatorOf } from './file-hash-cache.js';
 import { drain, errnoText, linger as lingerFor, readUntil as readUntilWith, writeAll as writeAllWith, type EndFactory } from './file-stream.js';
 
 export const SERVE_DEFAULTS = {
   port: 8881,
   maxConnections: 64,
+  /** Half the total: one host (or one IPv6 /64) cannot take every slot from everyone else. */
+  maxPerSource: 32,
   headerTimeoutMs: 10_000,
   idleTimeoutMs: 30_000,
   graceMs: 10_000,
@@ -55,6 +58,8 @@ export interface ServeOptions {
   host?: string;
   port?: number;
   maxConnections?: number;
+  /** Most connections at once from one source (sourceKey: an IPv4 address, an IPv6 /64). */
+  maxPerSource?: number;
   headerTimeoutMs?: number;
   idleTimeoutMs?: number;
   classicGapMs?: number;
@@ -240,6 +245,8 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
     throw new NetkitError('NOT_FOUND', `cannot serve ${opts.dir}: no such directory`, 'give an existing directory to serve', { cause: err });
   }
   const maxConnections = opts.maxConnections ?? SERVE_DEFAULTS.maxConnections;
+  const maxPerSource = opts.maxPerSource ?? SERVE_DEFAULTS.maxPerSource;
+  const limiter = new ConnectionLimiter({ maxTotal: maxConnections, maxPerSource });
   const headerTimeoutMs = opts.headerTimeoutMs ?? SERVE_DEFAULTS.headerTimeoutMs;
   const idleTimeoutMs = opts.idleTimeoutMs ?? SERVE_DEFAULTS.idleTimeoutMs;
   const classicGapMs = opts.classicGapMs ?? SERVE_DEFAULTS.classicGapMs;
@@ -269,13 +276,14 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
     }
     const peer = formatHostPort(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
     const started = performance.now();
-    if (conns.size >= maxConnections) {
+    const slot = limiter.acquire(sourceKey(socket.remoteAddress ?? '?'));
+    if (!slot.ok) {
       if (busyOpen >= busyCap) {
         socket.destroy();
         return;
       }
       busyOpen += 1;
-      void answerBusy(socket, peer, started).finally(() => {
+      void answerBusy(socket, peer, started, slot.reason).finally(() => {
         busyOpen -= 1;
       });
       return;
@@ -283,6 +291,7 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
     const conn: Conn = { socket, phase: 'header' };
     conns.add(conn);
     void handle(conn, peer, started).finally(() => {
+      slot.release();
       conns.delete(conn);
       if (closing && conn.phase !== 'header') finishedDuringClose += 1;
       if (conns.size === 0) for (const w of idleWaiters) w();
@@ -295,7 +304,7 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
     return t;
   };
 
-  async function answerBusy(socket: StreamSocket, peer: string, started: number): Promise<void> {
+  async function answerBusy(socket: StreamSocket, peer: string, started: number, reason: 'total' | 'per-source'): Promise<void> {
     const reader = new FrameReader();
     const timer = headerDeadline(socket, Math.min(headerTimeoutMs, 2_000));
     let protocol: TransferLog['protocol'] = 'unknown';
@@ -304,10 +313,10 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
       protocol = first === MAGIC[0] ? 'v1' : 'classic';
       const answer =
         protocol === 'v1'
-          ? encodeResponse({ status: Status.BUSY, size: 0, offset: 0, validator: Buffer.alloc(0), message: `server busy: ${maxConnections} connections already open` })
+          ? encodeResponse({ status: Status.BUSY, size: 0, offset: 0, validator: Buffer.alloc(0), message: reason === 'total' ? `server busy: ${maxConnections} connections already open` : `server busy: ${maxPerSource} connections already open from your address` })
           : CLASSIC_MISSING;
       await writeAll(socket, answer);
-      log({ peer, protocol, bytes: 0, durationMs: performance.now() - started, outcome: 'busy', detail: `over --max-connections (${maxConnections})` });
+      log({ peer, protocol, bytes: 0, durationMs: performance.now() - started, outcome: 'busy', detail: reason === 'total' ? `over --max-connections (${maxConnections})` : `over --max-per-source (${maxPerSource})` });
     } catch (err) {
       log({ peer, protocol, bytes: 0, durationMs: performance.now() - started, outcome: outcomeOf(err), detail: detailOf(err) });
     } finally {

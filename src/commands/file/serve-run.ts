@@ -9,6 +9,7 @@ export interface ServeRunOptions {
   port: number;
   host?: string;
   maxConnections: number;
+  maxPerSource?: number;
   headerTimeoutMs: number;
   idleTimeoutMs: number;
   graceMs: number;
@@ -83,6 +84,7 @@ export async function runFileServe(o: ServeRunOptions): Promise<void> {
     host: o.host,
     port: o.port,
     maxConnections: o.maxConnections,
+    maxPerSource: o.maxPerSource,
     headerTimeoutMs: o.headerTimeoutMs,
     idleTimeoutMs: o.idleTimeoutMs,
     onLog: logTransfer,

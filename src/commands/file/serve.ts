@@ -7,6 +7,7 @@ interface ServeArgs {
   port: number;
   host?: string;
   'max-connections': number;
+  'max-per-source': number;
   'header-timeout': number;
   'idle-timeout': number;
   grace: number;
@@ -25,6 +26,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('port', { alias: 'p', type: 'string', default: 8881, describe: 'TCP port; 0 picks a free one', coerce: (v: unknown) => parsePort(v) })
       .option('host', { type: 'string', describe: 'address to listen on [default: every interface, IPv6 and IPv4]' })
       .option('max-connections', { type: 'string', default: 64, describe: 'connections served at once; more get a "busy" answer', coerce: (v: unknown) => parseCount(v, '--max-connections', 1, 100_000) })
+      .option('max-per-source', { type: 'string', default: 32, describe: 'connections at once from one address (an IPv6 /64 counts as one); more get a "busy" answer', coerce: (v: unknown) => parseCount(v, '--max-per-source', 1, 100_000) })
       .option('header-timeout', { type: 'string', default: '10s', describe: 'drop a client that has not sent its whole request by then', coerce: (v: unknown) => parseDuration(v, '--header-timeout', 600_000) })
       .option('idle-timeout', { type: 'string', default: '30s', describe: 'drop a client that reads nothing for this long', coerce: (v: unknown) => parseDuration(v, '--idle-timeout', 3_600_000) })
       .option('grace', { type: 'string', default: '10s', describe: 'on SIGINT/SIGTERM, let running transfers finish for this long', coerce: (v: unknown) => parseDuration(v, '--grace', 3_600_000) })
@@ -42,6 +44,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       port: argv.port,
       host: argv.host,
       maxConnections: argv['max-connections'],
+      maxPerSource: argv['max-per-source'],
       headerTimeoutMs: argv['header-timeout'],
       idleTimeoutMs: argv['idle-timeout'],
       graceMs: argv.grace,
