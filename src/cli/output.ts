@@ -40,7 +40,7 @@ export function formatBytes(bytes: number): string {
     value /= 1024;
     unit += 1;
   }
-  if (unit === 0) return `${value}B`;
+  if (unit === 0) return `${Math.round(value)}B`; // a rate under 1 KiB/s is fractional
   return `${value < 10 ? value.toFixed(1) : Math.round(value).toString()}${UNITS[unit]}`;
 }
 
