@@ -1,10 +1,12 @@
 // `netkit file serve`: answer v1 and classic clients on one port, streaming jailed files with hashing and backpressure.
-import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { createHash, randomBytes, type Hash, type KeyObject } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { NetkitError, isNetkitError } from '../errors.js';
 import {
   FrameReader,
+  FrameType,
+  HelloFlag,
   MAGIC,
   PREAMBLE_LENGTH,
   Status,
@@ -15,8 +17,12 @@ import {
   encodeHello,
   encodeResponse,
   encodeTrailer,
+  type Field,
   type StatusValue,
 } from '../protocol/file-v1.js';
+import { MAC_PLACEHOLDER, checkFrame, sealFrame } from '../protocol/auth-frames.js';
+import type { FileMacKind, HandshakeNonces } from '../protocol/auth.js';
+import { ConnectionLimiter, FailureThrottle, sourceKey } from './limits.js';
 import {
   CLASSIC_MAX_SIZE,
   CLASSIC_MISSING,
@@ -27,7 +33,6 @@ import {
 } from '../protocol/file-classic.js';
 import { formatHostPort, type StreamSocket, type StreamTransport } from '../transport/tcp.js';
 import { openInJail } from './file-jail.js';
-import { ConnectionLimiter, sourceKey } from './limits.js';
 import { HashCache, statKey, validatorOf } from './file-hash-cache.js';
 import { drain, errnoText, linger as lingerFor, readUntil as readUntilWith, writeAll as writeAllWith, type EndFactory } from './file-stream.js';
 
@@ -65,6 +70,13 @@ export interface ServeOptions {
   classicGapMs?: number;
   /** One call per connection, when its outcome is known. */
   onLog?: (entry: TransferLog) => void;
+  /**
+   * k_file (Secret.key('file')): when set, every v1 REQUEST must carry a valid client proof and every
+   * RESPONSE and TRAILER carries the server's (docs/security.md 4.3); classic clients are refused.
+   */
+  secret?: KeyObject;
+  /** Per-source back-off for failed proofs (default: 250 ms doubling to 30 s); injectable for tests. */
+  failureThrottle?: FailureThrottle;
 }
 
 export type Outcome =
@@ -77,6 +89,7 @@ export type Outcome =
   | 'bad-offset'
   | 'unsupported-version'
   | 'too-large'
+  | 'unauthorized'
   | 'timeout'
   | 'aborted'
   | 'error';
@@ -234,6 +247,15 @@ const readUntil = <T>(socket: StreamSocket, reader: FrameReader, parse: () => T 
 const writeAll = (socket: StreamSocket, bytes: Buffer): Promise<void> => writeAllWith(socket, bytes, ENDS);
 const linger = (socket: StreamSocket): Promise<void> => lingerFor(socket, LINGER_MS);
 
+/** The name an unauthenticated REQUEST asked for, for the log only (never acted on); undefined if unreadable. */
+function requestedName(frame: { type: number; payload: Buffer }): string | undefined {
+  try {
+    return decodeRequest(frame).name;
+  } catch {
+    return undefined;
+  }
+}
+
 export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
   let root: string;
   try {
@@ -250,6 +272,8 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
   const headerTimeoutMs = opts.headerTimeoutMs ?? SERVE_DEFAULTS.headerTimeoutMs;
   const idleTimeoutMs = opts.idleTimeoutMs ?? SERVE_DEFAULTS.idleTimeoutMs;
   const classicGapMs = opts.classicGapMs ?? SERVE_DEFAULTS.classicGapMs;
+  const key = opts.secret;
+  const throttle = key ? (opts.failureThrottle ?? new FailureThrottle()) : undefined;
   // Past the limit we still answer BUSY, but only to a bounded number of extra sockets at once.
   const busyCap = Math.max(16, maxConnections);
   const hashCache = new HashCache();
@@ -341,6 +365,10 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
     let timer: NodeJS.Timeout | undefined = headerDeadline(socket, headerTimeoutMs);
     const entry: TransferLog = { peer, protocol: 'unknown', bytes: 0, durationMs: 0, outcome: 'error' };
     let file: Awaited<ReturnType<typeof openInJail>> | undefined;
+    /** Both HELLO nonces, once exchanged: from then on a server with a secret seals what it sends. */
+    let nonces: HandshakeNonces | undefined;
+    const proof: readonly Field[] = key ? [MAC_PLACEHOLDER] : [];
+    const sealed = (kind: FileMacKind, frame: Buffer): Buffer => (key && nonces ? sealFrame(kind, key, nonces, frame) : frame);
     try {
       const first = await readUntil(socket, reader, () => reader.peek());
       if (first === TLS_HANDSHAKE) {
@@ -377,7 +405,8 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
     async function refuseV1(status: StatusValue, outcome: Outcome, detail: string, extra?: { size?: number; validator?: Buffer }): Promise<void> {
       entry.outcome = outcome;
       entry.detail = detail;
-      await writeAll(socket, encodeResponse({ status, size: extra?.size ?? 0, offset: 0, validator: extra?.validator ?? Buffer.alloc(0), message: detail, version: status === Status.UNSUPPORTED_VERSION ? VERSION : undefined }));
+      const fields = nonces ? proof : [];
+      await writeAll(socket, sealed('server', encodeResponse({ status, size: extra?.size ?? 0, offset: 0, validator: extra?.validator ?? Buffer.alloc(0), message: detail, version: status === Status.UNSUPPORTED_VERSION ? VERSION : undefined }, fields)));
       conn.phase = 'closing';
       await linger(socket);
     }
@@ -397,9 +426,13 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
       }
       let request;
       try {
-        decodeHello((await readUntil(socket, reader, () => reader.next()))!);
-        await writeAll(socket, encodeHello({ nonce: randomBytes(32), flags: 0 }));
-        request = decodeRequest((await readUntil(socket, reader, () => reader.next()))!);
+        const hello = decodeHello((await readUntil(socket, reader, () => reader.next()))!);
+        const serverNonce = randomBytes(32);
+        await writeAll(socket, encodeHello({ nonce: serverNonce, flags: key ? HelloFlag.AUTH_REQUIRED : 0 }));
+        nonces = { client: hello.nonce, server: serverNonce };
+        const frame = (await readUntil(socket, reader, () => reader.next()))!;
+        if (key && !(await admit(frame))) return;
+        request = decodeRequest(frame);
       } catch (err) {
         if (isNetkitError(err)) {
           await refuseV1(Status.BAD_REQUEST, 'bad-request', err.message);
@@ -439,7 +472,7 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
       }
       conn.phase = 'transfer';
       socket.setTimeout(idleTimeoutMs, () => socket.destroy(new ConnectionEnd('timeout', `the client read nothing for ${idleTimeoutMs / 1000}s`)));
-      socket.write(encodeResponse({ status: Status.OK, size, offset: request.offset, validator, message: '' }));
+      socket.write(sealed('server', encodeResponse({ status: Status.OK, size, offset: request.offset, validator, message: '' }, proof)));
       const cached = hashCache.get(st);
       const hash = cached ? undefined : createHash('sha256');
       if (hash && request.offset > 0) {
@@ -456,11 +489,55 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
         const after = await file.handle.stat({ bigint: true });
         if (statKey(after) === statKey(st)) hashCache.set(st, digest);
       }
-      await writeAll(socket, encodeTrailer({ sha256: digest }));
+      await writeAll(socket, sealed('trailer', encodeTrailer({ sha256: digest }, proof)));
       entry.outcome = 'ok';
       conn.phase = 'closing';
       socket.setTimeout(0);
       await linger(socket);
+    }
+
+    /**
+     * A server with a secret: check the client's proof before anything touches the file system. A source
+     * still held off by earlier failures is refused without checking (its guess is not even tested); a
+     * failed proof is refused only after the hold-off it earns, on this connection alone, so guessing is
+     * slow for that source and nobody else waits. Returns false when the connection was refused.
+     */
+    async function admit(frame: { type: number; payload: Buffer }): Promise<boolean> {
+      const source = sourceKey(socket.remoteAddress ?? '?');
+      entry.name = requestedName(frame);
+      const heldOff = throttle!.blockedFor(source);
+      if (heldOff > 0) {
+        await refuseV1(Status.UNAUTHORIZED, 'unauthorized', `too many failed proofs from this address; try again in ${Math.ceil(heldOff / 1000)}s`);
+        return false;
+      }
+      const verdict = frame.type === FrameType.REQUEST ? checkFrame('client', key!, nonces!, frame.payload) : 'malformed';
+      if (verdict === 'ok') {
+        throttle!.recordSuccess(source);
+        return true;
+      }
+      const { failures, delayMs } = throttle!.recordFailure(source);
+      const why = verdict === 'missing' ? 'the request carries no proof of the secret' : verdict === 'bad-mac' ? 'the proof of the secret does not verify' : 'the proof of the secret is malformed';
+      // The header deadline no longer applies: the hold-off (at most 30 s by default) bounds this wait.
+      clearTimeout(timer);
+      timer = undefined;
+      await holdOff(delayMs);
+      await refuseV1(Status.UNAUTHORIZED, 'unauthorized', why);
+      entry.detail = `${why} (failure ${failures} from this address, answered after ${delayMs} ms)`;
+      return false;
+    }
+
+    /** Wait `ms`, or less if the socket closes first (server shutdown, client gone). */
+    function holdOff(ms: number): Promise<void> {
+      if (ms <= 0 || socket.destroyed) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(t);
+          socket.off('close', done);
+          resolve();
+        };
+        const t = setTimeout(done, ms);
+        socket.once('close', done);
+      });
     }
 
     async function sendBody(handle: fsp.FileHandle, from: number, to: number, hash: Hash | undefined): Promise<number> {
@@ -510,6 +587,12 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
         conn.phase = 'closing';
         await linger(socket);
       };
+      if (key) {
+        // The classic protocol has no room for a proof: "-1", the only refusal a seed client understands.
+        entry.name = nameBytes.toString('utf8');
+        await refuse('unauthorized', 'a classic client cannot prove the secret this server requires');
+        return;
+      }
       let name: string;
       try {
         name = decodeClassicName(nameBytes);
