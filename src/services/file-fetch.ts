@@ -1,5 +1,5 @@
 // `netkit file fetch`: download one file into a partial file, verify it, resume it, and move it into place without clobbering.
-import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { createHash, randomBytes, type Hash, type KeyObject } from 'node:crypto';
 import fs, { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -9,6 +9,7 @@ import {
   FrameReader,
   NONCE_LENGTH,
   FrameType,
+  HelloFlag,
   Status,
   decodeHello,
   decodeResponse,
@@ -18,8 +19,11 @@ import {
   encodeRequest,
   statusErrorCode,
   statusName,
+  type Frame,
   type Response,
 } from '../protocol/file-v1.js';
+import { MAC_PLACEHOLDER, checkFrame, sealFrame } from '../protocol/auth-frames.js';
+import type { HandshakeNonces } from '../protocol/auth.js';
 import { explainShortClassic, parseClassicHead } from '../protocol/file-classic.js';
 import { feedSink, formatHostPort, sinkAttached, socketError, type ReadSink, type StreamSocket, type StreamTransport } from '../transport/tcp.js';
 import { writeAll, type EndFactory } from './file-stream.js';
@@ -54,6 +58,11 @@ export interface FetchOptions {
    * cannot leave a damaged file under that name. false trades that for speed, like nc, curl and rsync.
    */
   fsync?: boolean;
+  /**
+   * k_file (Secret.key('file')): seal the REQUEST and believe a RESPONSE or TRAILER only with the
+   * server's valid proof, whatever its HELLO flags say (docs/security.md 4.3). Not with `classic`.
+   */
+  secret?: KeyObject;
   onProgress?: (received: number, total: number) => void;
   /** Things a person should know that are not errors: resuming, starting over. */
   onNotice?: (message: string) => void;
@@ -506,6 +515,9 @@ export async function fetchFile(opts: FetchOptions): Promise<FetchResult> {
   }
 
   const common = { opts, host, port, timeoutMs, target, finalPath, partPath, infoPath, started, localName };
+  if (opts.classic && opts.secret) {
+    throw new NetkitError('USAGE', 'a classic fetch cannot use a secret: the classic protocol cannot authenticate', 'unset NETKIT_TOKEN for a seed server, or leave out --classic');
+  }
   if (opts.classic) return fetchClassic(common);
   // One retry from zero when the server says the partial file is stale.
   try {
@@ -634,13 +646,24 @@ async function fetchV1(c: Common, mayResume: boolean): Promise<FetchResult> {
   let writer: PartWriter | undefined;
   let size = 0;
   let handshake = true;
+  const key = opts.secret;
+  let nonces: HandshakeNonces = { client: Buffer.alloc(0), server: Buffer.alloc(0) };
   try {
-    await writeAll(socket, Buffer.concat([encodePreamble(), encodeHello({ nonce: randomBytes(NONCE_LENGTH), flags: 0 })]), WRITE_ENDS);
+    const clientNonce = randomBytes(NONCE_LENGTH);
+    await writeAll(socket, Buffer.concat([encodePreamble(), encodeHello({ nonce: clientNonce, flags: 0 })]), WRITE_ENDS);
     const first = await receiver.until(() => reader.next());
     if (first.type === FrameType.RESPONSE) throwRefusal(decodeResponse(first), c);
-    decodeHello(first);
-    await writeAll(socket, encodeRequest({ name: opts.name, offset, validator }), WRITE_ENDS);
-    const response = decodeResponse(await receiver.until(() => reader.next()));
+    const hello = decodeHello(first);
+    nonces = { client: clientNonce, server: hello.nonce };
+    if (!key && (hello.flags & HelloFlag.AUTH_REQUIRED) !== 0) {
+      throw new NetkitError('UNAUTHORIZED', `${c.target} requires a shared secret; nothing was requested`, 'set NETKIT_TOKEN or --token-file (the same secret as the server)');
+    }
+    const request = encodeRequest({ name: opts.name, offset, validator }, key ? [MAC_PLACEHOLDER] : []);
+    await writeAll(socket, key ? sealFrame('client', key, nonces, request) : request, WRITE_ENDS);
+    const responseFrame = await receiver.until(() => reader.next());
+    // Before believing any field (a CHANGED would delete the partial file; OK would start writing).
+    if (key) requireProof('server', key, nonces, responseFrame, c);
+    const response = decodeResponse(responseFrame);
     if (response.status !== Status.OK) {
       if (offset > 0 && (response.status === Status.CHANGED || response.status === Status.BAD_OFFSET)) {
         throw new RestartFromZero(`the file changed on the server since the partial download (${formatBytes(offset)} in ${c.partPath}); starting over`);
@@ -678,7 +701,21 @@ async function fetchV1(c: Common, mayResume: boolean): Promise<FetchResult> {
         opts.onProgress?.(offset + got, size);
       }
     });
-    const trailer = decodeTrailer(await receiver.until(() => reader.next()));
+    const trailerFrame = await receiver.until(() => reader.next());
+    if (key) {
+      try {
+        requireProof('trailer', key, nonces, trailerFrame, c);
+      } catch (err) {
+        // Bytes from a peer that could not vouch for them: never under the final name, not kept for a resume.
+        socket.destroy();
+        await writer.settle().catch(() => undefined);
+        fs.closeSync(fd);
+        fd = undefined;
+        await removeQuietly(c.partPath, c.infoPath);
+        throw err;
+      }
+    }
+    const trailer = decodeTrailer(trailerFrame);
     socket.destroy();
     await writer.settle();
     const digest = hash.digest();
@@ -747,6 +784,33 @@ async function fetchV1(c: Common, mayResume: boolean): Promise<FetchResult> {
   }
 }
 
+/**
+ * A client with a secret believes a RESPONSE or TRAILER only with the server's valid proof; anything
+ * else is UNAUTHORIZED, whatever the HELLO flags said (no downgrade). A frame of the wrong type is
+ * left to the decoder, which reports it as a protocol error.
+ */
+function requireProof(kind: 'server' | 'trailer', key: KeyObject, nonces: HandshakeNonces, frame: Frame, c: Common): void {
+  if (frame.type !== (kind === 'server' ? FrameType.RESPONSE : FrameType.TRAILER)) return;
+  const verdict = checkFrame(kind, key, nonces, frame.payload);
+  if (verdict === 'ok') return;
+  const what = kind === 'server' ? 'answer' : 'end-of-transfer frame (TRAILER)';
+  const nothing = kind === 'server' ? 'nothing was written' : 'the received bytes were removed';
+  let refused = false;
+  if (kind === 'server') {
+    try {
+      refused = decodeResponse(frame).status === Status.UNAUTHORIZED;
+    } catch {
+      // unreadable as well as unproven
+    }
+  }
+  const why = refused
+    ? 'it refused our proof, and its refusal does not carry a valid proof either: the two sides hold different secrets'
+    : verdict === 'missing'
+      ? `its ${what} carries no MAC: a server without a secret, or something else answering in its place`
+      : `the MAC on its ${what} does not verify: the server holds a different secret, or the bytes were altered on the way`;
+  throw new NetkitError('UNAUTHORIZED', `${c.target} could not prove it knows the secret (${why}); ${nothing}`, 'give both sides the same secret (NETKIT_TOKEN or --token-file)');
+}
+
 function throwRefusal(r: Response, c: Common): never {
   const said = r.message ? `: ${sanitize(r.message, 200)}` : '';
   const name = sanitize(c.opts.name, 200);
@@ -760,7 +824,7 @@ function throwRefusal(r: Response, c: Common): never {
     case Status.BUSY:
       throw new NetkitError('BUSY', `${c.target} is busy${said}`, 'try again in a moment');
     case Status.UNAUTHORIZED:
-      throw new NetkitError('UNAUTHORIZED', `${c.target} requires a shared secret${said}`);
+      throw new NetkitError('UNAUTHORIZED', `${c.target} refused the request as unauthorized${said}`, 'give both sides the same secret (NETKIT_TOKEN or --token-file)');
     case Status.UNSUPPORTED_VERSION:
       throw new NetkitError('PROTOCOL', `${c.target} does not speak file protocol version 1${said}`, 'upgrade netkit on one side');
     default:
