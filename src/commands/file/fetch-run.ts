@@ -4,6 +4,7 @@ import { tcpTransport, type StreamTransport } from '../../transport/tcp.js';
 import { formatBytes, formatRate, sanitize } from '../../cli/output.js';
 import { createProgressBar, type Progress } from '../../cli/progress.js';
 import { NetkitError, isNetkitError } from '../../errors.js';
+import { loadCliSecret } from '../secret-option.js';
 
 export interface FetchRunOptions {
   name: string;
@@ -20,6 +21,8 @@ export interface FetchRunOptions {
   tls?: boolean;
   tlsFingerprint?: string;
   tlsCa?: string;
+  /** --token-file; without it NETKIT_TOKEN is used if set. */
+  tokenFile?: string | undefined;
 }
 
 function summary(r: FetchResult): string {
@@ -33,6 +36,10 @@ function summary(r: FetchResult): string {
 }
 
 export async function runFileFetch(o: FetchRunOptions): Promise<void> {
+  const secret = await loadCliSecret(o.tokenFile);
+  if (secret && o.classic) {
+    throw new NetkitError('USAGE', `--classic cannot be used with a secret (${secret.source}): the classic protocol cannot authenticate`, 'unset NETKIT_TOKEN for a seed server, or leave out --classic');
+  }
   let transport: StreamTransport = tcpTransport;
   if (o.tls) {
     if (o.classic) throw new NetkitError('USAGE', '--classic and --tls do not go together: the seed programs have no TLS', "run 'netkit file fetch --help' for usage");
@@ -56,6 +63,7 @@ export async function runFileFetch(o: FetchRunOptions): Promise<void> {
       timeoutMs: o.timeoutMs,
       classic: o.classic,
       fsync: o.fsync,
+      secret: secret?.key('file'),
       transport,
       onProgress: bar ? (received, total) => bar.update(received, total) : undefined,
       onNotice: o.quiet ? undefined : (m) => void process.stderr.write(`netkit: ${sanitize(m)}\n`),

@@ -1,6 +1,7 @@
 // `netkit file fetch NAME`: download one file from a netkit (or, with --classic, a seed) file server.
 import type { CommandModule } from 'yargs';
 import { parseDuration, parsePort } from '../../cli/args.js';
+import { tokenFileOption } from '../secret-option.js';
 
 interface FetchArgs {
   name: string;
@@ -16,6 +17,7 @@ interface FetchArgs {
   tls: boolean;
   'tls-fingerprint'?: string;
   'tls-ca'?: string;
+  'token-file'?: string;
 }
 
 export const fetchCommand: CommandModule<object, FetchArgs> = {
@@ -36,9 +38,11 @@ export const fetchCommand: CommandModule<object, FetchArgs> = {
       .option('tls', { type: 'boolean', default: false, describe: 'connect with TLS 1.3; without a pin or CA, trust on first use (~/.config/netkit/known_hosts)' })
       .option('tls-fingerprint', { type: 'string', describe: 'accept only this certificate (sha256:… as printed by `file serve --tls`); implies --tls' })
       .option('tls-ca', { type: 'string', describe: 'verify the server against the CA certificates in this PEM file; implies --tls' })
+      .option('token-file', tokenFileOption)
       .example('$0 file fetch movies/big.iso --host nas', 'download into the current directory; run it again to resume')
       .example('$0 file fetch notes.txt -o /tmp --json', 'machine-readable result')
-      .example('$0 file fetch notes.txt --tls-fingerprint sha256:…', 'encrypted, and only from the server with that certificate'),
+      .example('$0 file fetch notes.txt --tls-fingerprint sha256:…', 'encrypted, and only from the server with that certificate')
+      .example('$0 file fetch notes.txt --token-file ~/.netkit-token', 'from a server that requires that secret (or set NETKIT_TOKEN)'),
   handler: async (argv) => {
     const { runFileFetch } = await import('./fetch-run.js');
     await runFileFetch({
@@ -55,6 +59,7 @@ export const fetchCommand: CommandModule<object, FetchArgs> = {
       tls: argv.tls || argv['tls-fingerprint'] !== undefined || argv['tls-ca'] !== undefined,
       tlsFingerprint: argv['tls-fingerprint'],
       tlsCa: argv['tls-ca'],
+      tokenFile: argv['token-file'],
     });
   },
 };
