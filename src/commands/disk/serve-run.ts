@@ -3,6 +3,7 @@ import { startDiskServer, type QueryEvent } from '../../services/disk-serve.js';
 import { formatHostPort } from '../../transport/udp.js';
 import { waitForShutdown } from '../../cli/signals.js';
 import { sanitize } from '../../cli/output.js';
+import { rateLimitedLog } from '../../cli/log.js';
 import { loadCliSecret } from '../secret-option.js';
 import { NetkitError } from '../../errors.js';
 
@@ -17,39 +18,15 @@ export interface ServeRunOptions {
   tokenFile?: string | undefined;
 }
 
-/** Most query lines per second on stderr; beyond that one summary line per second, so a flood cannot turn into a log flood. */
-const LOG_LINES_PER_SECOND = 50;
-
 function queryLogger(write: (line: string) => void): (e: QueryEvent) => void {
-  let windowStart = 0;
-  let lines = 0;
-  let suppressed = 0;
-  let timer: NodeJS.Timeout | undefined;
-  const flush = (): void => {
-    timer = undefined;
-    if (suppressed > 0) write(`${new Date().toISOString()} ${suppressed} more queries not logged (over ${LOG_LINES_PER_SECOND}/s)\n`);
-    suppressed = 0;
-  };
-  return (e) => {
-    const now = Date.now();
-    if (now - windowStart >= 1000) {
-      windowStart = now;
-      lines = 0;
-    }
-    if (lines >= LOG_LINES_PER_SECOND) {
-      suppressed += 1;
-      if (!timer) {
-        timer = setTimeout(flush, 1000 - (now - windowStart));
-        timer.unref();
-      }
-      return;
-    }
-    lines += 1;
-    const reply = e.replyBytes > 0 ? `${e.replyBytes}B` : 'no reply';
-    const address = e.address.startsWith('::ffff:') ? e.address.slice(7) : e.address; // IPv4 via the dual-stack socket
-    const outcome = e.reason ? `${e.outcome} ${e.reason}` : e.outcome;
-    write(`${new Date(now).toISOString()} ${formatHostPort(address, e.port)} ${e.kind} ${outcome} (${e.requestBytes}B -> ${reply})\n`);
-  };
+  const log = rateLimitedLog(write, 'queries');
+  return (e) =>
+    log((now) => {
+      const reply = e.replyBytes > 0 ? `${e.replyBytes}B` : 'no reply';
+      const address = e.address.startsWith('::ffff:') ? e.address.slice(7) : e.address; // IPv4 via the dual-stack socket
+      const outcome = e.reason ? `${e.outcome} ${e.reason}` : e.outcome;
+      return `${now.toISOString()} ${formatHostPort(address, e.port)} ${e.kind} ${outcome} (${e.requestBytes}B -> ${reply})\n`;
+    });
 }
 
 export async function runDiskServe(o: ServeRunOptions): Promise<void> {

@@ -3,6 +3,7 @@ import { startFileServer, type TransferLog } from '../../services/file-serve.js'
 import { formatHostPort, tcpTransport, type StreamTransport } from '../../transport/tcp.js';
 import { waitForShutdown } from '../../cli/signals.js';
 import { formatBytes, formatDuration, sanitize } from '../../cli/output.js';
+import { rateLimitedLog } from '../../cli/log.js';
 
 export interface ServeRunOptions {
   dir: string;
@@ -19,9 +20,6 @@ export interface ServeRunOptions {
   tlsKey?: string;
 }
 
-/** Most transfer lines per second on stderr; past that one summary line per second, so a flood cannot become a log flood. */
-const LOG_LINES_PER_SECOND = 50;
-
 export function formatTransfer(e: TransferLog, now = new Date()): string {
   const peer = e.peer.startsWith('[::ffff:') ? e.peer.replace(/^\[::ffff:([^\]]+)\]/, '$1') : e.peer;
   const name = e.name === undefined ? '-' : `"${sanitize(e.name, 200)}"`;
@@ -32,32 +30,8 @@ export function formatTransfer(e: TransferLog, now = new Date()): string {
 }
 
 function transferLogger(write: (line: string) => void): (e: TransferLog) => void {
-  let windowStart = 0;
-  let lines = 0;
-  let suppressed = 0;
-  let timer: NodeJS.Timeout | undefined;
-  const flush = (): void => {
-    timer = undefined;
-    if (suppressed > 0) write(`${new Date().toISOString()} ${suppressed} more connections not logged (over ${LOG_LINES_PER_SECOND}/s)\n`);
-    suppressed = 0;
-  };
-  return (e) => {
-    const now = Date.now();
-    if (now - windowStart >= 1000) {
-      windowStart = now;
-      lines = 0;
-    }
-    if (lines >= LOG_LINES_PER_SECOND) {
-      suppressed += 1;
-      if (!timer) {
-        timer = setTimeout(flush, 1000 - (now - windowStart));
-        timer.unref();
-      }
-      return;
-    }
-    lines += 1;
-    write(formatTransfer(e, new Date(now)));
-  };
+  const log = rateLimitedLog(write, 'connections');
+  return (e) => log((now) => formatTransfer(e, now));
 }
 
 export async function runFileServe(o: ServeRunOptions): Promise<void> {
