@@ -3,6 +3,7 @@ import { startFileServer, type TransferLog } from '../../services/file-serve.js'
 import { formatHostPort, tcpTransport, type StreamTransport } from '../../transport/tcp.js';
 import { waitForShutdown } from '../../cli/signals.js';
 import { formatBytes, formatDuration, sanitize } from '../../cli/output.js';
+import { loadCliSecret } from '../secret-option.js';
 import { rateLimitedLog } from '../../cli/log.js';
 
 export interface ServeRunOptions {
@@ -18,6 +19,8 @@ export interface ServeRunOptions {
   tls?: boolean;
   tlsCert?: string;
   tlsKey?: string;
+  /** --token-file; without it NETKIT_TOKEN is used if set. */
+  tokenFile?: string | undefined;
 }
 
 export function formatTransfer(e: TransferLog, now = new Date()): string {
@@ -36,7 +39,10 @@ function transferLogger(write: (line: string) => void): (e: TransferLog) => void
 
 export async function runFileServe(o: ServeRunOptions): Promise<void> {
   const write = (line: string): void => void process.stderr.write(line);
-  const logTransfer = o.quiet ? undefined : transferLogger(write);
+  const secret = await loadCliSecret(o.tokenFile);
+  // Refused proofs are logged even with --quiet: they are what an operator must see.
+  const full = transferLogger(write);
+  const logTransfer = !o.quiet ? full : secret ? (e: TransferLog): void => void (e.outcome === 'unauthorized' && full(e)) : undefined;
   let transport: StreamTransport = tcpTransport;
   let tlsLine = '';
   if (o.tls) {
@@ -62,9 +68,11 @@ export async function runFileServe(o: ServeRunOptions): Promise<void> {
     headerTimeoutMs: o.headerTimeoutMs,
     idleTimeoutMs: o.idleTimeoutMs,
     onLog: logTransfer,
+    secret: secret?.key('file'),
   });
   // Install the signal handlers before announcing, so a signal sent right after the line is handled.
   const shutdown = waitForShutdown();
+  if (secret) write(`netkit: requiring the secret from ${secret.source}: requests without a valid proof get UNAUTHORIZED, classic requests -1\n`);
   process.stdout.write(`listening ${server.transport} ${formatHostPort(server.host, server.port)}\nserving ${server.root}\n${tlsLine}`);
   const signal = await shutdown;
   if (!o.quiet) write(`netkit: ${signal}: no longer accepting; letting running transfers finish (up to ${formatDuration(o.graceMs)})\n`);

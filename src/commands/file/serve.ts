@@ -1,6 +1,7 @@
 // `netkit file serve [DIR]`: serve the regular files under DIR to v1 and classic clients until SIGINT/SIGTERM.
 import type { CommandModule } from 'yargs';
 import { parseCount, parseDuration, parsePort } from '../../cli/args.js';
+import { tokenFileOption } from '../secret-option.js';
 
 interface ServeArgs {
   dir: string;
@@ -15,6 +16,7 @@ interface ServeArgs {
   tls: boolean;
   'tls-cert'?: string;
   'tls-key'?: string;
+  'token-file'?: string;
 }
 
 export const serveCommand: CommandModule<object, ServeArgs> = {
@@ -34,9 +36,11 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('tls', { type: 'boolean', default: false, describe: 'encrypt with TLS 1.3; prints the certificate fingerprint clients pin' })
       .option('tls-cert', { type: 'string', describe: 'PEM certificate for --tls [default: a self-signed one generated once and kept in ~/.config/netkit/tls]' })
       .option('tls-key', { type: 'string', describe: 'PEM private key for --tls-cert' })
+      .option('token-file', tokenFileOption)
       .example('$0 file serve ~/share', 'serve ~/share on port 8881')
       .example('$0 file serve . --port 0 --host 127.0.0.1', 'this machine only, any free port')
-      .example('$0 file serve ~/share --tls', 'encrypted; clients fetch with --tls'),
+      .example('$0 file serve ~/share --tls', 'encrypted; clients fetch with --tls')
+      .example('$0 file serve ~/share --token-file ~/.netkit-token', 'only clients that hold the same secret (or set NETKIT_TOKEN)'),
   handler: async (argv) => {
     const { runFileServe } = await import('./serve-run.js');
     await runFileServe({
@@ -52,6 +56,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       tls: argv.tls || argv['tls-cert'] !== undefined || argv['tls-key'] !== undefined,
       tlsCert: argv['tls-cert'],
       tlsKey: argv['tls-key'],
+      tokenFile: argv['token-file'],
     });
   },
 };
