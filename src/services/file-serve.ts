@@ -430,7 +430,11 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
         const serverNonce = randomBytes(32);
         await writeAll(socket, encodeHello({ nonce: serverNonce, flags: key ? HelloFlag.AUTH_REQUIRED : 0 }));
         nonces = { client: hello.nonce, server: serverNonce };
-        const frame = (await readUntil(socket, reader, () => reader.next()))!;
+        const frame = (await readUntil(socket, reader, () => reader.next()).catch((err: unknown) => {
+          // What a client without the secret does after our AUTH_REQUIRED HELLO: name it in the log.
+          if (key && err instanceof ConnectionEnd && err.outcome === 'aborted') throw new ConnectionEnd('unauthorized', `the client left after the HELLO that requires a secret (it has none?): ${err.detail}`);
+          throw err;
+        }))!;
         if (key && !(await admit(frame))) return;
         request = decodeRequest(frame);
       } catch (err) {
