@@ -2,8 +2,8 @@
 // peak RSS of netkit's processes, 32 concurrent fetches, and TLS vs plain, all interleaved in one run.
 import { spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { closeSync, createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, createReadStream, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { tmpdir } from 'node:os';
 import {
   BIN, NODE, cleanEnv, log, which, skippedTool, median, rotated, startProcess, runTimed, freePort, tcpListening,
@@ -85,8 +85,27 @@ async function netkitFetch(src, port, outDir, extra = [], env) {
   return { ms: r.ms, ok, code: r.code };
 }
 
-/** nc pair: the listener writes the file; the clock runs from the sending client's start until both have exited. */
-async function ncTransfer(src, outDir) {
+/**
+ * fsync(2) of a finished output and of its directory, from the bench process itself (no spawn, no
+ * syncfs of other people's data): the durability netkit's default gives before its rename.
+ */
+function fsyncOutput(out) {
+  for (const p of [out, dirname(out)]) {
+    const fd = openSync(p, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+/**
+ * nc pair: the listener writes the file; the clock runs from the sending client's start until both have
+ * exited, and with `fsync` until the output and its directory are flushed too (the same durability as
+ * netkit's default).
+ */
+async function ncTransfer(src, outDir, { fsync = false } = {}) {
   const out = join(outDir, src.name);
   rmSync(out, { force: true });
   const port = await freePort('tcp');
@@ -112,6 +131,7 @@ async function ncTransfer(src, outDir) {
     listener.kill('SIGKILL');
   }, 300000);
   const [ccode, lcode] = await Promise.all([new Promise((r) => client.once('exit', (c) => r(c))), lexit]);
+  if (fsync && ccode === 0 && lcode === 0) fsyncOutput(out);
   const ms = nowMs() - t0;
   clearTimeout(killer);
   const ok = ccode === 0 && lcode === 0 && (await verify(src, out));
@@ -197,10 +217,15 @@ export async function runFile({ quick }) {
     if (hasNetkit) {
       const srv = await netkitFileServer(DATA_DIR);
       servers.push(srv);
-      contenders.push({ key: 'netkit', label: 'netkit file fetch (SHA-256 verified both sides)', run: () => netkitFetch(big, srv.port, outDir) });
+      contenders.push({ key: 'netkit', label: 'netkit file fetch (SHA-256 verified both sides; fsync before rename, the default)', run: () => netkitFetch(big, srv.port, outDir) });
+      if (netkitHas(['file', 'fetch'], '--no-fsync')) {
+        contenders.push({ key: 'netkit_nofsync', label: 'netkit file fetch --no-fsync (verified, not flushed)', run: () => netkitFetch(big, srv.port, outDir, ['--no-fsync']) });
+      }
     } else skipped.push({ key: 'netkit', reason: 'skipped: netkit file serve|fetch not implemented yet' });
-    if (which('nc')) contenders.push({ key: 'nc', label: '`nc -l 127.0.0.1 P > out` ← `nc -N 127.0.0.1 P < file`', run: () => ncTransfer(big, outDir) });
-    else skipped.push({ key: 'nc', reason: skippedTool('nc') });
+    if (which('nc')) {
+      contenders.push({ key: 'nc', label: '`nc -l 127.0.0.1 P > out` ← `nc -N 127.0.0.1 P < file`', run: () => ncTransfer(big, outDir) });
+      contenders.push({ key: 'nc_fsync', label: 'the same nc pair, then fsync(2) of out and its directory', run: () => ncTransfer(big, outDir, { fsync: true }) });
+    } else skipped.push({ key: 'nc', reason: skippedTool('nc') });
     if (which('curl') && which('python3')) {
       const srv = await startProcess('python3', ['-u', '-m', 'http.server', '0', '--bind', '127.0.0.1', '--directory', DATA_DIR], {
         re: /Serving HTTP on \S+ port (\d+)/, env: cleanEnv(),
