@@ -38,6 +38,11 @@ export const FETCH_DEFAULTS = {
 const BATCH = 1024 * 1024;
 /** Buffers waiting for the disk before the socket is paused (backpressure towards the server). */
 const MAX_BACKLOG = 4;
+/**
+ * Slowest rate at which we expect a server to read and hash a resumed prefix before its first body byte
+ * (docs/protocol.md 2.6): the wait for that byte gets OFFSET / this on top of --timeout.
+ */
+const PREFIX_HASH_RATE = 32e6;
 /** Start background writeback this often, so the final fsync is short. */
 const SYNC_EVERY = 16 * 1024 * 1024;
 /** Most header-phase bytes buffered before the socket is paused. */
@@ -144,6 +149,8 @@ async function readPartInfo(p: string): Promise<PartInfo | undefined> {
 async function removeQuietly(...paths: string[]): Promise<void> {
   for (const p of paths) await fsp.rm(p, { force: true }).catch(() => undefined);
 }
+
+const prefixAllowanceMs = (offset: number): number => Math.ceil((offset / PREFIX_HASH_RATE) * 1000);
 
 /** Hash the first `length` bytes of a file, reading each byte once in large pieces. */
 async function hashPrefix(file: string, length: number): Promise<Hash> {
@@ -554,7 +561,7 @@ async function connect(c: Common): Promise<Conn> {
   receiver.attach(socket, endsFor(c.target));
   if (!sinkAttached(socket)) feedSink(socket, receiver);
   socket.setTimeout(c.timeoutMs, () => {
-    socket.destroy(new NetkitError('TIMEOUT', `${c.target} sent nothing for ${c.timeoutMs / 1000}s`, 'is the server overloaded? try again, or raise --timeout'));
+    socket.destroy(new NetkitError('TIMEOUT', `${c.target} sent nothing for ${(socket.timeout || c.timeoutMs) / 1000}s`, 'is the server overloaded? try again, or raise --timeout'));
   });
   return { socket, receiver };
 }
@@ -635,7 +642,6 @@ async function fetchV1(c: Common, mayResume: boolean): Promise<FetchResult> {
       if (partSize > 0 && partSize <= info.size) {
         offset = partSize;
         validator = Buffer.from(info.validator, 'hex');
-        prefixHash = await hashPrefix(c.partPath, offset);
       }
     }
   }
@@ -676,6 +682,12 @@ async function fetchV1(c: Common, mayResume: boolean): Promise<FetchResult> {
     await checkRoom(path.dirname(c.finalPath), size - offset);
     if (offset > 0) {
       opts.onNotice?.(`resuming ${c.localName} at ${formatBytes(offset)} of ${formatBytes(size)}`);
+      // The server hashes its copy of [0, offset) now (unless cached): hash ours at the same time, with
+      // our silence timeout off (the socket pauses once 64 KiB of early body bytes are buffered)...
+      socket.setTimeout(0);
+      prefixHash = await hashPrefix(c.partPath, offset);
+      // ...then, until the first body byte, allow for a server that hashes more slowly than we did.
+      socket.setTimeout(c.timeoutMs + prefixAllowanceMs(offset));
     } else {
       const info: PartInfo = { netkit: 1, host: c.host, port: c.port, name: opts.name, size, validator: response.validator.toString('hex') };
       try {
@@ -695,6 +707,7 @@ async function fetchV1(c: Common, mayResume: boolean): Promise<FetchResult> {
     let reported = 0;
     opts.onProgress?.(offset, size);
     await receiver.receiveBody(size - offset, writer, (n) => {
+      if (got === 0 && offset > 0) socket.setTimeout(c.timeoutMs);
       got += n;
       if (got - reported >= BATCH || got === size - offset) {
         reported = got;
@@ -832,6 +845,9 @@ function throwRefusal(r: Response, c: Common): never {
   }
 }
 
+/** How long a classic stream must stay silent after its announced size before the transfer counts as complete. */
+const CLASSIC_SETTLE_MS = 500;
+
 async function fetchClassic(c: Common): Promise<FetchResult> {
   const { opts } = c;
   const nameBytes = Buffer.from(opts.name, 'utf8');
@@ -897,8 +913,11 @@ async function fetchClassic(c: Common): Promise<FetchResult> {
       if (receiver.ended) throw await short();
       throw err;
     }
-    // No trailer in classic: only the end of the stream proves that no byte beyond the size follows.
-    await receiver.until(
+    // No trailer in classic: bytes beyond the announced size mean the size was misread. The seed
+    // server sends everything at once and then closes, but a seed server that keeps serving holds the
+    // connection open (the seed client stops at the size and never waits for the end), so a short
+    // silence counts as the end too.
+    const endSeen = receiver.until(
       () => {
         if (reader.buffered > 0) {
           throw new NetkitError('PROTOCOL', `the classic server sent more than the ${size} bytes it announced; nothing was saved as final`, 'the classic protocol cannot verify; fetch from a netkit server without --classic');
@@ -907,6 +926,10 @@ async function fetchClassic(c: Common): Promise<FetchResult> {
       },
       () => true,
     );
+    endSeen.catch(() => undefined); // settled below, or moot once the silence has won
+    let settle: NodeJS.Timeout | undefined;
+    await Promise.race([endSeen, new Promise((resolve) => (settle = setTimeout(resolve, Math.min(CLASSIC_SETTLE_MS, c.timeoutMs))))]);
+    clearTimeout(settle);
     socket.destroy();
     await writer.settle();
     try {

@@ -39,8 +39,8 @@ afterEach(async () => {
   }
 });
 
-async function seedServer(count: number): Promise<{ port: number; child: ChildProcessWithoutNullStreams }> {
-  const child = spawn('python3', [SEED, 'server', '--port', '0', '--dir', served, '--count', String(count)]);
+async function seedServer(count: number, linger = false): Promise<{ port: number; child: ChildProcessWithoutNullStreams }> {
+  const child = spawn('python3', [SEED, 'server', '--port', '0', '--dir', served, '--count', String(count), ...(linger ? ['--linger'] : [])]);
   seeds.push(child);
   let out = '';
   child.stdout.setEncoding('utf8');
@@ -113,6 +113,14 @@ describe('netkit file fetch --classic against the seed server', () => {
     expect(t.code).toBe(0);
     expect(JSON.parse(t.stdout)).toMatchObject({ ok: true, verified: false, protocol: 'classic', size: 12 });
     expect(readFileSync(join(out, 'text.txt'), 'utf8')).toBe('olá, mundo\n');
+  });
+
+  test('a seed server that keeps the connection open after the last byte: done at the announced size', async () => {
+    const { port } = await seedServer(1, true);
+    const out = outDir();
+    const r = await runNetkit(['file', 'fetch', 'binary.bin', '--classic', '--host', '127.0.0.1', '--port', String(port), '--out', out, '--timeout', '20s']);
+    expect(r.code).toBe(0);
+    expect(readFileSync(join(out, 'binary.bin')).equals(binary)).toBe(true);
   });
 
   test('a file that starts with digits cannot be told from its size: exit 8, nothing saved', async () => {

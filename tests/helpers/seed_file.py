@@ -13,7 +13,8 @@
 # unless a signal interrupts it); the client has a timeout and exits 0 on success, 1 on "-1", 2 on a crash
 # (the seed client crashes the same way: int() of a size field that swallowed file bytes).
 #
-#   python3 seed_file.py server [--host 127.0.0.1] [--port 0] [--dir .] [--count 1]
+#   python3 seed_file.py server [--host 127.0.0.1] [--port 0] [--dir .] [--count 1] [--linger]
+#     (--linger: keep each connection open after the last byte until the client closes it)
 #   python3 seed_file.py client --port PORT --name NAME [--host 127.0.0.1] [--out transferidos] [--timeout 10]
 import argparse
 import os
@@ -45,6 +46,11 @@ def server(args):
                         while bytes_count:
                             client.sendall(bytes_count)
                             bytes_count = f.read(4096)
+                    if args.linger:
+                        # A seed that keeps serving drops the connection only at its next accept().
+                        client.settimeout(30)
+                        while client.recv(4096):
+                            pass
                 else:
                     client.send(str(error).encode('ascii'))
                     print('O arquivo não existe!', file=sys.stderr, flush=True)
@@ -106,6 +112,7 @@ def main():
     p.add_argument('--port', type=int, default=8881)
     p.add_argument('--dir', default='.')
     p.add_argument('--count', type=int, default=1)
+    p.add_argument('--linger', action='store_true')
     p.add_argument('--name', default='arquivo.txt')
     p.add_argument('--out', default='transferidos')
     p.add_argument('--timeout', type=float, default=10.0)
