@@ -475,7 +475,7 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
         }
       }
       conn.phase = 'transfer';
-      socket.setTimeout(idleTimeoutMs, () => socket.destroy(new ConnectionEnd('timeout', `the client read nothing for ${idleTimeoutMs / 1000}s`)));
+      // RESPONSE goes out before the prefix hash, so the client hashes its copy of the prefix meanwhile.
       socket.write(sealed('server', encodeResponse({ status: Status.OK, size, offset: request.offset, validator, message: '' }, proof)));
       const cached = hashCache.get(st);
       const hash = cached ? undefined : createHash('sha256');
@@ -484,8 +484,12 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
         for await (const chunk of readChunks(file.handle, 0, request.offset, pool)) {
           hash.update(chunk);
           pool.put(wholeOf(chunk));
+          if (socket.destroyed) throw new ConnectionEnd('aborted', 'the client went away while the server hashed the resumed prefix');
         }
       }
+      // Armed only now: the socket is silent both ways while we hash the prefix (any length), and that
+      // silence is ours, not a client that stopped reading.
+      socket.setTimeout(idleTimeoutMs, () => socket.destroy(new ConnectionEnd('timeout', `the client read nothing for ${idleTimeoutMs / 1000}s`)));
       entry.bytes = await sendBody(file.handle, request.offset, size, hash);
       const digest = cached ?? hash!.digest();
       if (!cached) {

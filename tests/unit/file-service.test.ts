@@ -14,6 +14,7 @@ import {
   FrameType,
   Status,
   decodeResponse,
+  decodeTrailer,
   encodeFrame,
   encodeHello,
   encodePreamble,
@@ -23,6 +24,7 @@ import {
   Tag,
 } from '../../src/protocol/file-v1.js';
 import { tcpTransport } from '../../src/transport/tcp.js';
+import { validatorOf } from '../../src/services/file-hash-cache.js';
 
 let base: string;
 let served: string;
@@ -246,6 +248,21 @@ describe('resume', () => {
       writeFileSync(join(served, name), content);
     }
   });
+
+  test('a resume with a cold hash cache: the idle timeout does not run while the server hashes the prefix', async () => {
+    // Armed before the 24 MiB prefix hash, a 1 ms idle timeout would fire long before the trailer.
+    const { server, next } = await serve({ idleTimeoutMs: 1 });
+    const st = statSync(join(served, name), { bigint: true });
+    const s = await rawConnect(server.port);
+    s.write(Buffer.concat([encodePreamble(), encodeHello({ nonce: randomBytes(32), flags: 0 })]));
+    s.write(encodeRequest({ name, offset: content.length, validator: validatorOf(st) }));
+    const reader = new FrameReader();
+    reader.push(await readAll(s));
+    expect(reader.next()!.type).toBe(FrameType.HELLO);
+    expect(decodeResponse(reader.next()!)).toMatchObject({ status: Status.OK, size: content.length, offset: content.length });
+    expect(decodeTrailer(reader.next()!).sha256.toString('hex')).toBe(sha(content));
+    expect(await next()).toMatchObject({ outcome: 'ok', offset: content.length, bytes: 0 });
+  });
 });
 
 describe('server limits', () => {
@@ -418,6 +435,29 @@ describe('the client against hostile or broken servers', () => {
     expect(err.code).toBe('PEER_CLOSED');
     expect(readFileSync(join(out, 'x.bin.part')).equals(body)).toBe(true);
     expect(existsSync(join(out, 'x.bin'))).toBe(false);
+  });
+
+  test('resuming: a silence while the server hashes the prefix is allowed for (OFFSET / 32 MB/s on top of the timeout)', async () => {
+    const k = 16 * 1024 * 1024;
+    const whole = randomBytes(k + 1000);
+    const validator = Buffer.from('v1');
+    const trailer = encodeTrailer({ sha256: createHash('sha256').update(whole).digest() });
+    // OK, then silent for 3x the client's timeout (as a server hashing [0, offset) is), then body and trailer.
+    const answer = (s: net.Socket, offset: number): void => {
+      s.write(encodeResponse({ status: Status.OK, size: whole.length, offset, validator, message: '' }));
+      const t = setTimeout(() => s.end(Buffer.concat([whole.subarray(offset), trailer])), 300);
+      s.once('close', () => clearTimeout(t));
+    };
+    const srv = await fake((s) => answer(s, k));
+    const out = outDir();
+    writeFileSync(join(out, 'x.bin.part'), whole.subarray(0, k));
+    writeFileSync(join(out, 'x.bin.part.json'), JSON.stringify({ netkit: 1, host: '127.0.0.1', port: srv.port, name: 'x.bin', size: whole.length, validator: validator.toString('hex') }));
+    const r = await fetchFrom(srv, 'x.bin', out, { timeoutMs: 100 });
+    expect(r).toMatchObject({ resumedFrom: k, verified: true, sha256: sha(whole) });
+    // The same silence with no prefix to hash is a timeout.
+    const srv0 = await fake((s) => answer(s, 0));
+    const err = await rejection(fetchFrom(srv0, 'x.bin', outDir(), { timeoutMs: 100 }));
+    expect(err.code).toBe('TIMEOUT');
   });
 
   test('a silent server: TIMEOUT within the bound', async () => {
