@@ -72,7 +72,7 @@ export interface DiskQueryOptions {
 }
 
 /** The hint for a silent server, which is what a server requiring a secret looks like to a client without one. */
-export const NO_SECRET_HINT = 'no answer (does the server require a secret? set NETKIT_TOKEN or --token-file)';
+export const NO_SECRET_HINT = 'if the server requires a secret, set NETKIT_TOKEN or --token-file (it stays silent without one)';
 
 interface Common {
   target: QueryTarget;
@@ -183,8 +183,8 @@ async function queryV1(target: QueryTarget, opts: DiskQueryOptions, started: num
     }
     if (timedOut && !malformed) {
       const hint = key
-        ? `does the server use the same secret? one with a different secret stays silent. Otherwise: ${err.hint ?? ''}`
-        : `${NO_SECRET_HINT}; otherwise: ${err.hint ?? ''}`;
+        ? `${err.hint ?? ''} Does the server use the same secret? With a different one it stays silent.`
+        : `${err.hint ?? ''} And ${NO_SECRET_HINT}.`;
       throw new NetkitError('TIMEOUT', err.message, hint.trim(), { cause: err.cause });
     }
     if (malformed && err instanceof NetkitError && err.code === 'TIMEOUT') {

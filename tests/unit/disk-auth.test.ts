@@ -217,7 +217,7 @@ describe('disk client with and without a secret', () => {
     const r = await queryDisk(target(s.address.port), { timeoutMs: 100, retries: 0 });
     expect(r.ok).toBe(false);
     expect(!r.ok && r.error).toMatchObject({ code: 'TIMEOUT', hint: expect.stringContaining(NO_SECRET_HINT) });
-    expect(NO_SECRET_HINT).toBe('no answer (does the server require a secret? set NETKIT_TOKEN or --token-file)');
+    expect(NO_SECRET_HINT).toBe('if the server requires a secret, set NETKIT_TOKEN or --token-file (it stays silent without one)');
   });
 
   test('a wrong secret: the server stays silent, the client times out and says so', async () => {
