@@ -322,6 +322,7 @@ class PartWriter {
     this.syncing = true;
     fs.fdatasync(this.fd, () => {
       this.syncing = false;
+      this.wakeIdle();
     });
   }
 
@@ -331,7 +332,8 @@ class PartWriter {
     while ((this.writing || this.queue.length > 0) && !this.error) {
       await new Promise<void>((resolve) => this.idle.push(resolve));
     }
-    while (this.syncing) await new Promise<void>((resolve) => setImmediate(resolve));
+    // Wait for a background fdatasync without spinning the event loop (it can take a while on a slow disk).
+    while (this.syncing) await new Promise<void>((resolve) => this.idle.push(resolve));
     if (this.error) throw this.error;
   }
 }
