@@ -26,7 +26,7 @@ import { MAC_PLACEHOLDER, checkFrame, sealFrame } from '../protocol/auth-frames.
 import type { HandshakeNonces } from '../protocol/auth.js';
 import { explainShortClassic, parseClassicHead } from '../protocol/file-classic.js';
 import { feedSink, formatHostPort, sinkAttached, socketError, type ReadSink, type StreamSocket, type StreamTransport } from '../transport/tcp.js';
-import { writeAll, type EndFactory } from './file-stream.js';
+import { prefixAllowanceMs, writeAll, type EndFactory } from './file-stream.js';
 
 export const FETCH_DEFAULTS = {
   host: 'localhost',
@@ -38,11 +38,6 @@ export const FETCH_DEFAULTS = {
 const BATCH = 1024 * 1024;
 /** Buffers waiting for the disk before the socket is paused (backpressure towards the server). */
 const MAX_BACKLOG = 4;
-/**
- * Slowest rate at which we expect a server to read and hash a resumed prefix before its first body byte
- * (docs/protocol.md 2.6): the wait for that byte gets OFFSET / this on top of --timeout.
- */
-const PREFIX_HASH_RATE = 32e6;
 /**
  * Start background writeback this often, so the final fsync is short. Each fdatasync of a growing file
  * also commits the journal (ext4), which stalls our writes meanwhile: 1 GiB loopback, 6 interleaved
@@ -153,8 +148,6 @@ async function readPartInfo(p: string): Promise<PartInfo | undefined> {
 async function removeQuietly(...paths: string[]): Promise<void> {
   for (const p of paths) await fsp.rm(p, { force: true }).catch(() => undefined);
 }
-
-const prefixAllowanceMs = (offset: number): number => Math.ceil((offset / PREFIX_HASH_RATE) * 1000);
 
 /** Hash the first `length` bytes of a file, reading each byte once in large pieces. */
 async function hashPrefix(file: string, length: number): Promise<Hash> {

@@ -34,7 +34,7 @@ import {
 import { formatHostPort, type StreamSocket, type StreamTransport } from '../transport/tcp.js';
 import { openInJail } from './file-jail.js';
 import { HashCache, statKey, validatorOf } from './file-hash-cache.js';
-import { drain, errnoText, linger as lingerFor, readUntil as readUntilWith, writeAll as writeAllWith, type EndFactory } from './file-stream.js';
+import { drain, errnoText, linger as lingerFor, prefixAllowanceMs, readUntil as readUntilWith, writeAll as writeAllWith, type EndFactory } from './file-stream.js';
 
 export const SERVE_DEFAULTS = {
   port: 8881,
@@ -488,8 +488,11 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
         }
       }
       // Armed only now: the socket is silent both ways while we hash the prefix (any length), and that
-      // silence is ours, not a client that stopped reading.
-      socket.setTimeout(idleTimeoutMs, () => socket.destroy(new ConnectionEnd('timeout', `the client read nothing for ${idleTimeoutMs / 1000}s`)));
+      // silence is ours, not a client that stopped reading. A resuming client may still be hashing its
+      // own copy of the prefix: allow for that until it first drains what we sent.
+      const allowance = request.offset > 0 ? prefixAllowanceMs(request.offset) : 0;
+      socket.setTimeout(idleTimeoutMs + allowance, () => socket.destroy(new ConnectionEnd('timeout', `the client read nothing for ${(socket.timeout || idleTimeoutMs) / 1000}s`)));
+      if (allowance > 0) socket.once('drain', () => socket.setTimeout(idleTimeoutMs));
       entry.bytes = await sendBody(file.handle, request.offset, size, hash);
       const digest = cached ?? hash!.digest();
       if (!cached) {

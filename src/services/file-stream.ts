@@ -2,6 +2,16 @@
 import type { FrameReader } from '../protocol/file-v1.js';
 import type { StreamSocket } from '../transport/tcp.js';
 
+/**
+ * Slowest rate at which either side is expected to read and hash a resumed prefix [0, OFFSET)
+ * (docs/protocol.md 2.6). Each side adds OFFSET / this to the silence it tolerates while the other may
+ * still be hashing.
+ */
+const PREFIX_HASH_RATE = 32e6;
+
+/** Extra silence allowed to a peer that may be hashing a resumed prefix of `offset` bytes. */
+export const prefixAllowanceMs = (offset: number): number => Math.ceil((offset / PREFIX_HASH_RATE) * 1000);
+
 /** How a helper reports the peer going away; each side turns it into its own error type. */
 export interface EndFactory {
   closed(what: 'end' | 'close'): Error;

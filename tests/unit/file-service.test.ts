@@ -263,6 +263,31 @@ describe('resume', () => {
     expect(decodeTrailer(reader.next()!).sha256.toString('hex')).toBe(sha(content));
     expect(await next()).toMatchObject({ outcome: 'ok', offset: content.length, bytes: 0 });
   });
+
+  test('a resuming client that reads nothing while it hashes its prefix gets OFFSET / 32 MB/s on top of the idle timeout', async () => {
+    const { server, next } = await serve({ idleTimeoutMs: 100 });
+    const st = statSync(join(served, name), { bigint: true });
+    // Silent for 2.5x the idle timeout (less than 100 ms + 16 MiB / 32 MB/s), then read everything.
+    const stall = async (offset: number): Promise<Buffer> => {
+      const s = await rawConnect(server.port);
+      s.write(Buffer.concat([encodePreamble(), encodeHello({ nonce: randomBytes(32), flags: 0 })]));
+      s.write(encodeRequest({ name, offset, validator: validatorOf(st) }));
+      s.pause();
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      return readAll(s.resume());
+    };
+    const offset = 16 * 1024 * 1024;
+    const reader = new FrameReader();
+    const got = await stall(offset);
+    expect(got.length).toBeGreaterThan(content.length - offset);
+    expect(await next()).toMatchObject({ outcome: 'ok', offset, bytes: content.length - offset });
+    reader.push(got);
+    reader.next();
+    expect(decodeResponse(reader.next()!).status).toBe(Status.OK);
+    // The same silence without a prefix to hash: dropped after the plain idle timeout.
+    await stall(0);
+    expect((await next()).outcome).toBe('timeout');
+  });
 });
 
 describe('server limits', () => {
