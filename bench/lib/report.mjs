@@ -100,9 +100,14 @@ function fileSection(r) {
     const curl = get('curl');
     const ncSync = get('nc_fsync');
     const nkFast = get('netkit_nofsync');
-    if (nc) L.push(`- Target "netkit wall time ≤ 1.0× nc" (netkit flushing to disk, nc not): ${fmt.ratio(nk.median_ms / nc.median_ms)} → ${verdict(nk.median_ms <= nc.median_ms)}.`);
-    if (ncSync && Number.isFinite(ncSync.median_ms)) L.push(`- Same durability: netkit (fsync before rename) / nc then fsync: ${fmt.ratio(nk.median_ms / ncSync.median_ms)} → ${verdict(nk.median_ms <= ncSync.median_ms)}.`);
-    if (nc && nkFast && Number.isFinite(nkFast.median_ms)) L.push(`- Neither flushes: netkit --no-fsync / nc: ${fmt.ratio(nkFast.median_ms / nc.median_ms)} → ${verdict(nkFast.median_ms <= nc.median_ms)}.`);
+    // Rounds are interleaved: runs with the same round index ran close together, so their ratio is paired.
+    const paired = (a, b) => {
+      const r = a.runs_ms.map((x, i) => (x != null && b.runs_ms[i] != null ? x / b.runs_ms[i] : null)).filter((x) => x != null);
+      return r.length ? `; per-round paired ratios ${r.map((x) => fmt.ratio(x)).join(', ')} (median ${fmt.ratio(median(r))})` : '';
+    };
+    if (nc) L.push(`- Target "netkit wall time ≤ 1.0× nc" (netkit flushing to disk, nc not): ${fmt.ratio(nk.median_ms / nc.median_ms)}${paired(nk, nc)} → ${verdict(nk.median_ms <= nc.median_ms)}.`);
+    if (ncSync && Number.isFinite(ncSync.median_ms)) L.push(`- Same durability: netkit (fsync before rename) / nc then fsync: ${fmt.ratio(nk.median_ms / ncSync.median_ms)}${paired(nk, ncSync)} → ${verdict(nk.median_ms <= ncSync.median_ms)}.`);
+    if (nc && nkFast && Number.isFinite(nkFast.median_ms)) L.push(`- Neither flushes: netkit --no-fsync / nc: ${fmt.ratio(nkFast.median_ms / nc.median_ms)}${paired(nkFast, nc)} → ${verdict(nkFast.median_ms <= nc.median_ms)}.`);
     if (nc && ncSync && Number.isFinite(ncSync.median_ms)) L.push(`- What the flush costs nc here: nc then fsync / nc = ${fmt.ratio(ncSync.median_ms / nc.median_ms)}${nkFast && Number.isFinite(nkFast.median_ms) ? `; netkit / netkit --no-fsync = ${fmt.ratio(nk.median_ms / nkFast.median_ms)}` : ''}.`);
     if (curl) L.push(`- netkit/curl wall time: ${fmt.ratio(nk.median_ms / curl.median_ms)}.`);
     if (f.first_fetch) L.push(`- The netkit server caches the SHA-256 of unchanged files; the rounds above ran after one first fetch from a fresh server (not in the median), which took ${f.first_fetch.ok ? fmt.s(f.first_fetch.ms) : 'FAILED'} (server hashing while it streams${nc && f.first_fetch.ok ? `; ${fmt.ratio(f.first_fetch.ms / nc.median_ms)} nc` : ''}).`);
