@@ -247,7 +247,11 @@ export async function runFile({ quick }) {
     }
     const samples = Object.fromEntries(contenders.map((c) => [c.key, []]));
     for (let r = 0; r < rounds; r++) {
-      for (const c of rotated(contenders, r)) {
+      // Rotation alone keeps each contender behind the same predecessor every round (and what one run
+      // leaves in memory affects the next): every other round runs the rotated order backwards.
+      const order = rotated(contenders, r);
+      if (r % 2 === 1) order.reverse();
+      for (const c of order) {
         const s = await c.run();
         samples[c.key].push(s);
         log(`file: round ${r + 1}/${rounds} ${c.key}: ${s.ok ? `${(s.ms / 1000).toFixed(2)} s (${((big.size / 1e6) / (s.ms / 1000)).toFixed(0)} MB/s)` : 'FAILED'}`);

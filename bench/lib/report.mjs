@@ -86,7 +86,7 @@ function fileSection(r) {
   const L = ['### File transfer (issue 3)', '', ...header('file', r)];
   const c = f.conditions;
   L.push(`Conditions: ${sizeLabel(c.size)} of ${c.file}; output on the ${c.out}; ${c.verify} (a run that doesn't verify is not counted); ` +
-    `${c.rounds} interleaved rounds, order rotated each round. Wall time runs from the client's start to its exit (for nc, until both the sending client and the receiving listener have exited; for "then fsync", until fsync(2) of the output and of its directory returned, done by the bench process: the durability netkit's default gives before its rename); servers were already listening. Only netkit verifies anything.`, '');
+    `${c.rounds} interleaved rounds, order rotated each round and reversed every other round. Wall time runs from the client's start to its exit (for nc, until both the sending client and the receiving listener have exited; for "then fsync", until fsync(2) of the output and of its directory returned, done by the bench process: the durability netkit's default gives before its rename); servers were already listening. Only netkit verifies anything.`, '');
   L.push('| transfer | median wall time | throughput | runs (s) | failed runs |', '|---|---:|---:|---|---:|');
   for (const t of f.transfer) {
     L.push(`| ${t.label} | ${fmt.s(t.median_ms)} | ${fmt.mbps(c.size, t.median_ms)} | ${t.runs_ms.map((x) => (x == null ? 'failed' : (x / 1000).toFixed(2))).join(', ')} | ${t.failed_runs} |`);
