@@ -3,6 +3,7 @@ import { build } from 'esbuild';
 import { readdirSync, rmSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const root = new URL('..', import.meta.url);
 
@@ -36,38 +37,49 @@ const noEagerHelp = {
   },
 };
 
-const result = await build({
-  absWorkingDir: root.pathname,
-  entryPoints: { netkit: 'src/cli/main.ts' },
-  outdir: 'dist',
-  bundle: true,
-  splitting: true,
-  format: 'esm',
-  platform: 'node',
-  target: 'node20.19',
-  minify: true,
-  sourcemap: 'linked',
-  legalComments: 'linked',
-  chunkNames: 'chunks/[name]-[hash]',
-  // CommonJS dependencies bundled into ESM still call require(); give them one.
-  banner: { js: "import { createRequire as __nkCreateRequire } from 'node:module'; const require = __nkCreateRequire(import.meta.url);" },
-  // See segmenter-shim.js: keeps ~35 ms of ICU start-up off every command.
-  inject: ['scripts/segmenter-shim.js'],
-  plugins: [lazyEmojiRegex, noEagerHelp],
-  define: { 'Intl.Segmenter': 'LazySegmenter' },
-  logLevel: 'warning',
-  metafile: true,
-});
+/**
+ * Bundle `entryPoints` into `outdir` the way netkit ships: ESM, minified, lazily loaded chunks, and the
+ * start-up fixes above. Exported so the start-up benchmark can bundle a yargs-only program the same way.
+ */
+export async function bundle({ entryPoints, outdir, absWorkingDir = root.pathname }) {
+  return build({
+    absWorkingDir,
+    entryPoints,
+    outdir,
+    bundle: true,
+    splitting: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20.19',
+    minify: true,
+    sourcemap: 'linked',
+    legalComments: 'linked',
+    chunkNames: 'chunks/[name]-[hash]',
+    // CommonJS dependencies bundled into ESM still call require(); give them one.
+    banner: { js: "import { createRequire as __nkCreateRequire } from 'node:module'; const require = __nkCreateRequire(import.meta.url);" },
+    // See segmenter-shim.js: keeps ~35 ms of ICU start-up off every command.
+    inject: [fileURLToPath(new URL('segmenter-shim.js', import.meta.url))],
+    plugins: [lazyEmojiRegex, noEagerHelp],
+    define: { 'Intl.Segmenter': 'LazySegmenter' },
+    logLevel: 'warning',
+    metafile: true,
+  });
+}
 
-// Remove stale chunks from earlier builds. dist/ is never deleted wholesale, so a netkit process
-// started during a rebuild still finds its files.
-const keep = new Set(Object.keys(result.metafile.outputs).map((f) => join(root.pathname, f)));
-const walk = (dir) => {
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) walk(p);
-    else if (!keep.has(p) && !name.endsWith('.LEGAL.txt')) rmSync(p);
-  }
-};
-walk(join(root.pathname, 'dist'));
+/** Build dist/ and remove stale chunks from earlier builds. */
+async function buildNetkit() {
+  const result = await bundle({ entryPoints: { netkit: 'src/cli/main.ts' }, outdir: 'dist' });
+  // Remove stale chunks from earlier builds. dist/ is never deleted wholesale, so a netkit process
+  // started during a rebuild still finds its files.
+  const keep = new Set(Object.keys(result.metafile.outputs).map((f) => join(root.pathname, f)));
+  const walk = (dir) => {
+    for (const name of readdirSync(dir)) {
+      const p = join(dir, name);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (!keep.has(p) && !name.endsWith('.LEGAL.txt')) rmSync(p);
+    }
+  };
+  walk(join(root.pathname, 'dist'));
+}
 
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await buildNetkit();

@@ -76,6 +76,11 @@ function startupSection(r) {
   L.push('');
   const q = s.commands.find((c) => c.key === 'query');
   if (q) L.push(`- Target "\`netkit disk query\` ≤ 1.5× \`node -e 0\`": ${fmt.ratio(q.ratio_to_node)} → ${verdict(q.ratio_to_node <= 1.5)}.`);
+  const y = s.commands.find((c) => c.key === 'yargs');
+  if (y) {
+    L.push(`- The yargs floor: a program that only parses the same command line with yargs, bundled like netkit, takes ${fmt.ratio(y.ratio_to_node)} \`node -e 0\`${y.ratio_to_node > 1.5 ? ', already over the 1.5× target before any socket is opened' : ''}.`);
+    if (q) L.push(`- netkit's own share (query, socket, output) over that floor: ${fmt.ms(q.median_ms - y.median_ms)}.`);
+  }
   for (const n of s.notes) L.push(`- ${n}`);
   L.push('');
   return L;

@@ -1,11 +1,26 @@
 // Start-up bench (issue 2): whole-process `netkit disk query --json` against the `node -e 0` floor, same run.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { BIN, NODE, cleanEnv, log, which, skippedTool, median, rotated, runTimed } from './common.mjs';
 import { startNetkitDisk } from './disk.mjs';
 
 const q = (s) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/** Bundle bench/peers/yargs-floor.mjs with netkit's own build settings; returns the launcher's path. */
+async function buildYargsFloor(tmp) {
+  let bundle;
+  try {
+    ({ bundle } = await import('../../scripts/build.mjs'));
+  } catch {
+    return null;
+  }
+  const out = join(tmp, 'yargs-floor');
+  await bundle({ entryPoints: { floor: 'bench/peers/yargs-floor.mjs' }, outdir: out });
+  const launcher = join(out, 'launch.mjs');
+  writeFileSync(launcher, "import { main } from './floor.js';\nprocess.exitCode = await main(process.argv.slice(2));\n");
+  return launcher;
+}
 
 export async function runStartup({ quick }) {
   const rounds = quick ? 1 : 5;
@@ -18,6 +33,9 @@ export async function runStartup({ quick }) {
       { key: 'node', label: '`node -e 0` (the floor)', argv: [NODE, '-e', '0'] },
       { key: 'version', label: '`netkit --version`', argv: [NODE, BIN, '--version'] },
     ];
+    const floor = await buildYargsFloor(tmp);
+    if (floor) cmds.push({ key: 'yargs', label: 'a yargs-only program parsing the same command line (bench/peers/yargs-floor.mjs, bundled like netkit)', argv: [NODE, floor, 'disk', 'query', '127.0.0.1:9', '--json'] });
+    else notes.push('skipped: the yargs floor (esbuild not installed: run npm ci)');
     srv = await startNetkitDisk(tmp);
     if (srv) {
       cmds.push({ key: 'query', label: '`netkit disk query 127.0.0.1:PORT --json`', argv: [NODE, BIN, 'disk', 'query', `127.0.0.1:${srv.port}`, '--json'] });
