@@ -41,7 +41,7 @@ export const WireError = {
   TOO_LARGE: 3,
   RATE_LIMITED: 4,
   INTERNAL: 5,
-  // 6 is reserved for UNAUTHORIZED (authentication, issue 4).
+  // 6 is UNAUTHORIZED, which is never sent: an unauthenticated request gets no reply (docs/security.md).
 } as const;
 export type WireError = (typeof WireError)[keyof typeof WireError];
 

@@ -22,7 +22,7 @@ export const FrameType = {
 } as const;
 export type FrameTypeValue = (typeof FrameType)[keyof typeof FrameType];
 
-/** TLV tags. One namespace for every frame type; 0x10-0x1f are reserved for authentication (issue 4). */
+/** TLV tags. One namespace for every frame type; 0x10-0x1f belong to authentication (docs/security.md section 4). */
 export const Tag = {
   NONCE: 0x01,
   FLAGS: 0x02,
@@ -34,13 +34,13 @@ export const Tag = {
   MESSAGE: 0x08,
   SHA256: 0x09,
   VERSION: 0x0a,
-  /** Reserved: the HMAC carried last in REQUEST (client proof), RESPONSE (server proof) and TRAILER. */
+  /** The HMAC carried last in REQUEST (client proof), RESPONSE (server proof) and TRAILER. */
   AUTH_MAC: 0x10,
 } as const;
 
 /** Server HELLO flag bits. Unknown bits are ignored by readers. */
 export const HelloFlag = {
-  /** Reserved for issue 4: the server requires the shared-secret MAC in REQUEST. */
+  /** The server requires the shared-secret MAC in REQUEST (docs/security.md section 4.3). */
   AUTH_REQUIRED: 0x1,
 } as const;
 
@@ -54,7 +54,7 @@ export const Status = {
   BAD_OFFSET: 6,
   UNSUPPORTED_VERSION: 7,
   INTERNAL: 8,
-  /** Reserved for issue 4. */
+  /** A missing or wrong shared-secret proof (docs/security.md section 4.3). */
   UNAUTHORIZED: 9,
 } as const;
 export type StatusValue = (typeof Status)[keyof typeof Status];
