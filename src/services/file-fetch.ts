@@ -622,6 +622,42 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
+/** Flush the partial file (unless --no-fsync) and close it; errors name the partial file. */
+function flushAndClose(fd: number, partPath: string, fsync: boolean): void {
+  try {
+    if (fsync) fs.fsyncSync(fd);
+  } catch (err) {
+    throw fsError(err, `cannot write ${partPath}`);
+  }
+  fs.closeSync(fd);
+}
+
+/**
+ * Give the verified, closed partial file its final name (never clobbering without --force), remove
+ * what only the partial file needed, and make the rename itself durable.
+ */
+async function publishPart(c: Common, leftovers: readonly string[]): Promise<void> {
+  await publish(c.partPath, c.finalPath, c.opts.force === true);
+  await removeQuietly(...leftovers);
+  if (c.opts.fsync !== false) await syncDir(path.dirname(c.finalPath));
+}
+
+/**
+ * After a failure: drop the connection, let queued writes finish, close the partial file, then remove
+ * the files `worthless` names (asked only once the writes have settled, so it sees every byte written).
+ */
+async function abandonPart(socket: StreamSocket, writer: PartWriter | undefined, fd: number | undefined, worthless: () => readonly string[]): Promise<void> {
+  socket.destroy();
+  if (writer) await writer.settle().catch(() => undefined);
+  if (fd === undefined) return;
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // already reported
+  }
+  await removeQuietly(...worthless());
+}
+
 async function fetchV1(c: Common, mayResume: boolean): Promise<FetchResult> {
   const { opts } = c;
   // Resume only what this same request to this same server started.
@@ -741,16 +777,9 @@ async function fetchV1(c: Common, mayResume: boolean): Promise<FetchResult> {
         'run the fetch again; if it fails again, the file is changing on the server or the network corrupts data',
       );
     }
-    try {
-      if (opts.fsync !== false) fs.fsyncSync(fd);
-    } catch (err) {
-      throw fsError(err, `cannot write ${c.partPath}`);
-    }
-    fs.closeSync(fd);
+    flushAndClose(fd, c.partPath, opts.fsync !== false);
     fd = undefined;
-    await publish(c.partPath, c.finalPath, opts.force === true);
-    await removeQuietly(c.infoPath);
-    if (opts.fsync !== false) await syncDir(path.dirname(c.finalPath));
+    await publishPart(c, [c.infoPath]);
     return {
       name: opts.name,
       path: c.finalPath,
@@ -765,17 +794,8 @@ async function fetchV1(c: Common, mayResume: boolean): Promise<FetchResult> {
       port: c.port,
     };
   } catch (err) {
-    socket.destroy();
-    if (writer) await writer.settle().catch(() => undefined);
-    if (fd !== undefined) {
-      try {
-        fs.closeSync(fd);
-      } catch {
-        // already reported
-      }
-      // Nothing received and nothing from before: the partial file is worthless.
-      if (offset === 0 && (writer?.written ?? 0) === 0) await removeQuietly(c.partPath, c.infoPath);
-    }
+    // Nothing received and nothing from before: the partial file is worthless.
+    await abandonPart(socket, writer, fd, () => (offset === 0 && (writer?.written ?? 0) === 0 ? [c.partPath, c.infoPath] : []));
     if (handshake && isNetkitError(err) && (err.code === 'PEER_CLOSED' || err.code === 'PROTOCOL' || err.code === 'TOO_LARGE')) {
       // Something answers on that port, but not a netkit v1 server: say what it probably is.
       throw new NetkitError(
@@ -931,15 +951,9 @@ async function fetchClassic(c: Common): Promise<FetchResult> {
     clearTimeout(settle);
     socket.destroy();
     await writer.settle();
-    try {
-      if (opts.fsync !== false) fs.fsyncSync(fd);
-    } catch (err) {
-      throw fsError(err, `cannot write ${c.partPath}`);
-    }
-    fs.closeSync(fd);
+    flushAndClose(fd, c.partPath, opts.fsync !== false);
     fd = undefined;
-    await publish(c.partPath, c.finalPath, opts.force === true);
-    if (opts.fsync !== false) await syncDir(path.dirname(c.finalPath));
+    await publishPart(c, []);
     return {
       name: opts.name,
       path: c.finalPath,
@@ -954,16 +968,7 @@ async function fetchClassic(c: Common): Promise<FetchResult> {
       port: c.port,
     };
   } catch (err) {
-    socket.destroy();
-    if (writer) await writer.settle().catch(() => undefined);
-    if (fd !== undefined) {
-      try {
-        fs.closeSync(fd);
-      } catch {
-        // already reported
-      }
-      if ((writer?.written ?? 0) === 0) await removeQuietly(c.partPath);
-    }
+    await abandonPart(socket, writer, fd, () => ((writer?.written ?? 0) === 0 ? [c.partPath] : []));
     throw err;
   }
 }
