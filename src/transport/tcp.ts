@@ -42,9 +42,22 @@ export function sinkAttached(socket: StreamSocket): boolean {
   return (socket as unknown as Record<symbol, unknown>)[SINK_ATTACHED] === true;
 }
 
+/**
+ * node:net `onread` options that read straight into the sink's buffers (no allocation, no copy per
+ * read); node:tls accepts the same for decrypted data. Mark the socket with markSinkAttached().
+ */
+export function sinkReadOptions(sink: ReadSink): { onread: { buffer: () => Buffer; callback: (n: number, buf: Uint8Array) => boolean } } {
+  return { onread: { buffer: () => sink.buffer(), callback: (n, buf) => sink.received(n, buf as Buffer) } };
+}
+
+/** Record that an adapter routes this socket's bytes into the sink given to connect(). */
+export function markSinkAttached(socket: StreamSocket): void {
+  (socket as unknown as Record<symbol, unknown>)[SINK_ATTACHED] = true;
+}
+
 /** The portable way to feed a sink: copy each 'data' chunk into the sink's buffers. */
 export function feedSink(socket: StreamSocket, sink: ReadSink): void {
-  (socket as unknown as Record<symbol, unknown>)[SINK_ATTACHED] = true;
+  markSinkAttached(socket);
   socket.on('data', (chunk: Buffer) => {
     let at = 0;
     while (at < chunk.length) {
@@ -192,9 +205,9 @@ export const tcpTransport: StreamTransport = {
         host: opts.host,
         port: opts.port,
         allowHalfOpen: true,
-        ...(sink ? { onread: { buffer: () => sink.buffer(), callback: (n: number, buf: Uint8Array) => sink.received(n, buf as Buffer) } } : {}),
+        ...(sink ? sinkReadOptions(sink) : {}),
       });
-      if (sink) (socket as unknown as Record<symbol, unknown>)[SINK_ATTACHED] = true;
+      if (sink) markSinkAttached(socket);
       const where = { host: opts.host, port: opts.port, phase: 'connect' as const };
       const timer = setTimeout(() => {
         cleanup();
