@@ -796,6 +796,9 @@ async function fetchV1(c: Common, mayResume: boolean): Promise<FetchResult> {
   } catch (err) {
     // Nothing received and nothing from before: the partial file is worthless.
     await abandonPart(socket, writer, fd, () => (offset === 0 && (writer?.written ?? 0) === 0 ? [c.partPath, c.infoPath] : []));
+    // A failed write (disk full, permission) is the root cause even when it surfaced as the connection
+    // closing: the failure destroys the socket, and whatever was waiting on it sees that first.
+    if (writer?.failed) throw writer.failed;
     if (handshake && isNetkitError(err) && (err.code === 'PEER_CLOSED' || err.code === 'PROTOCOL' || err.code === 'TOO_LARGE')) {
       // Something answers on that port, but not a netkit v1 server: say what it probably is.
       throw new NetkitError(
@@ -969,6 +972,6 @@ async function fetchClassic(c: Common): Promise<FetchResult> {
     };
   } catch (err) {
     await abandonPart(socket, writer, fd, () => ((writer?.written ?? 0) === 0 ? [c.partPath] : []));
-    throw err;
+    throw writer?.failed ?? err;
   }
 }
