@@ -1,6 +1,5 @@
 // Classic file protocol codec: the padded 8-byte size, the name rules, and where a seed answer's size ends.
 import { describe, expect, test } from '@jest/globals';
-import { NetkitError } from '../../src/errors.js';
 import {
   CLASSIC_MAX_SIZE,
   CLASSIC_MISSING,
@@ -10,16 +9,7 @@ import {
   explainShortClassic,
   parseClassicHead,
 } from '../../src/protocol/file-classic.js';
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(NetkitError);
-    return (err as NetkitError).code;
-  }
-  return undefined;
-}
+import { codeOf } from '../helpers/errors.js';
 
 describe('classic size field', () => {
   test('always 8 bytes, space padded, and what Python int() reads back', () => {

@@ -25,16 +25,7 @@ import {
   statusErrorCode,
   type Frame,
 } from '../../src/protocol/file-v1.js';
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(NetkitError);
-    return (err as NetkitError).code;
-  }
-  return undefined;
-}
+import { codeOf } from '../helpers/errors.js';
 
 function framesOf(bytes: Buffer, chunkSizes: (i: number) => number): { preamble?: Buffer; frames: Frame[] } {
   const reader = new FrameReader();
