@@ -274,8 +274,12 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
   const classicGapMs = opts.classicGapMs ?? SERVE_DEFAULTS.classicGapMs;
   const key = opts.secret;
   const throttle = key ? (opts.failureThrottle ?? new FailureThrottle()) : undefined;
-  // Past the limit we still answer BUSY, but only to a bounded number of extra sockets at once.
+  // Past the limit we still answer BUSY, but only to a bounded number of extra sockets at once, and one
+  // address may hold only a quarter of those: a flood from one address cannot take every busy answer
+  // away from the others.
   const busyCap = Math.max(16, maxConnections);
+  const busyPerSource = Math.max(4, Math.floor(busyCap / 4));
+  const busyBySource = new Map<string, number>();
   const hashCache = new HashCache();
   const pool = new BufferPool();
   const conns = new Set<Conn>();
@@ -300,15 +304,21 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
     }
     const peer = formatHostPort(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
     const started = performance.now();
-    const slot = limiter.acquire(sourceKey(socket.remoteAddress ?? '?'));
+    const source = sourceKey(socket.remoteAddress ?? '?');
+    const slot = limiter.acquire(source);
     if (!slot.ok) {
-      if (busyOpen >= busyCap) {
+      const mine = busyBySource.get(source) ?? 0;
+      if (busyOpen >= busyCap || mine >= busyPerSource) {
         socket.destroy();
         return;
       }
       busyOpen += 1;
+      busyBySource.set(source, mine + 1);
       void answerBusy(socket, peer, started, slot.reason).finally(() => {
         busyOpen -= 1;
+        const left = (busyBySource.get(source) ?? 1) - 1;
+        if (left > 0) busyBySource.set(source, left);
+        else busyBySource.delete(source);
       });
       return;
     }

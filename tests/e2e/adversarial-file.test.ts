@@ -204,6 +204,23 @@ describe('slowloris', () => {
     }
   }, 60_000);
 
+  test('one flooding address cannot take every busy answer: another address over the total limit still gets a typed BUSY', async () => {
+    // Two slots: one held by the flooder (its per-source limit is 1), one by a silent third address.
+    const s = await serve('--max-connections', '2', '--max-per-source', '1', '--header-timeout', '20s');
+    const held: net.Socket[] = [];
+    try {
+      held.push(await connect(s.port, '127.0.0.1'));
+      held.push(await connect(s.port, '127.0.0.3'));
+      // 30 more from the flooder, all silent: at most a quarter of the busy answers may wait on one address.
+      for (let i = 0; i < 30; i++) held.push(await connect(s.port, '127.0.0.1'));
+      const other = await rawFetch(s.port, 'big.bin', { localAddress: '127.0.0.2', timeoutMs: 5_000 });
+      expect(other.status).toBe(Status.BUSY);
+      expect(other.message).toMatch(/server busy: 2 connections already open/);
+    } finally {
+      for (const c of held) c.destroy();
+    }
+  }, 60_000);
+
   test('with --max-per-source 200 idle connections are capped: the flooding address is refused at once, another address still fetches promptly', async () => {
     const s = await serve('--max-per-source', '8', '--max-connections', '64');
     const idle: net.Socket[] = [];
