@@ -12,3 +12,14 @@ export function codeOf(fn: () => unknown): string | undefined {
   }
   return undefined;
 }
+
+/** The NetkitError `p` rejects with; a fulfilment, or any other error, fails the test. */
+export async function rejection(p: Promise<unknown>): Promise<NetkitError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(NetkitError);
+    return err as NetkitError;
+  }
+  throw new Error('expected a rejection');
+}

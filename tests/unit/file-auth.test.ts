@@ -7,7 +7,6 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { NetkitError } from '../../src/errors.js';
 import { deriveKey } from '../../src/protocol/auth.js';
 import { MAC_PLACEHOLDER, checkFrame, sealFrame } from '../../src/protocol/auth-frames.js';
 import {
@@ -31,6 +30,7 @@ import { validatorOf } from '../../src/services/file-hash-cache.js';
 import { FailureThrottle } from '../../src/services/limits.js';
 import { tcpTransport } from '../../src/transport/tcp.js';
 import { tcpRecordingProxy, type TcpRecordingProxy } from '../helpers/recording-proxy.js';
+import { rejection } from '../helpers/errors.js';
 
 const TOKEN = 'Hq2Wn8Rt5Yv1Xc7Zb4Nm9Kl3Jp6Df0Gs2Ae8Ui5Oy1';
 const KEY = deriveKey(TOKEN, 'file');
@@ -102,16 +102,6 @@ function outDir(): string {
 
 function fetchFrom(port: number, out: string, extra: Partial<FetchOptions> = {}, host = '127.0.0.1') {
   return fetchFile({ name: 'data.bin', host, port, outDir: out, transport: tcpTransport, timeoutMs: 5000, secret: KEY, ...extra });
-}
-
-async function rejection(p: Promise<unknown>): Promise<NetkitError> {
-  try {
-    await p;
-  } catch (err) {
-    if (!(err instanceof NetkitError)) throw err;
-    return err;
-  }
-  throw new Error('expected a rejection');
 }
 
 async function proxyTo(port: number): Promise<TcpRecordingProxy> {

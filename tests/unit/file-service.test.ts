@@ -25,6 +25,7 @@ import {
 } from '../../src/protocol/file-v1.js';
 import { tcpTransport } from '../../src/transport/tcp.js';
 import { validatorOf } from '../../src/services/file-hash-cache.js';
+import { rejection } from '../helpers/errors.js';
 
 let base: string;
 let served: string;
@@ -87,16 +88,6 @@ function outDir(): string {
 
 function fetchFrom(server: { port: number }, name: string, out: string, extra: Partial<FetchOptions> = {}) {
   return fetchFile({ name, host: '127.0.0.1', port: server.port, outDir: out, transport: tcpTransport, timeoutMs: 5000, ...extra });
-}
-
-async function rejection(p: Promise<unknown>): Promise<NetkitError> {
-  try {
-    await p;
-  } catch (err) {
-    if (!(err instanceof NetkitError)) throw err;
-    return err;
-  }
-  throw new Error('expected a rejection');
 }
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');

@@ -3,8 +3,8 @@ import { afterEach, describe, expect, test } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import net from 'node:net';
-import { NetkitError } from '../../src/errors.js';
 import { feedSink, formatHostPort, sinkAttached, socketError, tcpTransport, type ReadSink, type StreamListener } from '../../src/transport/tcp.js';
+import { rejection } from '../helpers/errors.js';
 
 const listeners: StreamListener[] = [];
 const sockets: net.Socket[] = [];
@@ -12,16 +12,6 @@ afterEach(async () => {
   for (const s of sockets.splice(0)) s.destroy();
   for (const l of listeners.splice(0)) await l.close();
 });
-
-async function rejection(p: Promise<unknown>): Promise<NetkitError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof NetkitError) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
-}
 
 /** A sink that reads into small fixed pieces and records every byte, pausing every few reads. */
 function recordingSink(pieceSize: number): ReadSink & { bytes(): Buffer } {

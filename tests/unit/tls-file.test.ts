@@ -11,6 +11,7 @@ import { fetchFile } from '../../src/services/file-fetch.js';
 import { startFileServer, type FileServer } from '../../src/services/file-serve.js';
 import { TLS_REQUIRED_MESSAGE, tlsClientTransport, tlsServerTransport } from '../../src/services/file-tls.js';
 import { tcpTransport } from '../../src/transport/tcp.js';
+import { rejection } from '../helpers/errors.js';
 
 let root: string;
 let served: string;
@@ -38,16 +39,6 @@ function outDir(): string {
   const d = mkdtempSync(join(root, 'out-'));
   dirs.push(d);
   return d;
-}
-
-async function rejection(p: Promise<unknown>): Promise<NetkitError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(NetkitError);
-    return err as NetkitError;
-  }
-  throw new Error('expected a rejection');
 }
 
 async function serveTls() {

@@ -12,6 +12,7 @@ import { generateSelfSigned, type SelfSigned } from '../../src/transport/cert.js
 import type { StreamListener, StreamSocket } from '../../src/transport/tcp.js';
 import { classifyFirstBytes, closeGently, looksLikeTlsClientHello, refuseTlsClient, tlsTransport, type TlsTransportOptions } from '../../src/transport/tls.js';
 import { fingerprintOf, type TrustPolicy } from '../../src/transport/trust.js';
+import { rejection } from '../helpers/errors.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -31,16 +32,6 @@ async function collect(socket: net.Socket): Promise<Buffer> {
   socket.on('data', (d: Buffer) => chunks.push(d));
   await once(socket, 'end');
   return Buffer.concat(chunks);
-}
-
-async function rejection(p: Promise<unknown>): Promise<NetkitError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(NetkitError);
-    return err as NetkitError;
-  }
-  throw new Error('expected a rejection');
 }
 
 interface Served {
