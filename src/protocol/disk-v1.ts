@@ -175,6 +175,8 @@ function zeroTail(buf: Buffer, from: number): boolean {
 /**
  * The scope of a v1 QUERY whose header classify() accepted. Throws NetkitError BAD_REQUEST for a
  * malformed field list. Unknown tags (including the reserved authentication range) are skipped.
+ * It walks the fields itself rather than through walkFields(): this runs for every query the server
+ * answers, and a visitor closure plus a subarray per field would be allocations on that path.
  */
 export function decodeQueryScope(buf: Buffer): Scope {
   let scope: Scope | undefined;
