@@ -25,7 +25,7 @@ import { ReplayCache, admitDiskRequest, type DiskAdmission } from './replay-cach
 
 /** Default per-source limit (requests/s) for non-loopback senders; see docs/cli.md. */
 export const DEFAULT_RATE_LIMIT = 1000;
-/** Sources with their own rate-limit bucket; past it, new sources share one (docs/security.md 3). */
+/** Sources with their own rate-limit bucket; past it, a new one replaces one of the least recently seen (docs/security.md 3). */
 export const RATE_LIMIT_SOURCES = 4096;
 
 /** What kind of datagram arrived. */
@@ -128,7 +128,9 @@ export async function startDiskServer(opts: DiskServeOptions = {}): Promise<Disk
   if (key && classic) {
     throw new NetkitError('USAGE', 'a server that requires a secret cannot answer classic queries', 'leave out --classic: classic clients cannot authenticate');
   }
-  const replay = key ? new ReplayCache({ windowMs: opts.authWindowMs }) : undefined;
+  // Requests stamped before this server started are refused: its replay cache starts empty, so a request
+  // recorded before a restart could otherwise be answered twice.
+  const replay = key ? new ReplayCache({ windowMs: opts.authWindowMs, notBeforeMs: Date.now() }) : undefined;
   const onQuery = opts.onQuery;
   const stats: ServeStats = { received: 0, answered: 0, errors: 0, silent: 0, refused: 0 };
   const cache: Record<FactsScope, Cached> = { path: { readAt: -Infinity, waiting: [] }, all: { readAt: -Infinity, waiting: [] } };
@@ -235,23 +237,25 @@ export async function startDiskServer(opts: DiskServeOptions = {}): Promise<Disk
 
   /**
    * A server with a secret: nothing is ever sent to an unauthenticated datagram (no oracle, no
-   * amplification). Checks run cheapest first: rate limit, shape, timestamp, MAC, replay cache.
+   * amplification). Checks run cheapest first: shape, timestamp, MAC, replay cache. The MAC is
+   * checked before the rate limiter has a say (it costs about a microsecond), so a flood of forged or
+   * spoofed datagrams can never cost a key holder its answer; the limiter only counts the rest.
    */
   const onAuthMessage = (msg: Buffer, address: string, port: number, c: Classify): void => {
     if (c === Classify.FOREIGN) return refuse(address, port, 'foreign', isClassicRequest(msg) ? 'classic' : 'not-netkit', msg.length);
     if (c === Classify.RUNT || c === Classify.NOT_QUERY) return event(address, port, 'v1', 'silent', msg.length, 0);
-    if (limiter.check(address) !== RateVerdict.OK) return refuse(address, port, 'v1', 'rate-limited', msg.length);
-    if (c === Classify.WRONG_VERSION) return refuse(address, port, 'v1', 'wrong-version', msg.length);
+    const limited = (): boolean => limiter.check(address) !== RateVerdict.OK;
+    if (c === Classify.WRONG_VERSION) return refuse(address, port, 'v1', limited() ? 'rate-limited' : 'wrong-version', msg.length);
     let scope: Scope;
     try {
       scope = decodeQueryScope(msg);
     } catch {
-      return refuse(address, port, 'v1', 'malformed', msg.length);
+      return refuse(address, port, 'v1', limited() ? 'rate-limited' : 'malformed', msg.length);
     }
     const at = locateAuthFields(msg, true);
-    if (typeof at === 'string') return refuse(address, port, 'v1', at, msg.length);
+    if (typeof at === 'string') return refuse(address, port, 'v1', limited() ? 'rate-limited' : at, msg.length);
     const verdict = admitDiskRequest({ key: key!, datagram: msg, macOffset: at.macOffset, nonce: at.nonce!, timestampMs: at.timestampMs!, cache: replay!, nowMs: Date.now() });
-    if (verdict !== 'ok') return refuse(address, port, 'v1', verdict, msg.length);
+    if (verdict !== 'ok') return refuse(address, port, 'v1', limited() ? 'rate-limited' : verdict, msg.length);
     const which = scope === Scope.ALL ? 'all' : 'path';
     reply(msg, address, port, which, which, true, at.nonce);
   };
@@ -266,7 +270,8 @@ export async function startDiskServer(opts: DiskServeOptions = {}): Promise<Disk
       const verdict = limiter.check(address);
       if (verdict !== RateVerdict.OK) return event(address, port, 'classic', 'rate-limited', msg.length, 0);
       if (isClassicRequest(msg)) return reply(msg, address, port, 'classic', 'path', true);
-      if (CLASSIC_ERROR.length > msg.length) return event(address, port, 'classic', 'silent', msg.length, 0);
+      // The seed client waits for ever for a reply, so whatever it was sent gets the seed's error text,
+      // even a 1-byte "n": the second documented exception to the size rule, bounded by the rate limit.
       socket.send(CLASSIC_ERROR, port, address);
       return event(address, port, 'classic', 'classic-error', msg.length, CLASSIC_ERROR.length);
     }
