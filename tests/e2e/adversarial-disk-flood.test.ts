@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { deriveKey } from '../../src/protocol/auth.js';
 import { encodeAuthQuery } from '../../src/protocol/disk-auth.js';
 import { Scope } from '../../src/protocol/disk-v1.js';
-import { queryDisk, type HostResult } from '../../src/services/disk-query.js';
+import { queryDisk, type HostResult } from '../../src/services/disk/query.js';
 import { startServer, type Server } from '../helpers/netkit.js';
 import { udpRecordingProxy } from '../helpers/recording-proxy.js';
 

@@ -3,7 +3,7 @@ import { describe, expect, test } from '@jest/globals';
 import { statfsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSystemFacts, figuresFromStatfs, isPseudoFs, mountFor, type MountEntry } from '../../src/services/disk-facts.js';
+import { createSystemFacts, figuresFromStatfs, isPseudoFs, mountFor, type MountEntry } from '../../src/services/disk/facts.js';
 
 describe('disk facts', () => {
   test('figures are df\'s arithmetic in exact bytes', () => {

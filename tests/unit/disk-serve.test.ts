@@ -2,8 +2,8 @@
 import { afterEach, describe, expect, test } from '@jest/globals';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import { startDiskServer, type DiskServer, type DiskServeOptions, type QueryEvent } from '../../src/services/disk-serve.js';
-import type { DiskFactsSource, FactsScope } from '../../src/services/disk-facts.js';
+import { startDiskServer, type DiskServer, type DiskServeOptions, type QueryEvent } from '../../src/services/disk/serve.js';
+import type { DiskFactsSource, FactsScope } from '../../src/services/disk/facts.js';
 import { DEFAULT_REQUEST_SIZE, MsgType, Scope, WireError, decodeReply, encodeQuery, type FsFigures } from '../../src/protocol/disk-v1.js';
 
 const ROOT: FsFigures = { mount: '/', fstype: 'ext4', device: '/dev/sda1', total: 1000n * 2n ** 30n, used: 400n * 2n ** 30n, available: 550n * 2n ** 30n, free: 600n * 2n ** 30n, served: true };

@@ -1,5 +1,5 @@
 // Running `netkit disk query`: parse the hosts, ask them, print the table or JSON, report the ones that failed.
-import { parseTarget, queryDisks, type HostResult } from '../../services/disk-query.js';
+import { parseTarget, queryDisks, type HostResult } from '../../services/disk/query.js';
 import { sanitize, useColor } from '../../cli/output.js';
 import { setExitCode } from '../../cli/state.js';
 import { renderJson, renderTable, type Paint } from './render.js';

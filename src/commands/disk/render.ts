@@ -1,6 +1,6 @@
 // Turning disk query results into a df -h style table or JSON with exact byte counts.
 import { formatBytes, sanitize } from '../../cli/output.js';
-import type { HostResult } from '../../services/disk-query.js';
+import type { HostResult } from '../../services/disk/query.js';
 
 /** Colours for a terminal; absent when output is plain. */
 export interface Paint {

@@ -1,5 +1,5 @@
 // Running `netkit disk serve`: start the service, print the listening line, log queries, stop on a signal.
-import { startDiskServer, type QueryEvent } from '../../services/disk-serve.js';
+import { startDiskServer, type QueryEvent } from '../../services/disk/serve.js';
 import { formatHostPort } from '../../transport/udp.js';
 import { waitForShutdown } from '../../cli/signals.js';
 import { sanitize } from '../../cli/output.js';

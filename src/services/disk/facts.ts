@@ -2,8 +2,8 @@
 import { realpath, stat, statfs } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, sep } from 'node:path';
-import { NetkitError, fsError } from '../errors.js';
-import type { FsFigures } from '../protocol/disk-v1.js';
+import { NetkitError, fsError } from '../../errors.js';
+import type { FsFigures } from '../../protocol/disk-v1.js';
 
 /** Which figures a query wants: the served path's filesystem, or every real one. */
 export type FactsScope = 'path' | 'all';

@@ -1,8 +1,8 @@
 // The disk server: answers v1 queries (and, opt-in, classic ones) from cached figures at most ~1 s old.
 import type { Socket, RemoteInfo } from 'node:dgram';
 import type { KeyObject } from 'node:crypto';
-import { NetkitError } from '../errors.js';
-import { bindUdp, type UdpAddress } from '../transport/udp.js';
+import { NetkitError } from '../../errors.js';
+import { bindUdp, type UdpAddress } from '../../transport/udp.js';
 import {
   Classify,
   DEFAULT_PORT,
@@ -16,12 +16,12 @@ import {
   encodeError,
   readId,
   writeReplyHeader,
-} from '../protocol/disk-v1.js';
-import { CLASSIC_ERROR, encodeClassicAnswer, isClassicRequest } from '../protocol/disk-classic.js';
-import { createSystemFacts, type DiskFactsSource, type FactsScope } from './disk-facts.js';
-import { RateLimiter, RateVerdict } from './limits.js';
-import { REPLY_MAC_OVERHEAD, locateAuthFields, sealReply, writeReplyMac, type AuthFieldProblem } from '../protocol/disk-auth.js';
-import { ReplayCache, admitDiskRequest, type DiskAdmission } from './replay-cache.js';
+} from '../../protocol/disk-v1.js';
+import { CLASSIC_ERROR, encodeClassicAnswer, isClassicRequest } from '../../protocol/disk-classic.js';
+import { createSystemFacts, type DiskFactsSource, type FactsScope } from './facts.js';
+import { RateLimiter, RateVerdict } from '../limits.js';
+import { REPLY_MAC_OVERHEAD, locateAuthFields, sealReply, writeReplyMac, type AuthFieldProblem } from '../../protocol/disk-auth.js';
+import { ReplayCache, admitDiskRequest, type DiskAdmission } from '../replay-cache.js';
 
 /** Default per-source limit (requests/s) for non-loopback senders; see docs/cli.md. */
 export const DEFAULT_RATE_LIMIT = 1000;
