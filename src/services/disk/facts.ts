@@ -1,11 +1,15 @@
-// Where disk figures come from: fs.statfs for the numbers, systeminformation (in the background) for mount, type and device.
-import { realpath, stat, statfs } from 'node:fs/promises';
-import { hostname } from 'node:os';
+// Where disk figures come from: statfs in worker threads (a hung mount never stalls the rest), the mount table for mount, type, device and read-only state.
+import { readFile, realpath, stat } from 'node:fs/promises';
+import { hostname, platform } from 'node:os';
 import { dirname, sep } from 'node:path';
 import { NetkitError, fsError } from '../../errors.js';
-import type { FsFigures } from '../../protocol/disk-v1.js';
+import { FsErrorCode, type FsFigures } from '../../protocol/disk-v1.js';
+import { mountFilter, parseMountinfo, type MountEntry, type MountFilterOptions } from './mounts.js';
+import { StatfsPool, type StatfsNumbers } from './statfs-pool.js';
 
-/** Which figures a query wants: the served path's filesystem, or every real one. */
+export type { MountEntry } from './mounts.js';
+
+/** Which figures a query wants: the served path's filesystem, or every reported one. */
 export type FactsScope = 'path' | 'all';
 
 export interface DiskSnapshot {
@@ -25,31 +29,9 @@ export interface DiskFactsSource {
   close(): void;
 }
 
-export interface MountEntry {
-  mount: string;
-  fstype: string;
-  device: string;
-}
-
-/**
- * Filesystem types that are not disks and are skipped by "all": kernel interfaces, RAM-backed
- * filesystems (tmpfs and friends hold no disk data), container layers and read-only images.
- * The served path's filesystem is always reported, whatever its type. Listed in docs/protocol.md.
- */
-export const PSEUDO_FS_TYPES: ReadonlySet<string> = new Set([
-  'autofs', 'binfmt_misc', 'bpf', 'cgroup', 'cgroup2', 'configfs', 'debugfs', 'devfs', 'devpts', 'devtmpfs',
-  'efivarfs', 'fusectl', 'hugetlbfs', 'mqueue', 'nsfs', 'overlay', 'overlayfs', 'proc', 'pstore', 'ramfs',
-  'rpc_pipefs', 'securityfs', 'selinuxfs', 'squashfs', 'sysfs', 'tmpfs', 'tracefs', 'aufs', 'nullfs',
-  'fuse.gvfsd-fuse', 'fuse.portal', 'fuse.lxcfs', 'none', 'rootfs', 'iso9660', 'udev',
-]);
-
-export function isPseudoFs(fstype: string): boolean {
-  return PSEUDO_FS_TYPES.has(fstype.toLowerCase());
-}
-
 /** The mount among `mounts` that holds `path`: the longest mount point that is a prefix of it. */
-export function mountFor(path: string, mounts: readonly MountEntry[]): MountEntry | undefined {
-  let best: MountEntry | undefined;
+export function mountFor<M extends { mount: string }>(path: string, mounts: readonly M[]): M | undefined {
+  let best: M | undefined;
   for (const m of mounts) {
     const mp = m.mount;
     const inside = mp === '/' || path === mp || path.startsWith(mp.endsWith(sep) ? mp : mp + sep);
@@ -58,50 +40,39 @@ export function mountFor(path: string, mounts: readonly MountEntry[]): MountEntr
   return best;
 }
 
-/** Turn statfs numbers into the four exact figures (the same arithmetic as df). */
-export function figuresFromStatfs(s: { bsize: bigint; blocks: bigint; bfree: bigint; bavail: bigint }): Pick<FsFigures, 'total' | 'used' | 'available' | 'free'> {
+/** Turn statfs numbers into the exact figures (the same arithmetic as df). */
+export function figuresFromStatfs(s: { bsize: bigint; blocks: bigint; bfree: bigint; bavail: bigint; files?: bigint; ffree?: bigint }): Pick<FsFigures, 'total' | 'used' | 'available' | 'free' | 'files' | 'filesFree'> {
   const total = s.blocks * s.bsize;
   const free = s.bfree * s.bsize;
   const available = s.bavail * s.bsize;
   const used = total > free ? total - free : 0n;
-  return { total, used, available, free };
-}
-
-/** Reject after ms; the timer is unref'd so a pending guard never keeps the process alive. */
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new NetkitError('TIMEOUT', `${what} took longer than ${ms}ms`)), ms);
-    t.unref();
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(t);
-        reject(e);
-      },
-    );
-  });
+  return { total, used, available, free, ...(s.files !== undefined && s.ffree !== undefined ? { files: s.files, filesFree: s.ffree } : {}) };
 }
 
 export interface SystemFactsOptions {
   path: string;
-  /** How often the mount list is re-read in the background (ms). */
+  /** How often the mount table is re-read in the background (ms, default 10 s). */
   mountsRefreshMs?: number;
-  /** How long one systeminformation refresh or one statfs may take before it is given up on (ms). */
-  ioTimeoutMs?: number;
-  /** Replaces systeminformation's fsSize() (tests). */
+  /** A statfs that has not returned after this long is reported as timed out (ms, default 2,000). */
+  mountTimeoutMs?: number;
+  /** How long read() waits for slow statfs calls before answering with what it has (ms, default 50). */
+  answerWaitMs?: number;
+  /** Which filesystems "all" reports (default: everything but node_exporter's default exclusions). */
+  filter?: MountFilterOptions;
+  /** Replaces the system's mount table (tests). */
   listMounts?: () => Promise<MountEntry[]>;
 }
 
-async function siMounts(): Promise<MountEntry[]> {
-  // Loaded lazily: it is big, and only the server needs it.
+async function systemMounts(): Promise<MountEntry[]> {
+  if (platform() === 'linux') {
+    // Reading procfs never touches the mounts themselves, so a hung one cannot block it (df would).
+    return parseMountinfo(await readFile('/proc/self/mountinfo', 'utf8'));
+  }
+  // Elsewhere systeminformation's fsSize(); loaded lazily, it is big.
   const mod = (await import('systeminformation')) as typeof import('systeminformation') & { default?: typeof import('systeminformation') };
-  // A CommonJS module: bundled, its functions sit on `default`; under ts-jest, on the namespace.
   const si = mod.default ?? mod;
   const list = await si.fsSize();
-  return list.map((f) => ({ mount: f.mount, fstype: f.type, device: f.fs }));
+  return list.map((f) => ({ mount: f.mount, fstype: f.type, device: f.fs, readonly: f.rw === false }));
 }
 
 /** The top directory of path's filesystem: walk up until the device id changes. */
@@ -116,93 +87,112 @@ async function mountPointByDevice(real: string): Promise<string> {
   }
 }
 
+interface MountState {
+  numbers?: StatfsNumbers;
+  error?: NetkitError;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
 /**
- * Figures of the real machine. `path`'s filesystem is read with fs.statfs on every read() (the
- * server caches the result for under a second). The mount list comes from systeminformation,
- * refreshed in the background with a timeout so that a stuck network mount cannot hang anything.
+ * Figures of the real machine. Every read() asks statfs of each reported filesystem through a
+ * StatfsPool and waits at most answerWaitMs for them: a filesystem that is slower keeps its last
+ * figures, and one whose call is older than mountTimeoutMs is reported with error TIMEOUT until the
+ * call returns. The mount table is re-read in the background.
  */
 export async function createSystemFacts(opts: SystemFactsOptions): Promise<DiskFactsSource> {
+  const states = new Map<string, MountState>();
+  const pool = new StatfsPool({
+    timeoutMs: opts.mountTimeoutMs ?? 2000,
+    onLate: (path, result) => states.set(path, result instanceof NetkitError ? { ...states.get(path), error: result } : { numbers: result }),
+  });
   let real: string;
+  let realDev: number;
   try {
     real = await realpath(opts.path);
-    await statfs(real);
+    realDev = (await stat(real)).dev;
+    states.set(real, { numbers: await pool.statfs(real) });
   } catch (err) {
-    throw fsError(err, `cannot serve --path ${opts.path}`);
+    pool.close();
+    throw err instanceof NetkitError && err.code === 'TIMEOUT' ? err : fsError(err, `cannot serve --path ${opts.path}`);
   }
   const host = hostname();
-  const ioTimeoutMs = opts.ioTimeoutMs ?? 3000;
-  const listMounts = opts.listMounts ?? siMounts;
-  const realDev = (await stat(real)).dev;
+  const answerWaitMs = opts.answerWaitMs ?? 50;
+  const listMounts = opts.listMounts ?? systemMounts;
+  const include = mountFilter(opts.filter);
 
   let mounts: MountEntry[] = [];
   let served: MountEntry = { mount: await mountPointByDevice(real), fstype: '', device: '' };
-  // statfs calls still running, by mount: a hung one is not started again (it would eat the thread pool).
-  const inFlight = new Set<string>();
   let closed = false;
-
-  const pickServed = async (): Promise<void> => {
-    // Prefer the longest listed mount on the same device (right for bind mounts); else the walk-up.
-    const candidates = mounts.filter((m) => mountFor(real, [m]) !== undefined).sort((a, b) => b.mount.length - a.mount.length);
-    for (const m of candidates) {
-      try {
-        if ((await withTimeout(stat(m.mount), ioTimeoutMs, `stat ${m.mount}`)).dev === realDev) {
-          served = m;
-          return;
-        }
-      } catch {
-        // unreadable or stuck mount point: not ours
-      }
-    }
-    const listed = mounts.find((m) => m.mount === served.mount);
-    if (listed) served = listed;
-  };
 
   const refreshMounts = async (): Promise<void> => {
     try {
-      mounts = await withTimeout(listMounts(), ioTimeoutMs, 'listing filesystems');
+      // Bounded: systeminformation's fsSize() runs df, which a hung mount can stall.
+      const listing = listMounts();
+      mounts = await Promise.race([listing, delay(pool.timeoutMs).then(() => Promise.reject(new Error('mount listing timed out')))]);
     } catch {
       // Keep the previous list; the served path is still reported from statfs.
     }
-    await pickServed();
+    // The longest listed mount holding the path on the same device (right for bind mounts); else the walk-up.
+    const holding = mounts.filter((m) => mountFor(real, [m]) !== undefined);
+    served = mountFor(real, holding.filter((m) => m.dev === undefined || m.dev === realDev)) ?? mountFor(real, holding.filter((m) => m.mount === served.mount)) ?? served;
   };
 
   await refreshMounts();
+  // A first round before serving, so the first answer has every filesystem that answers in time.
+  const firstRound = (): string[] => mounts.filter((m) => m.mount !== served.mount && include(m)).map((m) => m.mount);
+  await Promise.race([Promise.allSettled(firstRound().map((t) => pool.statfs(t).then((numbers) => void states.set(t, { numbers })))), delay(pool.timeoutMs)]);
   const timer = setInterval(() => {
     if (!closed) void refreshMounts();
-  }, opts.mountsRefreshMs ?? 60_000);
+  }, opts.mountsRefreshMs ?? 10_000);
   timer.unref();
 
-  const readOne = async (target: string, entry: MountEntry, isServed: boolean): Promise<FsFigures | undefined> => {
-    if (inFlight.has(target)) return undefined;
-    inFlight.add(target);
-    const call = statfs(target, { bigint: true }).finally(() => inFlight.delete(target));
-    try {
-      const s = await withTimeout(call, ioTimeoutMs, `statfs ${target}`);
-      return { ...entry, ...figuresFromStatfs(s), served: isServed };
-    } catch (err) {
-      if (isServed) throw err instanceof NetkitError ? err : fsError(err, `cannot read the figures of ${target}`);
-      return undefined; // a vanished or stuck mount is left out of "all"
+  /** Ask statfs of every target; settle when all answered or answerWaitMs passed. */
+  const poll = async (targets: readonly string[]): Promise<void> => {
+    const calls = targets.map((t) =>
+      pool.statfs(t).then(
+        (numbers) => void states.set(t, { numbers }),
+        (err: unknown) => void states.set(t, { ...states.get(t), error: err instanceof NetkitError ? err : fsError(err, `statfs ${t}`) }),
+      ),
+    );
+    await Promise.race([Promise.all(calls), delay(answerWaitMs)]);
+  };
+
+  const figures = (target: string, entry: MountEntry, isServed: boolean): FsFigures | undefined => {
+    const st = states.get(target);
+    const hung = pool.isStuck(target);
+    const base = { mount: entry.mount, fstype: entry.fstype, device: entry.device, served: isServed, readonly: entry.readonly === true };
+    const numbers = st?.numbers ? figuresFromStatfs(st.numbers) : { total: 0n, used: 0n, available: 0n, free: 0n };
+    if (hung) return { ...base, ...numbers, error: { code: FsErrorCode.TIMEOUT, message: `statfs timed out after ${pool.timeoutMs}ms` } };
+    if (st?.error && st.error.code !== 'TIMEOUT') {
+      if (st.error.code === 'NOT_FOUND' && !isServed) return undefined; // unmounted since the table was read
+      return { ...base, ...numbers, error: { code: FsErrorCode.IO, message: st.error.message } };
     }
+    if (!st?.numbers) return undefined; // first call still running and not yet timed out
+    return { ...base, ...numbers };
   };
 
   return {
     host,
     async read(scope) {
       const time = Date.now();
-      const servedFs = await readOne(real, served, true);
-      if (!servedFs) throw new NetkitError('INTERNAL', `statfs ${real} is still running`);
-      if (scope === 'path') return { host, time, filesystems: [servedFs] };
-      const others = mounts.filter((m) => m.mount !== served.mount && !isPseudoFs(m.fstype));
+      if (scope === 'path') {
+        await poll([real]);
+        return { host, time, filesystems: [figures(real, served, true)!] };
+      }
       const seen = new Set([served.mount]);
-      const unique = others.filter((m) => (seen.has(m.mount) ? false : (seen.add(m.mount), true)));
-      const rest = await Promise.all(unique.map((m) => readOne(m.mount, m, false)));
-      const all = [servedFs, ...rest.filter((f): f is FsFigures => f !== undefined)];
+      const others = mounts.filter((m) => !seen.has(m.mount) && include(m) && (seen.add(m.mount), true));
+      await poll([real, ...others.map((m) => m.mount)]);
+      const all = [figures(real, served, true)!, ...others.map((m) => figures(m.mount, m, false)).filter((f): f is FsFigures => f !== undefined)];
       all.sort((a, b) => (a.mount < b.mount ? -1 : a.mount > b.mount ? 1 : 0));
       return { host, time, filesystems: all };
     },
     close() {
       closed = true;
       clearInterval(timer);
+      pool.close();
     },
   };
 }

@@ -19,6 +19,10 @@ import {
 } from '../../protocol/disk-v1.js';
 import { CLASSIC_ERROR, encodeClassicAnswer, isClassicRequest } from '../../protocol/disk-classic.js';
 import { createSystemFacts, type DiskFactsSource, type FactsScope } from './facts.js';
+import type { MountFilterOptions } from './mounts.js';
+import { createDiskMetrics, startMetricsServer } from './metrics.js';
+import type { HttpListener } from '../../transport/http.js';
+import { version } from '../../version.js';
 import { RateLimiter, RateVerdict } from '../limits.js';
 import { REPLY_MAC_OVERHEAD, locateAuthFields, sealReply, writeReplyMac, type AuthFieldProblem } from '../../protocol/disk-auth.js';
 import { ReplayCache, admitDiskRequest, type DiskAdmission } from '../replay-cache.js';
@@ -71,6 +75,12 @@ export interface DiskServeOptions {
   maxAgeMs?: number;
   /** Injected figures (tests); by default the real machine's. */
   facts?: DiskFactsSource;
+  /** Which filesystems scope 1 (and /metrics) report; see mounts.ts. */
+  filter?: MountFilterOptions;
+  /** A statfs that has not returned after this long is reported with error TIMEOUT (ms, default 2,000). */
+  mountTimeoutMs?: number;
+  /** Also serve Prometheus metrics over HTTP at host:port/metrics. */
+  metrics?: { host: string; port: number; /** Require `Authorization: Bearer <this>`. */ bearerToken?: string };
   /**
    * k_disk (Secret.key('disk')): when set, every query must be authenticated (docs/security.md 4.2),
    * everything else is dropped without a reply, and replies carry a MAC. Incompatible with `classic`.
@@ -95,6 +105,8 @@ export interface ServeStats {
 
 export interface DiskServer {
   address: UdpAddress;
+  /** Where /metrics is served, when asked for. */
+  metricsAddress?: { address: string; port: number };
   stats: Readonly<ServeStats>;
   close(): Promise<void>;
 }
@@ -119,7 +131,7 @@ export async function startDiskServer(opts: DiskServeOptions = {}): Promise<Disk
   const maxAge = opts.maxAgeMs ?? 1000;
   const refreshAge = maxAge / 2;
   const ownFacts = opts.facts === undefined;
-  const facts = opts.facts ?? (await createSystemFacts({ path: opts.path ?? '.' }));
+  const facts = opts.facts ?? (await createSystemFacts({ path: opts.path ?? '.', filter: opts.filter, mountTimeoutMs: opts.mountTimeoutMs }));
   const rate = opts.rateLimit ?? DEFAULT_RATE_LIMIT;
   // Burst: one second's worth. Loopback is exempt by default (benchmarks, local users).
   const limiter = new RateLimiter({ ratePerSec: rate, burst: Math.max(1, rate), maxSources: RATE_LIMIT_SOURCES, exemptLoopback: opts.exemptLoopback ?? true });
@@ -131,7 +143,14 @@ export async function startDiskServer(opts: DiskServeOptions = {}): Promise<Disk
   // Requests stamped before this server started are refused: its replay cache starts empty, so a request
   // recorded before a restart could otherwise be answered twice.
   const replay = key ? new ReplayCache({ windowMs: opts.authWindowMs, notBeforeMs: Date.now() }) : undefined;
-  const onQuery = opts.onQuery;
+  const metrics = opts.metrics ? createDiskMetrics(facts, version()) : undefined;
+  const userOnQuery = opts.onQuery;
+  const onQuery = metrics
+    ? (e: QueryEvent): void => {
+        metrics.countQuery(e.outcome);
+        userOnQuery?.(e);
+      }
+    : userOnQuery;
   const stats: ServeStats = { received: 0, answered: 0, errors: 0, silent: 0, refused: 0 };
   const cache: Record<FactsScope, Cached> = { path: { readAt: -Infinity, waiting: [] }, all: { readAt: -Infinity, waiting: [] } };
 
@@ -293,10 +312,12 @@ export async function startDiskServer(opts: DiskServeOptions = {}): Promise<Disk
     else reply(msg, address, port, 'path', 'path', true);
   };
 
+  let http: HttpListener | undefined;
   try {
     // Read the figures once before listening, so a bad --path fails at start, not per query.
     await refresh('path');
     if (cache.path.failure) throw cache.path.failure;
+    if (metrics && opts.metrics) http = await startMetricsServer({ ...opts.metrics, metrics, onError: warn });
     const bound = await bindUdp({ host: opts.host, port: opts.port ?? DEFAULT_PORT, recvBufferSize: 4 << 20 });
     socket = bound.socket;
     socket.on('message', onMessage);
@@ -305,19 +326,23 @@ export async function startDiskServer(opts: DiskServeOptions = {}): Promise<Disk
     let closing: Promise<void> | undefined;
     return {
       address: bound.address,
+      ...(http ? { metricsAddress: http.address } : {}),
       stats,
       close() {
         closing ??= new Promise<void>((resolve) => {
           closed = true;
-          if (ownFacts) facts.close();
           cache.path.waiting = [];
           cache.all.waiting = [];
-          socket.close(() => resolve());
+          void (http?.close() ?? Promise.resolve()).then(() => {
+            if (ownFacts) facts.close();
+            socket.close(() => resolve());
+          });
         });
         return closing;
       },
     };
   } catch (err) {
+    await http?.close();
     if (ownFacts) facts.close();
     throw err;
   }
