@@ -169,6 +169,8 @@ async function queryV1(target: QueryTarget, opts: DiskQueryOptions, started: num
       onReply,
       ...(key ? { retryPayload: build } : {}),
       service: SERVICE,
+      // Matched by request id (and, with a secret, the MAC over our nonce), not by source address.
+      anySource: true,
     });
     return { ok: true, protocol: 'v1', target, address: r.address, attempts: r.attempts, elapsedMs: r.elapsedMs, answer: r.value };
   } catch (err) {
