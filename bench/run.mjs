@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { OUT, ensureDir, log, machineFacts, killAll } from './lib/common.mjs';
 
-const PARTS = ['disk', 'startup', 'file', 'tls'];
+const PARTS = ['disk', 'startup', 'file', 'tls', 'fleet'];
 const USAGE = `usage: npm run bench -- [${PARTS.join('|')} ...] [--quick] [--no-docs]
 
   (no part)   run every part (about 5-10 minutes)
@@ -48,6 +48,7 @@ const runners = {
   startup: async (o) => (await import('./lib/startup.mjs')).runStartup(o),
   file: async (o) => (await import('./lib/file.mjs')).runFile(o),
   tls: async (o) => (await import('./lib/file.mjs')).runTls(o),
+  fleet: async (o) => (await import('./lib/fleet.mjs')).runFleet(o),
 };
 
 ensureDir(OUT);

@@ -39,6 +39,9 @@ export const EXIT_CODES = {
   INTEGRITY: 10,
   // 11: TLS trust failures
   TLS_TRUST: 11,
+  // 12, 13: `disk query` thresholds: some filesystem is past --warn / --crit (or read-only, or errored)
+  THRESHOLD_WARNING: 12,
+  THRESHOLD_CRITICAL: 13,
 } as const;
 
 export type ErrorCode = keyof typeof EXIT_CODES;

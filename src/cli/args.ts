@@ -36,3 +36,21 @@ export function parseDuration(value: unknown, option: string, maxMs = 24 * 3600_
   if (!(ms > 0) || ms > maxMs) throw usage(`invalid ${option} '${String(value)}': must be more than 0 and at most ${maxMs / 1000}s`);
   return Math.round(ms);
 }
+
+/**
+ * A listening address for an extra endpoint: PORT (on 127.0.0.1: loopback unless told otherwise),
+ * HOST:PORT or [IPv6]:PORT. Port 0 picks a free one.
+ */
+export function parseListen(value: unknown, option: string, defaultHost = '127.0.0.1'): { host: string; port: number } {
+  const text = String(value).trim();
+  const m = /^(?:\[([^\]]+)\]:|([^:[\]]*):)?(\d{1,5})$/.exec(text);
+  if (!m || Number(m[3]) > 65535) throw usage(`invalid ${option} '${String(value)}': expected PORT, HOST:PORT or [IPv6]:PORT`, `for example ${option} 9100, or ${option} 0.0.0.0:9100 to allow remote scrapes`);
+  const host = m[1] ?? (m[2] === undefined || m[2] === '' ? defaultHost : m[2]);
+  return { host, port: Number(m[3]) };
+}
+
+/** Values of an option that may be given several times or comma-separated (globs: a comma is never part of one here). */
+export function parseList(value: unknown): string[] {
+  const items = Array.isArray(value) ? value : [value];
+  return items.flatMap((v) => String(v).split(',')).map((v) => v.trim()).filter((v) => v !== '');
+}

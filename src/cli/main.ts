@@ -74,6 +74,17 @@ export async function main(args: readonly string[]): Promise<number> {
     await buildParser(args).parseAsync();
     return runState.exitCode;
   } catch (err) {
-    return reportError(err, process.stderr);
+    const code = reportError(err, process.stderr);
+    // A monitoring plugin reports a bad option, or anything else that stops the check, as UNKNOWN (3).
+    if (wantsNagios(args)) {
+      process.stdout.write(`DISK UNKNOWN - ${err instanceof Error ? err.message.split('\n')[0] : 'the check could not run'}\n`);
+      return 3;
+    }
+    return code;
   }
+}
+
+/** `--format nagios` (or `--format=nagios`) among the arguments. */
+function wantsNagios(args: readonly string[]): boolean {
+  return args.some((a, i) => a === '--format=nagios' || (a === '--format' && args[i + 1] === 'nagios'));
 }

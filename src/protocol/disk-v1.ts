@@ -1,5 +1,8 @@
 // Disk protocol v1: pure encode/decode of the UDP datagrams (docs/protocol.md section 1). Buffers only, no I/O.
 import { NetkitError } from '../errors.js';
+import { MAX_STRING, decodeFsValue, decodeText, encodeFsValue, utf8Capped, type FsFigures } from './disk-fs.js';
+
+export { FS_ERROR_NAMES, FS_FLAG_SERVED, FsErrorCode, FsTag, MAX_STRING, utf8Capped, type FsFigures } from './disk-fs.js';
 
 export const MAGIC0 = 0x4e; // 'N'
 export const MAGIC1 = 0x4b; // 'K'
@@ -11,8 +14,6 @@ export const HEADER_SIZE = 8;
 export const DEFAULT_REQUEST_SIZE = 1200;
 /** The largest UDP payload over IPv4; nothing bigger can be sent. */
 export const MAX_DATAGRAM = 65507;
-/** Strings inside an FS field and HOST are capped so that a one-filesystem answer always fits 1200 bytes. */
-export const MAX_STRING = 255;
 
 export const MsgType = { QUERY: 1, ANSWER: 2, ERROR: 3 } as const;
 export type MsgType = (typeof MsgType)[keyof typeof MsgType];
@@ -54,22 +55,6 @@ export const WIRE_ERROR_NAMES: Record<number, string> = {
   6: 'UNAUTHORIZED',
 };
 
-/** Flag bits of an FS field. */
-export const FS_FLAG_SERVED = 0x01;
-
-/** One filesystem's figures, exact bytes. */
-export interface FsFigures {
-  mount: string;
-  fstype: string;
-  device: string;
-  total: bigint;
-  used: bigint;
-  available: bigint;
-  free: bigint;
-  /** True for the filesystem that holds the server's --path. */
-  served: boolean;
-}
-
 export interface Answer {
   host: string;
   /** Milliseconds since the epoch when the figures were read. */
@@ -94,15 +79,6 @@ function bad(message: string): NetkitError {
 
 function protocol(message: string): NetkitError {
   return new NetkitError('PROTOCOL', message);
-}
-
-/** UTF-8 bytes of text, cut at a character boundary so they are at most `max` bytes. */
-export function utf8Capped(text: string, max = MAX_STRING): Buffer {
-  const b = Buffer.from(text, 'utf8');
-  if (b.length <= max) return b;
-  let end = max;
-  while (end > 0 && (b[end]! & 0xc0) === 0x80) end -= 1; // do not split a multi-byte character
-  return b.subarray(0, end);
 }
 
 function writeHeader(buf: Buffer, type: MsgType, id: number): void {
@@ -213,23 +189,7 @@ export function readId(buf: Buffer): number {
 // ANSWER
 
 function encodeFs(fs: FsFigures): Buffer {
-  const mount = utf8Capped(fs.mount);
-  const fstype = utf8Capped(fs.fstype);
-  const device = utf8Capped(fs.device);
-  const v = Buffer.allocUnsafe(1 + 32 + 3 + mount.length + fstype.length + device.length);
-  let o = 0;
-  v[o++] = fs.served ? FS_FLAG_SERVED : 0;
-  for (const n of [fs.total, fs.used, fs.available, fs.free]) {
-    if (n < 0n || n > 0xffffffffffffffffn) throw new RangeError(`figure ${n} outside u64`);
-    v.writeBigUInt64BE(n, o);
-    o += 8;
-  }
-  for (const s of [mount, fstype, device]) {
-    v[o++] = s.length;
-    s.copy(v, o);
-    o += s.length;
-  }
-  return tlv(Tag.FS, v);
+  return tlv(Tag.FS, encodeFsValue(fs));
 }
 
 /**
@@ -323,36 +283,12 @@ export function encodeError(id: number, error: { code: WireError; message?: stri
 // ---------------------------------------------------------------------------------------------
 // Client side: decoding replies
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
 function text(buf: Buffer, what: string): string {
-  try {
-    return utf8.decode(buf);
-  } catch {
-    throw protocol(`${what} is not valid UTF-8`);
-  }
+  return decodeText(buf, what);
 }
 
 function decodeFs(v: Buffer): FsFigures {
-  if (v.length < 1 + 32 + 3) throw protocol('FS field too short');
-  const flags = v[0]!;
-  let o = 1;
-  const n: bigint[] = [];
-  for (let i = 0; i < 4; i += 1) {
-    n.push(v.readBigUInt64BE(o));
-    o += 8;
-  }
-  const s: string[] = [];
-  for (const what of ['mount', 'fstype', 'device']) {
-    if (o >= v.length) throw protocol(`FS field: ${what} missing`);
-    const len = v[o]!;
-    o += 1;
-    if (o + len > v.length) throw protocol(`FS field: ${what} truncated`);
-    s.push(text(v.subarray(o, o + len), `FS ${what}`));
-    o += len;
-  }
-  // Bytes after device are room for future fields of FS; ignore them.
-  return { total: n[0]!, used: n[1]!, available: n[2]!, free: n[3]!, mount: s[0]!, fstype: s[1]!, device: s[2]!, served: (flags & FS_FLAG_SERVED) !== 0 };
+  return decodeFsValue(v);
 }
 
 /** Walk the TLV fields after the header, calling `visit` for each; stops at padding. */

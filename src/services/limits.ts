@@ -213,7 +213,7 @@ export interface RateLimitOptions {
   ratePerSec?: number;
   /** Bucket size: how many may arrive back to back (default 100). */
   burst?: number;
-  /** Most sources tracked (default 10,000). Sources beyond it share one overflow bucket. */
+  /** Most sources tracked (default 10,000). When full, a new source takes the place of the fullest of the oldest few. */
   maxSources?: number;
   /** check() lets loopback senders (this machine's own users, benchmarks) through unlimited (default false). */
   exemptLoopback?: boolean;
@@ -243,11 +243,17 @@ interface Bucket {
   notified: number;
 }
 
+/** How many of the least recently seen buckets are looked at to pick one to forget when the table is full. */
+const EVICTION_SAMPLE = 8;
+
 /**
  * A token bucket per source. The table is bounded: a bucket untouched for burst/rate seconds is full
- * again, which is the same as absent, so it is dropped; if the table is still full of active sources
- * (say, a flood from spoofed addresses), new sources share one overflow bucket instead of evicting
- * anyone. Spoofing many addresses therefore cannot reset a real source's bucket or grow memory.
+ * again, which is the same as absent, so it is dropped. If the table is still full (say, a flood from
+ * spoofed addresses), a new source takes the place of one of the least recently seen: among the
+ * oldest EVICTION_SAMPLE, the one with the most tokens left. So every new source gets its own bucket
+ * (a spoofed flood cannot starve fresh clients, as a shared overflow bucket would), memory stays
+ * bounded, and a drained sender is the last to be forgotten: churning the table with spoofed
+ * sources, each of which spent one token, evicts them before it, so it does not get a fresh burst.
  */
 export class RateLimiter {
   readonly ratePerSec: number;
@@ -256,7 +262,6 @@ export class RateLimiter {
   readonly exemptLoopback: boolean;
   private readonly clock: Clock;
   private readonly table = new Map<string, Bucket>();
-  private readonly overflow: Bucket;
   /** The verdict of the last spendFor(). */
   private lastOk = false;
 
@@ -267,7 +272,6 @@ export class RateLimiter {
     this.exemptLoopback = opts.exemptLoopback ?? false;
     this.clock = opts.clock ?? monotonic;
     if (!(this.ratePerSec >= 0) || !(this.burst >= 1) || !(this.maxSources >= 1)) throw new RangeError('invalid RateLimiter options');
-    this.overflow = { tokens: this.burst, at: this.clock(), notified: -Infinity };
   }
 
   /** False when the rate is 0: everything passes. */
@@ -304,22 +308,35 @@ export class RateLimiter {
     return this.table.size;
   }
 
-  /** Spend a token from `key`'s bucket (or the shared overflow bucket); the verdict is left in lastOk (no allocation per datagram). */
+  /** Spend a token from `key`'s bucket (made if absent); the verdict is left in lastOk (no allocation per datagram). */
   private spendFor(key: string, now: number): Bucket {
     let b = this.table.get(key);
     if (b) {
       this.table.delete(key); // re-inserted below: Map order is least recently seen first
     } else {
       this.sweep(now);
-      if (this.table.size >= this.maxSources) {
-        this.lastOk = this.spend(this.overflow, now);
-        return this.overflow;
-      }
+      if (this.table.size >= this.maxSources) this.evictOne(now);
       b = { tokens: this.burst, at: now, notified: -Infinity };
     }
     this.lastOk = this.spend(b, now);
     this.table.set(key, b);
     return b;
+  }
+
+  /** Forget the bucket with the most tokens among the least recently seen few. */
+  private evictOne(now: number): void {
+    let victim: string | undefined;
+    let most = -Infinity;
+    let seen = 0;
+    for (const [key, b] of this.table) {
+      const tokens = b.tokens + ((now - b.at) * this.ratePerSec) / 1000;
+      if (tokens > most) {
+        most = tokens;
+        victim = key;
+      }
+      if (++seen >= EVICTION_SAMPLE) break;
+    }
+    if (victim !== undefined) this.table.delete(victim);
   }
 
   private spend(b: Bucket, now: number): boolean {

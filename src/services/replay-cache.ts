@@ -7,6 +7,11 @@ export interface ReplayCacheOptions {
   windowMs?: number;
   /** Most nonces remembered at once (default 65,536; about 6 MB at worst). */
   maxEntries?: number;
+  /**
+   * Refuse requests stamped before this time (ms since the epoch) as stale. A server passes its start
+   * time: nonces admitted by an earlier run are forgotten, so their requests must not pass again.
+   */
+  notBeforeMs?: number;
 }
 
 export type ReplayVerdict = 'fresh' | 'stale' | 'future' | 'replay';
@@ -40,6 +45,7 @@ export class ReplayCache {
   constructor(opts: ReplayCacheOptions = {}) {
     this.windowMs = opts.windowMs ?? DEFAULT_WINDOW_MS;
     this.maxEntries = opts.maxEntries ?? 65_536;
+    if (opts.notBeforeMs !== undefined) this.floor = opts.notBeforeMs - 1;
     if (!(this.windowMs > 0)) throw new RangeError('windowMs must be positive');
     if (!Number.isSafeInteger(this.maxEntries) || this.maxEntries < 1) throw new RangeError('maxEntries must be a positive integer');
   }

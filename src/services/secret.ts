@@ -43,6 +43,14 @@ export class Secret {
     return deriveKey(this.#token, purpose);
   }
 
+  /**
+   * The token as an HTTP bearer credential (`disk serve --metrics` with a secret): Prometheus reads the
+   * same file with `authorization: { credentials_file: … }`. It travels in clear over plain HTTP.
+   */
+  bearer(): string {
+    return this.#token;
+  }
+
   /** The raw token. Only for tests that check the token never crosses the wire. */
   reveal(): string {
     return this.#token;

@@ -147,6 +147,13 @@ export interface ExchangeOptions<T> {
   retryPayload?: (previous: Buffer) => Buffer;
   /** Names the server program in hints, e.g. "netkit disk serve". */
   service?: string;
+  /**
+   * Also hand onReply datagrams that come from another address of the server (a multi-homed host, or
+   * one bound to every address, answers from whichever address the kernel picks). Only for protocols
+   * whose replies carry what matches them to the request (disk v1: the request id, and with a secret
+   * a MAC over the request's nonce).
+   */
+  anySource?: boolean;
 }
 
 export interface ExchangeResult<T> {
@@ -191,11 +198,29 @@ function peerError(err: unknown, where: string, service: string | undefined): Ne
   }
 }
 
-/** One address: a connected socket, so the kernel drops datagrams from other sources and reports ICMP errors. */
-function exchangeWith<T>(address: string, family: 4 | 6, opts: ExchangeOptions<T>, started: number): Promise<ExchangeResult<T>> {
-  const where = formatHostPort(opts.host, opts.port);
+/** A UDP socket bound to `port` (0: any) with SO_REUSEADDR, so that a second one can share the port. */
+function boundSocket(family: 4 | 6, port: number): Promise<dgram.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = dgram.createSocket(family === 6 ? 'udp6' : 'udp4');
+    const s = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', reuseAddr: true });
+    s.once('error', reject);
+    s.bind(port, () => {
+      s.off('error', reject);
+      resolve(s);
+    });
+  });
+}
+
+/**
+ * One address: a connected socket, so the kernel reports ICMP errors (port unreachable) and drops
+ * datagrams from strangers. With anySource, a second, unconnected socket shares its port and catches
+ * replies from the server's other addresses (the kernel delivers a datagram to the connected socket
+ * only when its source is the address we connected to).
+ */
+async function exchangeWith<T>(address: string, family: 4 | 6, opts: ExchangeOptions<T>, started: number): Promise<ExchangeResult<T>> {
+  const where = formatHostPort(opts.host, opts.port);
+  const socket = opts.anySource ? await boundSocket(family, 0) : dgram.createSocket(family === 6 ? 'udp6' : 'udp4');
+  const stray = opts.anySource ? await boundSocket(family, socket.address().port).catch(() => undefined) : undefined;
+  return new Promise((resolve, reject) => {
     let attempts = 0;
     let timer: NodeJS.Timeout | undefined;
     let settled = false;
@@ -205,6 +230,7 @@ function exchangeWith<T>(address: string, family: 4 | 6, opts: ExchangeOptions<T
       settled = true;
       if (timer) clearTimeout(timer);
       socket.close();
+      stray?.close();
       fn();
     };
     const send = (): void => {
@@ -236,7 +262,8 @@ function exchangeWith<T>(address: string, family: 4 | 6, opts: ExchangeOptions<T
       );
     };
     socket.on('error', (err) => finish(() => reject(peerError(err, where, opts.service))));
-    socket.on('message', (msg) => {
+    stray?.on('error', () => undefined);
+    const onMessage = (msg: Buffer, from: string): void => {
       let verdict: Verdict<T>;
       try {
         verdict = opts.onReply(msg);
@@ -253,8 +280,10 @@ function exchangeWith<T>(address: string, family: 4 | 6, opts: ExchangeOptions<T
         return;
       }
       const value = verdict.accept;
-      finish(() => resolve({ value, address, attempts, elapsedMs: Date.now() - started }));
-    });
+      finish(() => resolve({ value, address: from, attempts, elapsedMs: Date.now() - started }));
+    };
+    socket.on('message', (msg) => onMessage(msg, address));
+    stray?.on('message', (msg, rinfo) => onMessage(msg, rinfo.address));
     socket.connect(opts.port, address, () => {
       if (!settled) attempt();
     });

@@ -267,14 +267,15 @@ function prng(seed: number): () => number {
   };
 }
 
-function probe(id: number): Buffer {
-  const b = Buffer.alloc(1200);
+function probe(id: number, scope = 0, size = 1200): Buffer {
+  const b = Buffer.alloc(size);
   b.write('NK', 0, 'latin1');
   b[2] = 1;
   b[3] = 1;
   b.writeUInt32BE(id, 4);
   b[8] = 1;
   b.writeUInt16BE(1, 9);
+  b[11] = scope;
   return b;
 }
 
@@ -292,27 +293,37 @@ describe('bounded fuzz', () => {
     let sent = 0;
     let replies = 0;
     const oversize: string[] = [];
-    // Each fuzz datagram is followed by a probe query: the server handles datagrams in order, so
-    // every reply that arrives before the probe's answer belongs to that fuzz datagram.
+    // Each fuzz datagram is followed by two probe queries, one per scope: the server handles datagrams
+    // in order (a query parked while its scope's figures are re-read is answered before later ones of
+    // that scope), so every reply that arrives before both probes' answers belongs to that fuzz datagram.
     for (let i = 0; i < COUNT && Date.now() < deadline; i += 1) {
       const fuzz = fuzzDatagram(rand);
       const probeId = 0xa5000000 + i;
       if (fuzz.length >= 8 && fuzz.readUInt32BE(4) === probeId) fuzz.writeUInt32BE(0, 4);
       if (fuzz.length === 1 && fuzz[0] === 0x79) fuzz[0] = 0x6e; // "y" is the documented classic exception
+      const allProbeId = 0xb5000000 + i;
+      if (fuzz.length >= 8 && fuzz.readUInt32BE(4) === allProbeId) fuzz.writeUInt32BE(0, 4);
       const done = new Promise<void>((resolve) => {
+        let pending = 2;
         const onMsg = (m: Buffer): void => {
-          if (m.length >= 8 && m[0] === 0x4e && m[1] === 0x4b && m[3] === 2 && m.readUInt32BE(4) === probeId) {
-            sock.off('message', onMsg);
-            resolve();
+          if (m.length >= 8 && m[0] === 0x4e && m[1] === 0x4b && m[3] === 2 && (m.readUInt32BE(4) === probeId || m.readUInt32BE(4) === allProbeId)) {
+            pending -= 1;
+            if (pending === 0) {
+              sock.off('message', onMsg);
+              resolve();
+            }
             return;
           }
           replies += 1;
-          if (m.length > fuzz.length) oversize.push(`seed ${seed} #${i}: ${m.length}B reply to ${fuzz.length}B request ${fuzz.subarray(0, 16).toString('hex')}`);
+          // The documented exception (--classic): any datagram not starting with NK gets the seed's 17-byte error text.
+          const classicError = !(fuzz.length >= 2 && fuzz[0] === 0x4e && fuzz[1] === 0x4b) && m.toString('utf8') === 'Erro: Digite "y".';
+          if (m.length > fuzz.length && !classicError) oversize.push(`seed ${seed} #${i}: ${m.length}B reply to ${fuzz.length}B request ${fuzz.subarray(0, 16).toString('hex')}`);
         };
         sock.on('message', onMsg);
       });
       sock.send(fuzz);
       sock.send(probe(probeId));
+      sock.send(probe(allProbeId, 1, 65_507));
       await done;
       sent += 1;
     }

@@ -9,9 +9,9 @@ import { AuthTag, REQUEST_AUTH_OVERHEAD, encodeAuthQuery, locateAuthFields, seal
 import { DEFAULT_REQUEST_SIZE, MsgType, Scope, decodeQueryScope, decodeReply, encodeAnswer, encodeQuery, type FsFigures } from '../../src/protocol/disk-v1.js';
 import { CLASSIC_REQUEST } from '../../src/protocol/disk-classic.js';
 import { ReplayCache, admitDiskRequest } from '../../src/services/replay-cache.js';
-import { startDiskServer, type DiskServer, type DiskServeOptions, type QueryEvent } from '../../src/services/disk-serve.js';
-import { NO_SECRET_HINT, queryDisk } from '../../src/services/disk-query.js';
-import type { DiskFactsSource } from '../../src/services/disk-facts.js';
+import { startDiskServer, type DiskServer, type DiskServeOptions, type QueryEvent } from '../../src/services/disk/serve.js';
+import { NO_SECRET_HINT, queryDisk } from '../../src/services/disk/query.js';
+import type { DiskFactsSource } from '../../src/services/disk/facts.js';
 import { udpRecordingProxy } from '../helpers/recording-proxy.js';
 
 const TOKEN = 'Zk3pQ9vX2mL7wR4tY8uI1oP6aS5dF0gH3jK9lZ2xC7v';

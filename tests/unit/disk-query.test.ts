@@ -2,9 +2,9 @@
 import { afterEach, describe, expect, test } from '@jest/globals';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import { parseTarget, queryDisk, queryDisks, type HostResult } from '../../src/services/disk-query.js';
-import { startDiskServer } from '../../src/services/disk-serve.js';
-import type { DiskFactsSource } from '../../src/services/disk-facts.js';
+import { parseTarget, queryDisk, queryDisks, type HostResult } from '../../src/services/disk/query.js';
+import { startDiskServer } from '../../src/services/disk/serve.js';
+import type { DiskFactsSource } from '../../src/services/disk/facts.js';
 import { HEADER_SIZE, WireError, encodeAnswer, encodeError, type FsFigures } from '../../src/protocol/disk-v1.js';
 
 const FS: FsFigures = { mount: '/', fstype: 'xfs', device: '/dev/vdb', total: 2n ** 60n + 1n, used: 5n, available: 7n, free: 9n, served: true };

@@ -2,7 +2,7 @@
 import { describe, expect, test } from '@jest/globals';
 import { renderJson, renderTable, usePercent, type Paint } from '../../src/commands/disk/render.js';
 import { NetkitError } from '../../src/errors.js';
-import type { HostResult } from '../../src/services/disk-query.js';
+import type { HostResult } from '../../src/services/disk/query.js';
 
 const target = (label: string) => ({ label, host: label, port: 9991 });
 const answer: HostResult = {

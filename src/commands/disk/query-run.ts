@@ -1,41 +1,83 @@
-// Running `netkit disk query`: parse the hosts, ask them, print the table or JSON, report the ones that failed.
-import { parseTarget, queryDisks, type HostResult } from '../../services/disk-query.js';
+// Running `netkit disk query`: read the hosts, ask them, print a table, JSON, a Nagios line or Prometheus text, and set the exit status.
+import { readFile } from 'node:fs/promises';
+import { parseTarget, queryDisks, type HostResult, type QueryTarget } from '../../services/disk/query.js';
 import { sanitize, useColor } from '../../cli/output.js';
 import { setExitCode } from '../../cli/state.js';
 import { renderJson, renderTable, type Paint } from './render.js';
+import { renderNagios, renderProm } from './render-monitor.js';
 import { loadCliSecret } from '../secret-option.js';
-import { NetkitError } from '../../errors.js';
+import { EXIT_CODES, NetkitError, fsError } from '../../errors.js';
+import { mountFilter, type MountFilterOptions } from '../../services/disk/mounts.js';
+import { Status, hasThresholds, judge, type Thresholds } from '../../services/disk/thresholds.js';
+
+export type QueryFormat = 'table' | 'json' | 'nagios' | 'prom';
 
 export interface QueryRunOptions {
   hosts: string[];
+  hostsFile?: string | undefined;
   port: number;
   timeoutMs: number;
   retries: number;
   all: boolean;
-  json: boolean;
+  format: QueryFormat;
   classic: boolean;
+  inodes: boolean;
+  thresholds: Thresholds;
+  filter: MountFilterOptions;
+  /** Refresh every this many ms until Ctrl-C (the live view). */
+  watchMs?: number | undefined;
   tokenFile?: string | undefined;
 }
 
-async function painter(): Promise<Paint | undefined> {
+export async function painter(): Promise<Paint | undefined> {
   if (!useColor(process.stdout)) return undefined;
   const { default: chalk } = await import('chalk');
   return { header: (s) => chalk.bold(s), warn: (s) => chalk.yellow(s), bad: (s) => chalk.red(s), dim: (s) => chalk.dim(s) };
 }
 
-export async function runDiskQuery(o: QueryRunOptions): Promise<void> {
+/** Hosts from a file: one per line, `#` starts a comment, blank lines ignored. Bounded to 1 MiB. */
+export async function readHostsFile(path: string): Promise<string[]> {
+  let text: string;
+  try {
+    const buf = await readFile(path);
+    if (buf.length > 1 << 20) throw new NetkitError('USAGE', `--hosts-file ${path} is larger than 1 MiB`);
+    text = buf.toString('utf8');
+  } catch (err) {
+    if (err instanceof NetkitError) throw err;
+    throw fsError(err, `cannot read --hosts-file ${path}`);
+  }
+  return text
+    .split(/\r?\n/)
+    .map((l) => l.replace(/#.*$/, '').trim())
+    .filter((l) => l !== '');
+}
+
+export async function resolveTargets(o: Pick<QueryRunOptions, 'hosts' | 'hostsFile' | 'port'>): Promise<QueryTarget[]> {
+  const fromFile = o.hostsFile !== undefined ? await readHostsFile(o.hostsFile) : [];
+  if (o.hostsFile !== undefined && fromFile.length === 0 && o.hosts.length === 0) throw new NetkitError('USAGE', `--hosts-file ${o.hostsFile} names no host`);
+  const hosts = [...o.hosts, ...fromFile];
   // Bad ports and empty names are usage errors (exit 2) before anything is sent.
-  const targets = o.hosts.map((h) => parseTarget(h, o.port));
-  const secret = await loadCliSecret(o.tokenFile);
-  if (secret && o.classic) {
-    throw new NetkitError('USAGE', `--classic cannot be used with a secret (${secret.source}): the classic protocol cannot authenticate`, 'unset NETKIT_TOKEN for a seed server, or leave out --classic');
-  }
-  const results: HostResult[] = await queryDisks(targets, { timeoutMs: o.timeoutMs, retries: o.retries, all: o.all, classic: o.classic, secret: secret?.key('disk') });
-  if (o.json) {
-    process.stdout.write(renderJson(results));
-  } else if (results.some((r) => r.ok)) {
-    process.stdout.write(renderTable(results, await painter()));
-  }
+  return (hosts.length > 0 ? hosts : ['localhost']).map((h) => parseTarget(h, o.port));
+}
+
+/** Keep only the filesystems the client-side filters select (the server already left out its exclusions). */
+export function filterResults(results: HostResult[], filter: MountFilterOptions): HostResult[] {
+  const given = [filter.fsInclude, filter.fsExclude, filter.mountInclude, filter.mountExclude].some((l) => (l?.length ?? 0) > 0);
+  if (!given) return results;
+  const keep = mountFilter({ ...filter, noDefaults: true });
+  return results.map((r) => (r.ok && r.protocol === 'v1' ? { ...r, answer: { ...r.answer, filesystems: r.answer.filesystems.filter(keep) } } : r));
+}
+
+/** The threshold status of a table or JSON run, as an exit code (0 when nothing fires). */
+function thresholdExit(results: readonly HostResult[], t: Thresholds): number {
+  let worst: Status = Status.OK;
+  for (const r of results) if (r.ok && r.protocol === 'v1') for (const f of r.answer.filesystems) worst = Math.max(worst, judge(f, t).status) as Status;
+  if (worst === Status.CRITICAL) return EXIT_CODES.THRESHOLD_CRITICAL;
+  if (worst === Status.WARNING) return EXIT_CODES.THRESHOLD_WARNING;
+  return 0;
+}
+
+export function reportFailures(results: readonly HostResult[]): void {
   for (const r of results) {
     if (r.ok) continue;
     // The message may quote the peer (a typed error's text): never let it drive the terminal.
@@ -43,4 +85,30 @@ export async function runDiskQuery(o: QueryRunOptions): Promise<void> {
     if (r.error.hint) process.stderr.write(`hint: ${r.error.hint}\n`);
     setExitCode(r.error.exitCode);
   }
+}
+
+export async function runDiskQuery(o: QueryRunOptions): Promise<void> {
+  const targets = await resolveTargets(o);
+  const secret = await loadCliSecret(o.tokenFile);
+  if (secret && o.classic) {
+    throw new NetkitError('USAGE', `--classic cannot be used with a secret (${secret.source}): the classic protocol cannot authenticate`, 'unset NETKIT_TOKEN for a seed server, or leave out --classic');
+  }
+  const queryOpts = { timeoutMs: o.timeoutMs, retries: o.retries, all: o.all, classic: o.classic, secret: secret?.key('disk'), concurrency: 256 };
+  if (o.watchMs !== undefined) {
+    const { runWatch } = await import('./watch-run.js');
+    await runWatch(targets, queryOpts, o, o.watchMs);
+    return;
+  }
+  const results = filterResults(await queryDisks(targets, queryOpts), o.filter);
+  if (o.format === 'nagios') {
+    const r = renderNagios(results, o.thresholds);
+    process.stdout.write(r.line);
+    setExitCode(r.status);
+    return;
+  }
+  if (o.format === 'prom') process.stdout.write(renderProm(results));
+  else if (o.format === 'json') process.stdout.write(renderJson(results));
+  else if (results.some((r) => r.ok)) process.stdout.write(renderTable(results, await painter(), { inodes: o.inodes, thresholds: o.thresholds }));
+  reportFailures(results);
+  if (hasThresholds(o.thresholds)) setExitCode(thresholdExit(results, o.thresholds));
 }

@@ -1,6 +1,16 @@
 // Turning disk query results into a df -h style table or JSON with exact byte counts.
 import { formatBytes, sanitize } from '../../cli/output.js';
-import type { HostResult } from '../../services/disk-query.js';
+import type { HostResult } from '../../services/disk/query.js';
+import { FS_ERROR_NAMES, type FsFigures } from '../../protocol/disk-v1.js';
+import { Status, judge, hasThresholds, type Thresholds } from '../../services/disk/thresholds.js';
+
+/** How the table is drawn: inode columns, thresholds that colour USE%, a filter on which filesystems show. */
+export interface TableOptions {
+  inodes?: boolean;
+  thresholds?: Thresholds;
+  /** Extra columns after the standard ones (the live view's AGE, TREND). */
+  extra?: { head: string[]; cells: (r: HostResult, f: FsFigures | undefined) => string[] };
+}
 
 /** Colours for a terminal; absent when output is plain. */
 export interface Paint {
@@ -20,46 +30,78 @@ export function usePercent(used: bigint, available: bigint): number | undefined 
 interface Row {
   cells: string[];
   pct?: number;
+  status?: Status;
 }
 
 const HEAD = ['HOST', 'MOUNT', 'TYPE', 'SIZE', 'USED', 'AVAIL', 'USE%'];
-const RIGHT = [false, false, false, true, true, true, true];
+const INODE_HEAD = ['INODES', 'IFREE', 'IUSE%'];
 const GIB = 1024 ** 3;
 
-function rowsOf(r: HostResult): Row[] {
+/** What the table's NOTE column says about a filesystem: read-only, an error. */
+export function fsNote(f: FsFigures): string {
+  const notes: string[] = [];
+  if (f.error) notes.push(`${FS_ERROR_NAMES[f.error.code] ?? `error ${f.error.code}`}${f.error.message ? `: ${sanitize(f.error.message, 40)}` : ''}`);
+  if (f.readonly) notes.push('read-only');
+  return notes.join(', ');
+}
+
+function count(n: bigint | undefined): string {
+  if (n === undefined) return '-';
+  const v = Number(n);
+  return v < 10_000 ? String(v) : formatBytes(v).replace(/B$/, '');
+}
+
+function rowsOf(r: HostResult, o: TableOptions): Row[] {
   if (!r.ok) return [];
   const host = sanitize(r.target.label, 64);
+  const extra = (f: FsFigures | undefined): string[] => (o.extra ? o.extra.cells(r, f) : []);
+  const inodeBlank = o.inodes ? ['-', '-', '-'] : [];
   if (r.protocol === 'classic') {
-    if (!r.parsed) return [{ cells: [host, '-', 'classic', '?', '-', '?', '-'] }];
+    if (!r.parsed) return [{ cells: [host, '-', 'classic', '?', '-', '?', '-', ...inodeBlank, ...extra(undefined), ''] }];
     // The classic answer has only total and available (rounded GiB): used is unknown, since root-reserved
     // blocks are neither, so USED and USE% stay blank rather than guessed.
-    return [{ cells: [host, '-', 'classic', formatBytes(r.parsed.totalGiB * GIB), '-', formatBytes(r.parsed.availableGiB * GIB), '-'] }];
+    return [{ cells: [host, '-', 'classic', formatBytes(r.parsed.totalGiB * GIB), '-', formatBytes(r.parsed.availableGiB * GIB), '-', ...inodeBlank, ...extra(undefined), ''] }];
   }
   return r.answer.filesystems.map((f) => {
     const pct = usePercent(f.used, f.available);
+    const ipct = f.files !== undefined && f.filesFree !== undefined ? usePercent(f.files - f.filesFree, f.filesFree) : undefined;
+    const inodes = o.inodes ? [count(f.files), count(f.filesFree), ipct === undefined ? '-' : `${ipct}%`] : [];
+    const status = o.thresholds && hasThresholds(o.thresholds) ? judge(f, o.thresholds).status : f.readonly || f.error ? Status.WARNING : undefined;
     return {
-      cells: [host, sanitize(f.mount, 64), sanitize(f.fstype, 16) || '-', formatBytes(Number(f.total)), formatBytes(Number(f.used)), formatBytes(Number(f.available)), pct === undefined ? '-' : `${pct}%`],
+      cells: [host, sanitize(f.mount, 64), sanitize(f.fstype, 16) || '-', formatBytes(Number(f.total)), formatBytes(Number(f.used)), formatBytes(Number(f.available)), pct === undefined ? '-' : `${pct}%`, ...inodes, ...extra(f), fsNote(f)],
       pct,
+      ...(status === undefined ? {} : { status }),
     };
   });
 }
 
-/** An aligned table, one line per filesystem; colour only when `paint` is given. */
-export function renderTable(results: readonly HostResult[], paint?: Paint): string {
-  const rows = results.flatMap(rowsOf);
-  const widths = HEAD.map((h, i) => Math.max(h.length, ...rows.map((r) => r.cells[i]!.length)));
+/**
+ * An aligned table, one line per filesystem; colour only when `paint` is given. With thresholds, a
+ * line is coloured by its status (yellow WARNING, red CRITICAL); without, by df-style USE% (75 %, 90 %).
+ */
+export function renderTable(results: readonly HostResult[], paint?: Paint, o: TableOptions = {}): string {
+  const rows = results.flatMap((r) => rowsOf(r, o));
+  const head = [...HEAD, ...(o.inodes ? INODE_HEAD : []), ...(o.extra?.head ?? []), 'NOTE'];
+  const right = head.map((h, i) => i >= 3 && h !== 'NOTE' && h !== 'TREND' && h !== 'AGE');
+  // The NOTE column shows only when some line has something to say.
+  const noteCol = head.length - 1;
+  const withNote = rows.some((r) => r.cells[noteCol] !== '');
+  const cols = withNote ? head.length : head.length - 1;
+  const widths = head.slice(0, cols).map((h, i) => Math.max(h.length, ...rows.map((r) => r.cells[i]!.length)));
   const line = (cells: string[]): string =>
     cells
-      .map((c, i) => (RIGHT[i] ? c.padStart(widths[i]!) : i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .slice(0, cols)
+      .map((c, i) => (right[i] ? c.padStart(widths[i]!) : i === cols - 1 ? c : c.padEnd(widths[i]!)))
       .join('  ')
       .trimEnd();
-  const out: string[] = [paint ? paint.header(line(HEAD)) : line(HEAD)];
+  const out: string[] = [paint ? paint.header(line(head)) : line(head)];
+  const thresholds = o.thresholds !== undefined && hasThresholds(o.thresholds);
   for (const r of rows) {
     const text = line(r.cells);
-    if (!paint || r.pct === undefined) out.push(text);
-    else if (r.pct >= 90) out.push(paint.bad(text));
-    else if (r.pct >= 75) out.push(paint.warn(text));
-    else out.push(text);
+    const level = thresholds || r.status !== undefined ? (r.status ?? Status.OK) : r.pct === undefined ? Status.OK : r.pct >= 90 ? Status.CRITICAL : r.pct >= 75 ? Status.WARNING : Status.OK;
+    if (!paint || level === Status.OK) out.push(text);
+    else if (level === Status.CRITICAL) out.push(paint.bad(text));
+    else out.push(paint.warn(text));
   }
   const omitted = results.reduce((n, r) => n + (r.ok && r.protocol === 'v1' ? r.answer.omitted : 0), 0);
   if (omitted > 0) out.push(`(${omitted} more filesystem${omitted === 1 ? '' : 's'} did not fit in one answer)`);
@@ -69,7 +111,7 @@ export function renderTable(results: readonly HostResult[], paint?: Paint): stri
 // JSON has no bigint; exact figures are written as bare integer digits, which JSON allows at any size.
 const BIG = '\u0000big:';
 
-function jsonOf(r: HostResult): unknown {
+export function jsonOf(r: HostResult): unknown {
   const base = { host: r.target.label, port: r.target.port, ok: r.ok, elapsedMs: r.elapsedMs };
   if (!r.ok) return { ...base, error: { code: r.error.code, message: r.error.message, ...(r.error.hint ? { hint: r.error.hint } : {}) } };
   if (r.protocol === 'classic') {
@@ -100,6 +142,9 @@ function jsonOf(r: HostResult): unknown {
       used: BIG + f.used.toString(),
       available: BIG + f.available.toString(),
       free: BIG + f.free.toString(),
+      ...(f.files !== undefined && f.filesFree !== undefined ? { files: BIG + f.files.toString(), filesFree: BIG + f.filesFree.toString() } : {}),
+      ...(f.readonly !== undefined ? { readonly: f.readonly } : {}),
+      ...(f.error ? { error: { code: FS_ERROR_NAMES[f.error.code] ?? String(f.error.code), message: f.error.message } } : {}),
     })),
     omitted: a.omitted,
   };

@@ -1,11 +1,13 @@
 // Running `netkit disk serve`: start the service, print the listening line, log queries, stop on a signal.
-import { startDiskServer, type QueryEvent } from '../../services/disk-serve.js';
+import { startDiskServer, type QueryEvent } from '../../services/disk/serve.js';
 import { formatHostPort } from '../../transport/udp.js';
+import { isLoopback } from '../../services/limits.js';
 import { waitForShutdown } from '../../cli/signals.js';
 import { sanitize } from '../../cli/output.js';
 import { rateLimitedLog } from '../../cli/log.js';
 import { loadCliSecret } from '../secret-option.js';
 import { NetkitError } from '../../errors.js';
+import type { MountFilterOptions } from '../../services/disk/mounts.js';
 
 export interface ServeRunOptions {
   port: number;
@@ -16,6 +18,9 @@ export interface ServeRunOptions {
   rateLimit: number;
   exemptLoopback: boolean;
   tokenFile?: string | undefined;
+  metrics?: { host: string; port: number } | undefined;
+  mountTimeoutMs: number;
+  filter: MountFilterOptions;
 }
 
 function queryLogger(write: (line: string) => void): (e: QueryEvent) => void {
@@ -48,11 +53,18 @@ export async function runDiskServe(o: ServeRunOptions): Promise<void> {
     exemptLoopback: o.exemptLoopback,
     onQuery,
     secret: secret?.key('disk'),
+    mountTimeoutMs: o.mountTimeoutMs,
+    filter: o.filter,
+    ...(o.metrics ? { metrics: { ...o.metrics, ...(secret ? { bearerToken: secret.bearer() } : {}) } } : {}),
     onWarning: (err) => write(`netkit: warning: ${sanitize(err.message)}\n`),
   });
   // Install the signal handlers before announcing, so a signal sent right after the line is handled.
   const shutdown = waitForShutdown();
   process.stdout.write(`listening udp ${formatHostPort(server.address.address, server.address.port)}\n`);
+  if (server.metricsAddress) {
+    process.stdout.write(`metrics http://${formatHostPort(server.metricsAddress.address, server.metricsAddress.port)}/metrics\n`);
+    if (!isLoopback(server.metricsAddress.address)) write(`netkit: --metrics listens beyond this machine${secret ? '; scrapes must send the secret as a bearer token, in clear over HTTP' : ' without a secret: anyone who can reach it can read the figures'}\n`);
+  }
   if (secret) write(`netkit: requiring the secret from ${secret.source}: unauthenticated, stale, replayed and classic queries get no reply\n`);
   if (o.classic && !o.quiet) {
     write('netkit: --classic: answering "y" queries; their replies are larger than the request (see docs/protocol.md)\n');

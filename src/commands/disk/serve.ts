@@ -1,6 +1,6 @@
 // `netkit disk serve`: answer disk-space queries for this machine until SIGINT/SIGTERM.
 import type { CommandModule } from 'yargs';
-import { parseCount, parsePort } from '../../cli/args.js';
+import { parseCount, parseDuration, parseList, parseListen, parsePort } from '../../cli/args.js';
 import { tokenFileOption } from '../secret-option.js';
 
 interface ServeArgs {
@@ -12,6 +12,12 @@ interface ServeArgs {
   'rate-limit': number;
   'exempt-loopback': boolean;
   'token-file'?: string;
+  metrics?: { host: string; port: number };
+  'mount-timeout': number;
+  'fs-include': string[];
+  'fs-exclude': string[];
+  'mount-include': string[];
+  'mount-exclude': string[];
 }
 
 export const serveCommand: CommandModule<object, ServeArgs> = {
@@ -27,9 +33,16 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('rate-limit', { type: 'string', default: 1000, describe: 'queries per second allowed per source address; 0 = no limit', coerce: (v: unknown) => parseCount(v, '--rate-limit') })
       .option('exempt-loopback', { type: 'boolean', default: true, describe: 'do not rate-limit senders on this machine (--no-exempt-loopback to limit them too)' })
       .option('token-file', tokenFileOption)
+      .option('metrics', { type: 'string', describe: 'also serve Prometheus metrics at http://[HOST:]PORT/metrics (HOST defaults to 127.0.0.1)', coerce: (v: unknown) => (v === undefined ? undefined : parseListen(v, '--metrics')) })
+      .option('mount-timeout', { type: 'string', default: '2s', describe: 'report a filesystem whose statfs has not returned after this long as timed out', coerce: (v: unknown) => parseDuration(v, '--mount-timeout', 60_000) })
+      .option('fs-include', { type: 'string', array: true, default: [], describe: 'filesystem types to report despite the default exclusions (globs)', coerce: parseList })
+      .option('fs-exclude', { type: 'string', array: true, default: [], describe: 'filesystem types to leave out (globs)', coerce: parseList })
+      .option('mount-include', { type: 'string', array: true, default: [], describe: 'mount points to report despite the default exclusions (globs)', coerce: parseList })
+      .option('mount-exclude', { type: 'string', array: true, default: [], describe: 'mount points to leave out (globs)', coerce: parseList })
       .example('$0 disk serve', 'serve the current directory\'s disk on port 9991')
       .example('$0 disk serve --path /srv --classic', 'report /srv\'s disk, and answer seed clients too')
-      .example('$0 disk serve --token-file ~/.netkit-token', 'answer only clients that hold the same secret'),
+      .example('$0 disk serve --token-file ~/.netkit-token', 'answer only clients that hold the same secret')
+      .example('$0 disk serve --metrics 9100', 'also serve Prometheus metrics on 127.0.0.1:9100'),
   handler: async (argv) => {
     const { runDiskServe } = await import('./serve-run.js');
     await runDiskServe({
@@ -41,6 +54,9 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       rateLimit: argv['rate-limit'],
       exemptLoopback: argv['exempt-loopback'],
       tokenFile: argv['token-file'],
+      metrics: argv.metrics,
+      mountTimeoutMs: argv['mount-timeout'],
+      filter: { fsInclude: argv['fs-include'], fsExclude: argv['fs-exclude'], mountInclude: argv['mount-include'], mountExclude: argv['mount-exclude'] },
     });
   },
 };

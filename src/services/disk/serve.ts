@@ -1,8 +1,8 @@
 // The disk server: answers v1 queries (and, opt-in, classic ones) from cached figures at most ~1 s old.
 import type { Socket, RemoteInfo } from 'node:dgram';
 import type { KeyObject } from 'node:crypto';
-import { NetkitError } from '../errors.js';
-import { bindUdp, type UdpAddress } from '../transport/udp.js';
+import { NetkitError } from '../../errors.js';
+import { bindUdp, type UdpAddress } from '../../transport/udp.js';
 import {
   Classify,
   DEFAULT_PORT,
@@ -16,16 +16,20 @@ import {
   encodeError,
   readId,
   writeReplyHeader,
-} from '../protocol/disk-v1.js';
-import { CLASSIC_ERROR, encodeClassicAnswer, isClassicRequest } from '../protocol/disk-classic.js';
-import { createSystemFacts, type DiskFactsSource, type FactsScope } from './disk-facts.js';
-import { RateLimiter, RateVerdict } from './limits.js';
-import { REPLY_MAC_OVERHEAD, locateAuthFields, sealReply, writeReplyMac, type AuthFieldProblem } from '../protocol/disk-auth.js';
-import { ReplayCache, admitDiskRequest, type DiskAdmission } from './replay-cache.js';
+} from '../../protocol/disk-v1.js';
+import { CLASSIC_ERROR, encodeClassicAnswer, isClassicRequest } from '../../protocol/disk-classic.js';
+import { createSystemFacts, type DiskFactsSource, type FactsScope } from './facts.js';
+import type { MountFilterOptions } from './mounts.js';
+import { createDiskMetrics, startMetricsServer } from './metrics.js';
+import type { HttpListener } from '../../transport/http.js';
+import { version } from '../../version.js';
+import { RateLimiter, RateVerdict } from '../limits.js';
+import { REPLY_MAC_OVERHEAD, locateAuthFields, sealReply, writeReplyMac, type AuthFieldProblem } from '../../protocol/disk-auth.js';
+import { ReplayCache, admitDiskRequest, type DiskAdmission } from '../replay-cache.js';
 
 /** Default per-source limit (requests/s) for non-loopback senders; see docs/cli.md. */
 export const DEFAULT_RATE_LIMIT = 1000;
-/** Sources with their own rate-limit bucket; past it, new sources share one (docs/security.md 3). */
+/** Sources with their own rate-limit bucket; past it, a new one replaces one of the least recently seen (docs/security.md 3). */
 export const RATE_LIMIT_SOURCES = 4096;
 
 /** What kind of datagram arrived. */
@@ -71,6 +75,12 @@ export interface DiskServeOptions {
   maxAgeMs?: number;
   /** Injected figures (tests); by default the real machine's. */
   facts?: DiskFactsSource;
+  /** Which filesystems scope 1 (and /metrics) report; see mounts.ts. */
+  filter?: MountFilterOptions;
+  /** A statfs that has not returned after this long is reported with error TIMEOUT (ms, default 2,000). */
+  mountTimeoutMs?: number;
+  /** Also serve Prometheus metrics over HTTP at host:port/metrics. */
+  metrics?: { host: string; port: number; /** Require `Authorization: Bearer <this>`. */ bearerToken?: string };
   /**
    * k_disk (Secret.key('disk')): when set, every query must be authenticated (docs/security.md 4.2),
    * everything else is dropped without a reply, and replies carry a MAC. Incompatible with `classic`.
@@ -95,6 +105,8 @@ export interface ServeStats {
 
 export interface DiskServer {
   address: UdpAddress;
+  /** Where /metrics is served, when asked for. */
+  metricsAddress?: { address: string; port: number };
   stats: Readonly<ServeStats>;
   close(): Promise<void>;
 }
@@ -119,7 +131,7 @@ export async function startDiskServer(opts: DiskServeOptions = {}): Promise<Disk
   const maxAge = opts.maxAgeMs ?? 1000;
   const refreshAge = maxAge / 2;
   const ownFacts = opts.facts === undefined;
-  const facts = opts.facts ?? (await createSystemFacts({ path: opts.path ?? '.' }));
+  const facts = opts.facts ?? (await createSystemFacts({ path: opts.path ?? '.', filter: opts.filter, mountTimeoutMs: opts.mountTimeoutMs }));
   const rate = opts.rateLimit ?? DEFAULT_RATE_LIMIT;
   // Burst: one second's worth. Loopback is exempt by default (benchmarks, local users).
   const limiter = new RateLimiter({ ratePerSec: rate, burst: Math.max(1, rate), maxSources: RATE_LIMIT_SOURCES, exemptLoopback: opts.exemptLoopback ?? true });
@@ -128,8 +140,17 @@ export async function startDiskServer(opts: DiskServeOptions = {}): Promise<Disk
   if (key && classic) {
     throw new NetkitError('USAGE', 'a server that requires a secret cannot answer classic queries', 'leave out --classic: classic clients cannot authenticate');
   }
-  const replay = key ? new ReplayCache({ windowMs: opts.authWindowMs }) : undefined;
-  const onQuery = opts.onQuery;
+  // Requests stamped before this server started are refused: its replay cache starts empty, so a request
+  // recorded before a restart could otherwise be answered twice.
+  const replay = key ? new ReplayCache({ windowMs: opts.authWindowMs, notBeforeMs: Date.now() }) : undefined;
+  const metrics = opts.metrics ? createDiskMetrics(facts, version()) : undefined;
+  const userOnQuery = opts.onQuery;
+  const onQuery = metrics
+    ? (e: QueryEvent): void => {
+        metrics.countQuery(e.outcome);
+        userOnQuery?.(e);
+      }
+    : userOnQuery;
   const stats: ServeStats = { received: 0, answered: 0, errors: 0, silent: 0, refused: 0 };
   const cache: Record<FactsScope, Cached> = { path: { readAt: -Infinity, waiting: [] }, all: { readAt: -Infinity, waiting: [] } };
 
@@ -235,23 +256,25 @@ export async function startDiskServer(opts: DiskServeOptions = {}): Promise<Disk
 
   /**
    * A server with a secret: nothing is ever sent to an unauthenticated datagram (no oracle, no
-   * amplification). Checks run cheapest first: rate limit, shape, timestamp, MAC, replay cache.
+   * amplification). Checks run cheapest first: shape, timestamp, MAC, replay cache. The MAC is
+   * checked before the rate limiter has a say (it costs about a microsecond), so a flood of forged or
+   * spoofed datagrams can never cost a key holder its answer; the limiter only counts the rest.
    */
   const onAuthMessage = (msg: Buffer, address: string, port: number, c: Classify): void => {
     if (c === Classify.FOREIGN) return refuse(address, port, 'foreign', isClassicRequest(msg) ? 'classic' : 'not-netkit', msg.length);
     if (c === Classify.RUNT || c === Classify.NOT_QUERY) return event(address, port, 'v1', 'silent', msg.length, 0);
-    if (limiter.check(address) !== RateVerdict.OK) return refuse(address, port, 'v1', 'rate-limited', msg.length);
-    if (c === Classify.WRONG_VERSION) return refuse(address, port, 'v1', 'wrong-version', msg.length);
+    const limited = (): boolean => limiter.check(address) !== RateVerdict.OK;
+    if (c === Classify.WRONG_VERSION) return refuse(address, port, 'v1', limited() ? 'rate-limited' : 'wrong-version', msg.length);
     let scope: Scope;
     try {
       scope = decodeQueryScope(msg);
     } catch {
-      return refuse(address, port, 'v1', 'malformed', msg.length);
+      return refuse(address, port, 'v1', limited() ? 'rate-limited' : 'malformed', msg.length);
     }
     const at = locateAuthFields(msg, true);
-    if (typeof at === 'string') return refuse(address, port, 'v1', at, msg.length);
+    if (typeof at === 'string') return refuse(address, port, 'v1', limited() ? 'rate-limited' : at, msg.length);
     const verdict = admitDiskRequest({ key: key!, datagram: msg, macOffset: at.macOffset, nonce: at.nonce!, timestampMs: at.timestampMs!, cache: replay!, nowMs: Date.now() });
-    if (verdict !== 'ok') return refuse(address, port, 'v1', verdict, msg.length);
+    if (verdict !== 'ok') return refuse(address, port, 'v1', limited() ? 'rate-limited' : verdict, msg.length);
     const which = scope === Scope.ALL ? 'all' : 'path';
     reply(msg, address, port, which, which, true, at.nonce);
   };
@@ -266,7 +289,8 @@ export async function startDiskServer(opts: DiskServeOptions = {}): Promise<Disk
       const verdict = limiter.check(address);
       if (verdict !== RateVerdict.OK) return event(address, port, 'classic', 'rate-limited', msg.length, 0);
       if (isClassicRequest(msg)) return reply(msg, address, port, 'classic', 'path', true);
-      if (CLASSIC_ERROR.length > msg.length) return event(address, port, 'classic', 'silent', msg.length, 0);
+      // The seed client waits for ever for a reply, so whatever it was sent gets the seed's error text,
+      // even a 1-byte "n": the second documented exception to the size rule, bounded by the rate limit.
       socket.send(CLASSIC_ERROR, port, address);
       return event(address, port, 'classic', 'classic-error', msg.length, CLASSIC_ERROR.length);
     }
@@ -288,10 +312,12 @@ export async function startDiskServer(opts: DiskServeOptions = {}): Promise<Disk
     else reply(msg, address, port, 'path', 'path', true);
   };
 
+  let http: HttpListener | undefined;
   try {
     // Read the figures once before listening, so a bad --path fails at start, not per query.
     await refresh('path');
     if (cache.path.failure) throw cache.path.failure;
+    if (metrics && opts.metrics) http = await startMetricsServer({ ...opts.metrics, metrics, onError: warn });
     const bound = await bindUdp({ host: opts.host, port: opts.port ?? DEFAULT_PORT, recvBufferSize: 4 << 20 });
     socket = bound.socket;
     socket.on('message', onMessage);
@@ -300,19 +326,23 @@ export async function startDiskServer(opts: DiskServeOptions = {}): Promise<Disk
     let closing: Promise<void> | undefined;
     return {
       address: bound.address,
+      ...(http ? { metricsAddress: http.address } : {}),
       stats,
       close() {
         closing ??= new Promise<void>((resolve) => {
           closed = true;
-          if (ownFacts) facts.close();
           cache.path.waiting = [];
           cache.all.waiting = [];
-          socket.close(() => resolve());
+          void (http?.close() ?? Promise.resolve()).then(() => {
+            if (ownFacts) facts.close();
+            socket.close(() => resolve());
+          });
         });
         return closing;
       },
     };
   } catch (err) {
+    await http?.close();
     if (ownFacts) facts.close();
     throw err;
   }

@@ -1,7 +1,7 @@
 // Asking disk servers (v1 or classic) for their figures, several hosts at once; results in, never printed here.
 import { randomBytes, randomFillSync, type KeyObject } from 'node:crypto';
-import { NetkitError } from '../errors.js';
-import { udpExchange, type Verdict } from '../transport/udp.js';
+import { NetkitError } from '../../errors.js';
+import { udpExchange, type Verdict } from '../../transport/udp.js';
 import {
   DEFAULT_PORT,
   DEFAULT_REQUEST_SIZE,
@@ -18,10 +18,10 @@ import {
   readId,
   type Answer,
   type ErrorReply,
-} from '../protocol/disk-v1.js';
-import { DISK_NONCE_LENGTH } from '../protocol/auth.js';
-import { encodeAuthQuery, verifyReply } from '../protocol/disk-auth.js';
-import { CLASSIC_REQUEST, parseClassicAnswer, type ClassicAnswer } from '../protocol/disk-classic.js';
+} from '../../protocol/disk-v1.js';
+import { DISK_NONCE_LENGTH } from '../../protocol/auth.js';
+import { encodeAuthQuery, verifyReply } from '../../protocol/disk-auth.js';
+import { CLASSIC_REQUEST, parseClassicAnswer, type ClassicAnswer } from '../../protocol/disk-classic.js';
 
 const SERVICE = 'netkit disk serve';
 
@@ -169,6 +169,8 @@ async function queryV1(target: QueryTarget, opts: DiskQueryOptions, started: num
       onReply,
       ...(key ? { retryPayload: build } : {}),
       service: SERVICE,
+      // Matched by request id (and, with a secret, the MAC over our nonce), not by source address.
+      anySource: true,
     });
     return { ok: true, protocol: 'v1', target, address: r.address, attempts: r.attempts, elapsedMs: r.elapsedMs, answer: r.value };
   } catch (err) {

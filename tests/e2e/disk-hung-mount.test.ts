@@ -1,0 +1,118 @@
+// A FUSE filesystem whose statfs never returns, made by the test in a private mount namespace: the disk server keeps answering fast, and reports the hung mount as timed out.
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { decodeReply, encodeQuery, MsgType, Scope } from '../../src/protocol/disk-v1.js';
+import { BIN, runNetkit } from '../helpers/netkit.js';
+
+const HANG = fileURLToPath(new URL('../helpers/hang_fuse.py', import.meta.url));
+const PYTHON = '/usr/bin/python3';
+
+function skipReason(): string | undefined {
+  if (!existsSync('/dev/fuse')) return '/dev/fuse is not available';
+  if (spawnSync('sh', ['-c', 'command -v unshare']).status !== 0) return 'unshare (util-linux) is not installed';
+  if (spawnSync(PYTHON, ['-c', 'import fuse'], { stdio: 'ignore' }).status !== 0) return 'python3-fuse is not installed (apt-get install -y fuse3 python3-fuse)';
+  if (spawnSync('unshare', ['-m', '--propagation', 'private', 'true'], { stdio: 'ignore' }).status !== 0) return 'cannot create a mount namespace (needs root)';
+  return undefined;
+}
+const reason = skipReason();
+if (reason) {
+  // eslint-disable-next-line no-console
+  console.warn(`skipping the hung-mount tests: ${reason}`);
+}
+const maybe = reason ? describe.skip : describe;
+
+maybe('a mount whose statfs never returns', () => {
+  let dir: string;
+  let mnt: string;
+  let ns: ChildProcessWithoutNullStreams;
+  let out = '';
+  let fusePid = 0;
+  let port = 0;
+  let metricsUrl = '';
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'netkit-hung-'));
+    mnt = join(dir, 'hung');
+    mkdirSync(mnt);
+    // Only this shell, the FUSE daemon and the server see the mount: other processes (df, other servers) never touch it.
+    const script = [
+      `${PYTHON} ${HANG} ${mnt} -f -o fsname=netkit-hang &`,
+      'echo "fuse $!"',
+      `i=0; until grep -q " ${mnt} " /proc/self/mountinfo; do i=$((i+1)); [ $i -gt 200 ] && exit 9; sleep 0.05; done`,
+      `exec ${process.execPath} ${BIN} disk serve --port 0 --host 127.0.0.1 --metrics 0 --quiet --path ${dir}`,
+    ].join('\n');
+    ns = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], { env: { ...process.env, NO_COLOR: '1' } });
+    ns.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
+    await new Promise<void>((resolve, reject) => {
+      ns.stdout.setEncoding('utf8').on('data', (d: string) => {
+        out += d;
+        const f = /^fuse (\d+)$/m.exec(out);
+        if (f) fusePid = Number(f[1]);
+        const l = /^listening udp 127\.0\.0\.1:(\d+)$/m.exec(out);
+        const m = /^metrics (http:\S+)$/m.exec(out);
+        if (l && m) {
+          port = Number(l[1]);
+          metricsUrl = m[1]!;
+          resolve();
+        }
+      });
+      ns.once('exit', (code) => reject(new Error(`the namespace exited ${code}:\n${out}`)));
+    });
+  }, 30_000);
+
+  afterAll(async () => {
+    // Killing the FUSE daemon aborts the hung call, so the server's stuck thread returns and it can exit.
+    if (fusePid) process.kill(fusePid, 'SIGKILL');
+    if (ns && ns.exitCode === null && ns.signalCode === null) {
+      const exited = once(ns, 'exit');
+      ns.kill('SIGTERM');
+      await exited;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('answers stay under 100 ms throughout; after the mount timeout (2 s) the mount is reported with error timeout and device_error 1', async () => {
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+    const slow: string[] = [];
+    let sawHung = false;
+    try {
+      // 4 s of queries, both scopes, one at a time: across the first statfs, its timeout, and after.
+      const until = Date.now() + 4000;
+      for (let id = 1; Date.now() < until; id += 1) {
+        const scope = id % 2 === 0 ? Scope.ALL : Scope.PATH;
+        const started = performance.now();
+        const got = once(sock, 'message');
+        sock.send(encodeQuery(id, scope, scope === Scope.ALL ? 8192 : 1200), port, '127.0.0.1');
+        const [msg] = (await Promise.race([got, new Promise((_, rej) => setTimeout(() => rej(new Error(`no answer to query ${id}`)), 2000).unref())])) as [Buffer];
+        const ms = performance.now() - started;
+        if (ms >= 100) slow.push(`query ${id} (scope ${scope}): ${ms.toFixed(0)} ms`);
+        const r = decodeReply(msg);
+        if (r.type !== MsgType.ANSWER) throw new Error(`query ${id}: error reply ${JSON.stringify(r)}`);
+        const hung = r.answer.filesystems.find((f) => f.mount === mnt);
+        if (hung?.error) sawHung = true;
+        await new Promise((res) => setTimeout(res, 50));
+      }
+    } finally {
+      sock.close();
+    }
+    expect(slow).toEqual([]);
+    expect(sawHung).toBe(true);
+
+    const q = await runNetkit(['disk', 'query', `127.0.0.1:${port}`, '--all', '--json']);
+    const fs = (JSON.parse(q.stdout) as Array<{ filesystems: Array<{ mount: string; served: boolean; error?: { code: string } }> }>)[0]!.filesystems;
+    expect(fs.find((f) => f.mount === mnt)?.error?.code).toBe('timeout');
+    expect(fs.find((f) => f.served)?.error).toBeUndefined();
+
+    const body = await (await fetch(metricsUrl)).text();
+    expect(body).toMatch(new RegExp(`^node_filesystem_device_error\\{device="netkit-hang",mountpoint="${mnt}",fstype="fuse[^"]*"\\} 1$`, 'm'));
+    expect(body).not.toMatch(new RegExp(`^node_filesystem_avail_bytes\\{[^}]*mountpoint="${mnt}"`, 'm'));
+    expect(body).toMatch(/^node_filesystem_device_error\{[^}]*mountpoint="\/"[^}]*\} 0$/m);
+  }, 30_000);
+});

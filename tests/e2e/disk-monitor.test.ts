@@ -1,0 +1,121 @@
+// `disk query` for monitoring: hosts files, thresholds and their exit statuses, the Nagios line, Prometheus text, inodes, replies from another address, and the live view when piped.
+import { afterEach, describe, expect, test } from '@jest/globals';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BIN, runNetkit, startServer, type Server } from '../helpers/netkit.js';
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+function tmp(): string {
+  const d = mkdtempSync(join(tmpdir(), 'netkit-mon-'));
+  cleanups.push(() => rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+async function serve(args: string[] = []): Promise<Server> {
+  const s = await startServer(['disk', 'serve', '--port', '0', '--quiet', ...args]);
+  cleanups.push(() => s.stop());
+  return s;
+}
+
+describe('disk query for monitoring', () => {
+  test('a server bound to every address answers a query sent to another loopback address (replies matched by id)', async () => {
+    const s = await serve(); // [::], IPv4 mapped: it answers from 127.0.0.1 whatever address was asked
+    const r = await runNetkit(['disk', 'query', `127.0.1.5:${s.port}`, '--json', '--timeout', '300ms', '--retries', '1']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)[0]).toMatchObject({ ok: true, host: `127.0.1.5:${s.port}` });
+  });
+
+  test('--hosts-file with comments and blank lines; --inodes and --json carry inodes and read-only', async () => {
+    const dir = tmp();
+    const s = await serve(['--host', '127.0.0.1', '--path', dir]);
+    const file = join(dir, 'hosts');
+    writeFileSync(file, `# the fleet\n\n127.0.0.1:${s.port}   # this one\n  [::1]:${s.port}\n`);
+    const j = await runNetkit(['disk', 'query', '--hosts-file', file, '--json', '--timeout', '200ms', '--retries', '0']);
+    const hosts = JSON.parse(j.stdout) as Array<{ host: string; ok: boolean; filesystems?: Array<{ files: number; filesFree: number; readonly: boolean }> }>;
+    expect(hosts.map((h) => h.host)).toEqual([`127.0.0.1:${s.port}`, `[::1]:${s.port}`]);
+    expect(hosts[1]!.ok).toBe(false); // bound to 127.0.0.1 only
+    const st = statfsSync(dir);
+    expect(hosts[0]!.filesystems![0]!.files).toBe(st.files);
+    expect(hosts[0]!.filesystems![0]!.readonly).toBe(false);
+    const t = await runNetkit(['disk', 'query', `127.0.0.1:${s.port}`, '--inodes']);
+    expect(t.stdout.split('\n')[0]).toMatch(/USE%\s+INODES\s+IFREE\s+IUSE%$/);
+    const empty = join(dir, 'empty');
+    writeFileSync(empty, '# nothing\n');
+    const e = await runNetkit(['disk', 'query', '--hosts-file', empty]);
+    expect(e.code).toBe(2);
+    expect(e.stderr).toMatch(/names no host/);
+  });
+
+  test('thresholds: exit 0 below them, 12 WARNING, 13 CRITICAL; a bad SPEC is a usage error', async () => {
+    const s = await serve(['--host', '127.0.0.1']);
+    const h = `127.0.0.1:${s.port}`;
+    expect((await runNetkit(['disk', 'query', h, '--warn', '0%', '--crit', '0%'])).code).toBe(0);
+    expect((await runNetkit(['disk', 'query', h, '--warn', '100%', '--crit', '0%'])).code).toBe(12);
+    // 100% AND 1 byte: both must hold, and no filesystem has less than 1 byte available.
+    expect((await runNetkit(['disk', 'query', h, '--warn', '100%,1B'])).code).toBe(0);
+    expect((await runNetkit(['disk', 'query', h, '--crit', '100%,1E'])).code).toBe(13);
+    const bad = await runNetkit(['disk', 'query', h, '--warn', 'ten']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/invalid --warn 'ten'/);
+  });
+
+  test('--format nagios: one status line with perfdata; exit 0, 1, 2, and 3 for a silent host or a bad option', async () => {
+    const s = await serve(['--host', '127.0.0.1']);
+    const h = `127.0.0.1:${s.port}`;
+    const ok = await runNetkit(['disk', 'query', h, '--format', 'nagios', '--warn', '0%']);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/^DISK OK - 1 filesystem on 1 host fine \| '\/[^']*'=\d+B;\d+;;0;\d+\n$/);
+    expect((await runNetkit(['disk', 'query', h, '--format', 'nagios', '--warn', '100%'])).code).toBe(1);
+    const crit = await runNetkit(['disk', 'query', h, '--format', 'nagios', '--warn', '100%', '--crit', '100%']);
+    expect(crit.code).toBe(2);
+    expect(crit.stdout).toMatch(/^DISK CRITICAL - /);
+    const dead = await runNetkit(['disk', 'query', '127.0.0.1:9', '--format', 'nagios', '--timeout', '100ms', '--retries', '0']);
+    expect(dead.code).toBe(3);
+    expect(dead.stdout).toMatch(/^DISK UNKNOWN - /);
+    const badOption = await runNetkit(['disk', 'query', h, '--format', 'nagios', '--bogus']);
+    expect(badOption.code).toBe(3);
+    expect(badOption.stdout).toMatch(/^DISK UNKNOWN - unknown option --bogus/);
+  });
+
+  test('--format prom: node_exporter names with a host label, accepted by promtool where it is installed', async () => {
+    const s = await serve(['--host', '127.0.0.1']);
+    const r = await runNetkit(['disk', 'query', `127.0.0.1:${s.port}`, '127.0.0.1:9', '--format', 'prom', '--all', '--timeout', '100ms', '--retries', '0']);
+    expect(r.stdout).toMatch(new RegExp(`^node_filesystem_avail_bytes\\{host="127\\.0\\.0\\.1:${s.port}",device="[^"]*",mountpoint="/[^"]*",fstype="[^"]*"\\} \\d+$`, 'm'));
+    expect(r.stdout).toMatch(/^netkit_disk_query_up\{host="127\.0\.0\.1:9"\} 0$/m);
+    if (spawnSync('sh', ['-c', 'command -v promtool']).status === 0) {
+      const check = spawnSync('promtool', ['check', 'metrics'], { input: r.stdout, encoding: 'utf8' });
+      expect(check.stdout + check.stderr).toBe('');
+    }
+  });
+
+  test('--watch piped: one JSON object per round (NDJSON), no escape codes; SIGINT ends it with exit 0', async () => {
+    const s = await serve(['--host', '127.0.0.1']);
+    const child = spawn(process.execPath, [BIN, 'disk', 'query', `127.0.0.1:${s.port}`, '--watch', '200ms'], { env: { ...process.env, NO_COLOR: '1' } });
+    let out = '';
+    child.stdout.setEncoding('utf8');
+    await new Promise<void>((resolve) => {
+      child.stdout.on('data', (d: string) => {
+        out += d;
+        if (out.split('\n').length > 3) resolve();
+      });
+    });
+    const exited = once(child, 'exit');
+    child.kill('SIGINT');
+    const [code] = (await exited) as [number | null];
+    expect(code).toBe(0);
+    expect(out).not.toMatch(/\u001b|\r/);
+    const rounds = out.trim().split('\n').map((l) => JSON.parse(l) as { round: number; hosts: Array<{ ok: boolean; answers: number; timeouts: number; ageMs: number }> });
+    expect(rounds[0]!.round).toBe(1);
+    expect(rounds[2]!.round).toBe(3);
+    expect(rounds[2]!.hosts[0]).toMatchObject({ ok: true, answers: 3, timeouts: 0 });
+    expect(rounds[2]!.hosts[0]!.ageMs).toBeLessThan(5000);
+  });
+});
