@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
 import { NetkitError, errnoOf } from '../errors.js';
-import { formatHostPort, markSinkAttached, sinkReadOptions, socketError, tcpTransport, type ReadSink, type StreamTransport } from './tcp.js';
+import { formatHostPort, markSinkAttached, sinkReadOptions, socketError, tcpTransport, type ReadSink, type ServerLayer, type StreamTransport } from './tcp.js';
 import { fingerprintOf, hostKey, verifyPeerFingerprint, type TrustDecision, type TrustPolicy } from './trust.js';
 
 /**
@@ -174,23 +174,45 @@ export async function acceptTls(socket: net.Socket, opts: AcceptTlsOptions): Pro
       'the client should use --tls',
     );
   }
-  // The bytes we peeked were unshifted back; TLSSocket feeds a wrapped socket's buffered data to OpenSSL first.
-  const secure = new tls.TLSSocket(socket, { isServer: true, secureContext: opts.context, requestCert: false });
   const remaining = Math.max(1, timeoutMs - (Date.now() - started));
+  let timer: NodeJS.Timeout | undefined;
+  const bounded = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new NetkitError('TIMEOUT', `the TLS handshake did not finish within ${timeoutMs} ms`));
+      socket.destroy();
+    }, remaining);
+  });
+  bounded.catch(() => undefined);
+  try {
+    return await Promise.race([serverHandshake(socket, opts.context), bounded]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * The server side of the TLS handshake on an accepted socket whose first bytes were read and
+ * unshifted back (TLSSocket feeds a wrapped socket's buffered data to OpenSSL first). Resolves with the
+ * secure socket on 'secure'; on a failed handshake or a peer that leaves, destroys both sockets and
+ * rejects with a NetkitError. No deadline of its own: destroying `socket` ends a stalled handshake.
+ */
+export async function serverHandshake(socket: net.Socket, context: tls.SecureContext): Promise<tls.TLSSocket> {
+  const secure = new tls.TLSSocket(socket, { isServer: true, secureContext: context, requestCert: false });
   let onError!: (err: Error) => void;
   let onClose!: () => void;
-  let timer: NodeJS.Timeout | undefined;
   try {
     await new Promise<void>((resolve, reject) => {
       onError = (err) => reject(new NetkitError('PROTOCOL', `TLS handshake with the client failed: ${tlsErrorText(err)}`, undefined, { cause: err }));
       onClose = () => reject(new NetkitError('PEER_CLOSED', 'the client closed the connection during the TLS handshake'));
-      timer = setTimeout(() => reject(new NetkitError('TIMEOUT', `the TLS handshake did not finish within ${timeoutMs} ms`)), remaining);
       secure.once('secure', () => resolve());
       secure.on('error', onError);
       secure.once('close', onClose);
       // The listening socket allows half-open connections, so a client that gives up mid-handshake
       // may only show up as 'end', never 'close'.
       secure.once('end', onClose);
+      // A socket destroyed before we wrapped it (a deadline) never emits on the TLSSocket.
+      if (socket.destroyed) onClose();
+      else socket.once('close', onClose);
     });
     return secure;
   } catch (err) {
@@ -200,10 +222,10 @@ export async function acceptTls(socket: net.Socket, opts: AcceptTlsOptions): Pro
     socket.destroy();
     throw err;
   } finally {
-    clearTimeout(timer);
     secure.off('error', onError);
     secure.off('close', onClose);
     secure.off('end', onClose);
+    socket.off('close', onClose);
   }
 }
 
@@ -385,8 +407,26 @@ export interface TlsTransportOptions {
  */
 export function tlsTransport(opts: TlsTransportOptions): StreamTransport {
   let context: tls.SecureContext | undefined;
+  const layer: ServerLayer | undefined = opts.identity
+    ? {
+        async listen(listenOpts, onConnection) {
+          // Built before binding, so a bad certificate or key fails the start, not the first client.
+          context ??= createServerContext(opts.identity!);
+          return tcpTransport.listen(listenOpts, onConnection);
+        },
+        starts: (first) => {
+          const kind = classifyFirstBytes(first);
+          return kind === 'incomplete' ? undefined : kind === 'tls';
+        },
+        handshake: (socket) => {
+          context ??= createServerContext(opts.identity!);
+          return serverHandshake(socket, context);
+        },
+      }
+    : undefined;
   return {
     name: 'tls',
+    layer,
     async listen(listenOpts, onConnection) {
       if (!opts.identity) throw new NetkitError('INTERNAL', 'tlsTransport.listen needs an identity');
       context ??= createServerContext(opts.identity);
