@@ -8,6 +8,7 @@ import { classicProtocol } from './classic.js';
 import { ConnectionTable, type Conn } from './connections.js';
 import { dispatch, type Mode, type Protocol } from './dispatch.js';
 import { HashCache } from './hash-cache.js';
+import { HashWorker } from './hasher.js';
 import { PrefixHashBudget } from './prefix-budget.js';
 import { Session, type ServeContext } from './session.js';
 import { ConnectionEnd, SERVE_DEFAULTS, type FileServer, type ServeOptions, type TransferLog } from './types.js';
@@ -40,6 +41,7 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
     table,
     pool: new BufferPool(),
     hashCache: new HashCache(),
+    hashWorker: new HashWorker(),
     prefixBudget: new PrefixHashBudget(),
     idleTimeoutMs: opts.idleTimeoutMs ?? SERVE_DEFAULTS.idleTimeoutMs,
     classicGapMs: opts.classicGapMs ?? SERVE_DEFAULTS.classicGapMs,
@@ -136,6 +138,7 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
         if (table.size > 0) await new Promise<void>((resolve) => idleWaiters.add(resolve));
       }
       await closed;
+      await ctx.hashWorker.close();
       return { finished: finishedDuringClose, aborted };
     },
   };
