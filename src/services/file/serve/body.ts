@@ -1,8 +1,8 @@
-// Reading a served file and streaming it: shared read buffers, one read in flight ahead of the socket, hashing on the worker while the kernel sends, backpressure.
+// Reading a served file and streaming it: shared read buffers, one read in flight ahead of the socket, hashing while the kernel sends, backpressure.
+import type { Hash } from 'node:crypto';
 import type { promises as fsp } from 'node:fs';
 import type { StreamSocket } from '../../../transport/tcp.js';
 import { drain } from '../../file-stream.js';
-import type { ChunkHasher } from './hasher.js';
 import { ENDS } from './session.js';
 import { ConnectionEnd } from './types.js';
 
@@ -10,18 +10,12 @@ import { ConnectionEnd } from './types.js';
 const CHUNK = 1024 * 1024;
 /** What a connection reads with when the shared pool is exhausted. */
 const SMALL_CHUNK = 128 * 1024;
-/** How many chunks the hashing worker may lag behind the reads before the transfer waits for it. */
-const MAX_HASH_LAG = 4;
-
-/** A buffer the hashing worker can read without a copy. */
-const shared = (size: number): Buffer => Buffer.from(new SharedArrayBuffer(size));
 
 /**
  * Read buffers shared by every connection: 1 MiB each, at most `max` of them in use at once, so memory
  * stays bounded however many clients there are. Past that a connection gets a small unpooled buffer
  * instead of waiting: a few clients that stop reading can slow others down, never stall them. A buffer
- * goes back only when socket.write says the kernel has its bytes and the hashing worker is done with
- * them. Every buffer is a SharedArrayBuffer, which the worker reads in place.
+ * goes back only when socket.write says the kernel has its bytes.
  */
 export class BufferPool {
   private readonly free: Buffer[] = [];
@@ -30,9 +24,9 @@ export class BufferPool {
   constructor(private readonly max = 24) {}
 
   get(): Buffer {
-    if (this.inUse >= this.max) return shared(SMALL_CHUNK);
+    if (this.inUse >= this.max) return Buffer.allocUnsafeSlow(SMALL_CHUNK);
     this.inUse += 1;
-    return this.free.pop() ?? shared(CHUNK);
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
   }
 
   put(buf: Buffer): void {
@@ -95,40 +89,28 @@ export async function* readChunks(handle: fsp.FileHandle, from: number, to: numb
   }
 }
 
-/** Feed [from, to) of the file to `hasher` without sending it (a resumed prefix); stops if the client leaves. */
-export async function hashRange(socket: StreamSocket, handle: fsp.FileHandle, from: number, to: number, pool: BufferPool, hasher: ChunkHasher): Promise<void> {
-  const lag: Promise<void>[] = [];
+/** Feed [from, to) of the file to `hash` without sending it (a resumed prefix); stops if the client leaves. */
+export async function hashRange(socket: StreamSocket, handle: fsp.FileHandle, from: number, to: number, pool: BufferPool, hash: Hash): Promise<void> {
   for await (const chunk of readChunks(handle, from, to, pool)) {
-    const whole = wholeOf(chunk);
-    const hashed = hasher.update(chunk);
-    hashed.then(
-      () => pool.put(whole),
-      () => pool.put(whole),
-    );
-    lag.push(hashed);
+    hash.update(chunk);
+    pool.put(wholeOf(chunk));
     if (socket.destroyed) throw new ConnectionEnd('aborted', 'the client went away while the server hashed the resumed prefix');
-    while (lag.length > MAX_HASH_LAG) await lag.shift();
   }
-  await Promise.all(lag);
 }
 
 export interface SendOptions {
   pool: BufferPool;
   /** Fed every byte sent, when given. */
-  hasher?: ChunkHasher;
+  hash?: Hash;
   /** The running count of body bytes written. */
   onSent?: (sent: number) => void;
   /** A chunk was handed to the kernel. */
   onFlushed?: () => void;
 }
 
-/**
- * Send [from, to) of the file, respecting backpressure from the socket and from the hashing worker.
- * Returns the number of bytes sent once every one of them is also hashed.
- */
+/** Send [from, to) of the file, respecting backpressure. Returns the number of bytes sent. */
 export async function sendBody(socket: StreamSocket, handle: fsp.FileHandle, from: number, to: number, opts: SendOptions): Promise<number> {
-  const { pool, hasher } = opts;
-  const lag: Promise<void>[] = [];
+  const { pool, hash } = opts;
   let sent = 0;
   for await (const chunk of readChunks(handle, from, to, pool)) {
     const whole = wholeOf(chunk);
@@ -136,21 +118,13 @@ export async function sendBody(socket: StreamSocket, handle: fsp.FileHandle, fro
       pool.put(whole);
       throw new ConnectionEnd('aborted', `the client went away after ${sent} bytes`);
     }
-    // The buffer goes back once the kernel has its bytes and the worker has hashed them.
-    let holds = hasher ? 2 : 1;
-    const release = (): void => {
-      if (--holds === 0) pool.put(whole);
-    };
-    // The callback runs even when the write fails: a destroyed socket calls back with an error, once.
+    // Returned even when the write fails: a destroyed socket calls back with an error, once.
     const ok = socket.write(chunk, () => {
-      release();
+      pool.put(whole);
       opts.onFlushed?.();
     });
-    if (hasher) {
-      const hashed = hasher.update(chunk);
-      hashed.then(release, release);
-      lag.push(hashed);
-    }
+    // Hash while the kernel sends what write() could not push out synchronously.
+    hash?.update(chunk);
     sent += chunk.length;
     opts.onSent?.(sent);
     if (!ok) {
@@ -161,8 +135,6 @@ export async function sendBody(socket: StreamSocket, handle: fsp.FileHandle, fro
         throw err;
       }
     }
-    while (lag.length > MAX_HASH_LAG) await lag.shift();
   }
-  await Promise.all(lag);
   return sent;
 }

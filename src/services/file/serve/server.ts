@@ -8,7 +8,6 @@ import { classicProtocol } from './classic.js';
 import { ConnectionTable, type Conn } from './connections.js';
 import { dispatch, type Mode, type Protocol } from './dispatch.js';
 import { HashCache } from './hash-cache.js';
-import { HashWorker } from './hasher.js';
 import { PrefixHashBudget } from './prefix-budget.js';
 import { Session, type ServeContext } from './session.js';
 import { ConnectionEnd, SERVE_DEFAULTS, type FileServer, type ServeOptions, type TransferLog } from './types.js';
@@ -41,7 +40,6 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
     table,
     pool: new BufferPool(),
     hashCache: new HashCache(),
-    hashWorker: new HashWorker(),
     prefixBudget: new PrefixHashBudget(),
     idleTimeoutMs: opts.idleTimeoutMs ?? SERVE_DEFAULTS.idleTimeoutMs,
     classicGapMs: opts.classicGapMs ?? SERVE_DEFAULTS.classicGapMs,
@@ -138,7 +136,6 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
         if (table.size > 0) await new Promise<void>((resolve) => idleWaiters.add(resolve));
       }
       await closed;
-      await ctx.hashWorker.close();
       return { finished: finishedDuringClose, aborted };
     },
   };

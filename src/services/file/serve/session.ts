@@ -9,7 +9,6 @@ import type { FailureThrottle } from '../../limits.js';
 import type { BufferPool } from './body.js';
 import type { Conn, ConnectionTable } from './connections.js';
 import type { HashCache } from './hash-cache.js';
-import type { HashWorker } from './hasher.js';
 import type { JailedFile } from './jail.js';
 import type { PrefixHashBudget } from './prefix-budget.js';
 import { ConnectionEnd, type Outcome, type TransferLog } from './types.js';
@@ -26,7 +25,6 @@ export interface ServeContext {
   readonly table: ConnectionTable;
   readonly pool: BufferPool;
   readonly hashCache: HashCache;
-  readonly hashWorker: HashWorker;
   readonly prefixBudget: PrefixHashBudget;
   readonly idleTimeoutMs: number;
   readonly classicGapMs: number;

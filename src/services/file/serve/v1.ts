@@ -1,5 +1,5 @@
 // The v1 session (docs/protocol.md section 2): handshake, proof of the secret, the jailed file, resume, the body, and a TRAILER, or CHANGED when the file changed while it was sent.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { isNetkitError } from '../../../errors.js';
 import { MAC_PLACEHOLDER, sealFrame } from '../../../protocol/auth-frames.js';
 import type { FileMacKind, HandshakeNonces } from '../../../protocol/auth.js';
@@ -134,33 +134,26 @@ async function answer(v1: V1, request: Request): Promise<void> {
   s.conn.enter('transfer');
   // RESPONSE goes out before the prefix hash, so the client hashes its copy of the prefix meanwhile.
   s.socket.write(v1.seal('server', encodeResponse({ status: Status.OK, size, offset, validator, message: '' }, v1.proof)));
-  const hasher = cached ? undefined : ctx.hashWorker.start();
-  let idle: IdleDeadline | undefined;
+  const hash = cached ? undefined : createHash('sha256');
   try {
-    try {
-      if (hasher && offset > 0) await hashRange(s.socket, handle, 0, offset, ctx.pool, hasher);
-    } finally {
-      prefix?.release();
-    }
-    // Armed only now: the socket is silent both ways while we hash the prefix (any length), and that
-    // silence is ours. A resuming client may still be hashing its own copy: allow for that until it
-    // first drains what we sent.
-    idle = new IdleDeadline(s.conn, ctx.idleTimeoutMs, offset > 0 ? prefixAllowanceMs(offset) : 0);
-    const progress = idle;
+    if (hash && offset > 0) await hashRange(s.socket, handle, 0, offset, ctx.pool, hash);
+  } finally {
+    prefix?.release();
+  }
+  // Armed only now: the socket is silent both ways while we hash the prefix (any length), and that
+  // silence is ours. A resuming client may still be hashing its own copy: allow for that until it
+  // first drains what we sent.
+  const idle = new IdleDeadline(s.conn, ctx.idleTimeoutMs, offset > 0 ? prefixAllowanceMs(offset) : 0);
+  try {
     s.entry.bytes = await sendBody(s.socket, handle, offset, size, {
       pool: ctx.pool,
-      hasher,
+      hash,
       onSent: (n) => (s.entry.bytes = n),
-      onFlushed: () => progress.progress(),
+      onFlushed: () => idle.progress(),
     });
-    const digest = cached ?? (await hasher!.digest());
-    idle.stop();
-    await finishBody(v1, digest, cached !== undefined);
-  } catch (err) {
-    hasher?.abandon();
-    throw err;
+    await finishBody(v1, cached ?? hash!.digest(), cached !== undefined);
   } finally {
-    idle?.stop();
+    idle.stop();
   }
 }
 
