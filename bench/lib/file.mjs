@@ -238,8 +238,8 @@ export async function runFile({ quick }) {
     } else skipped.push({ key: 'curl', reason: skippedTool(which('curl') ? 'python3' : 'curl') });
 
     // netkit's server hashes every full fetch (it sends the hash of the bytes it read; its digest cache
-    // only spares resumes their prefix). The first fetch from a fresh server also starts its hashing
-    // worker: time it on its own; the interleaved rounds then measure the steady state.
+    // only spares resumes their prefix). Time the first fetch from a fresh server on its own; the
+    // interleaved rounds then measure the steady state.
     let first = null;
     const nk = contenders.find((c) => c.key === 'netkit');
     if (nk) {
