@@ -73,6 +73,23 @@ describe('ConnectionTable', () => {
     expect(mine.socket.destroyed).toBe(false);
   });
 
+  test('a connection that goes back to waiting for a request (expectRequest) is evictable again, under a fresh header deadline', async () => {
+    const t = new ConnectionTable({ maxTotal: 1, maxPerSource: 1, headerTimeoutMs: 50 });
+    const a = slot(t, 'a');
+    a.requestComplete();
+    a.enter('transfer');
+    expect(t.admit(socket(), 'b', 'b').kind).toBe('busy');
+    a.expectRequest();
+    expect(a.phase).toBe('header');
+    const b = t.admit(socket(), 'b', 'b');
+    expect(b.kind).toBe('slot');
+    expect(a.isReleased).toBe(true);
+    if (b.kind !== 'slot') throw new Error('unreachable');
+    b.conn.expectRequest();
+    await new Promise((resolve) => b.conn.socket.once('close', resolve));
+    expect((b.conn.socket as { errored?: Error }).errored?.message).toBe('no complete request within 0.05s');
+  });
+
   test('model check: limits hold, a transfer is never evicted, and a newcomer is refused only when fairness says so', () => {
     const op = fc.oneof(
       fc.record({ kind: fc.constant('open' as const), src: fc.integer({ min: 0, max: 5 }) }),

@@ -31,19 +31,33 @@ export class Conn {
     readonly peer: string,
     readonly kind: 'slot' | 'busy',
     private readonly table: ConnectionTable,
-    deadlineMs: number,
+    private readonly deadlineMs: number,
   ) {
     this.socket = raw;
     // cut() destroys with a reason, which the socket emits as 'error': the session reads it from `errored`.
     raw.on('error', () => undefined);
-    this.deadline = setTimeout(() => this.cut(new ConnectionEnd('timeout', `no complete request within ${deadlineMs / 1000}s`)), deadlineMs);
-    this.deadline.unref();
+    this.arm();
   }
 
   /** The whole request has arrived: the header deadline no longer applies. */
   requestComplete(): void {
     clearTimeout(this.deadline);
     this.deadline = undefined;
+  }
+
+  /**
+   * A session that serves several requests on one connection waits for the next: back to the header
+   * phase (evictable again) under a fresh header deadline.
+   */
+  expectRequest(): void {
+    this.enter('header');
+    this.arm();
+  }
+
+  private arm(): void {
+    clearTimeout(this.deadline);
+    this.deadline = setTimeout(() => this.cut(new ConnectionEnd('timeout', `no complete request within ${this.deadlineMs / 1000}s`)), this.deadlineMs);
+    this.deadline.unref();
   }
 
   /** Move to another phase. A connection in its transfer is never evicted for a newcomer. */
