@@ -1,6 +1,6 @@
 // Dispatch on a connection's first bytes: a TLS handshake (then dispatch again inside it), or one of the protocols served on the port.
 import { isNetkitError } from '../../../errors.js';
-import { classifyFirstBytes } from '../../../transport/tls.js';
+import { classifyFirstBytes } from '../../../transport/tls-sniff.js';
 import type { ServerLayer } from '../../../transport/tcp.js';
 import { TLS_REQUIRED_MESSAGE } from '../../file-tls.js';
 import type { Session } from './session.js';
