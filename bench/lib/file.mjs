@@ -237,8 +237,9 @@ export async function runFile({ quick }) {
       contenders.push({ key: 'curl', label: '`curl -s -o out` from `python3 -m http.server`', run: () => curlFetch(big, port, outDir) });
     } else skipped.push({ key: 'curl', reason: skippedTool(which('curl') ? 'python3' : 'curl') });
 
-    // netkit's server remembers the SHA-256 of unchanged files, so only its first fetch hashes on the
-    // server side. Time that first fetch on its own; the interleaved rounds then measure the steady state.
+    // netkit's server hashes every full fetch (it sends the hash of the bytes it read; its digest cache
+    // only spares resumes their prefix). Time the first fetch from a fresh server on its own; the
+    // interleaved rounds then measure the steady state.
     let first = null;
     const nk = contenders.find((c) => c.key === 'netkit');
     if (nk) {

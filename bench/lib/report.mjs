@@ -115,7 +115,7 @@ function fileSection(r) {
     if (nc && nkFast && Number.isFinite(nkFast.median_ms)) L.push(`- Neither flushes: netkit --no-fsync / nc: ${fmt.ratio(nkFast.median_ms / nc.median_ms)}${paired(nkFast, nc)} → ${verdict(nkFast.median_ms <= nc.median_ms)}.`);
     if (nc && ncSync && Number.isFinite(ncSync.median_ms)) L.push(`- What the flush costs nc here: nc then fsync / nc = ${fmt.ratio(ncSync.median_ms / nc.median_ms)}${nkFast && Number.isFinite(nkFast.median_ms) ? `; netkit / netkit --no-fsync = ${fmt.ratio(nk.median_ms / nkFast.median_ms)}` : ''}.`);
     if (curl) L.push(`- netkit/curl wall time: ${fmt.ratio(nk.median_ms / curl.median_ms)}.`);
-    if (f.first_fetch) L.push(`- The netkit server caches the SHA-256 of unchanged files; the rounds above ran after one first fetch from a fresh server (not in the median), which took ${f.first_fetch.ok ? fmt.s(f.first_fetch.ms) : 'FAILED'} (server hashing while it streams${nc && f.first_fetch.ok ? `; ${fmt.ratio(f.first_fetch.ms / nc.median_ms)} nc` : ''}).`);
+    if (f.first_fetch) L.push(`- The netkit server hashes every full fetch it serves (while it streams); the rounds above ran after one first fetch from a fresh server (not in the median), which took ${f.first_fetch.ok ? fmt.s(f.first_fetch.ms) : 'FAILED'}${nc && f.first_fetch.ok ? ` (${fmt.ratio(f.first_fetch.ms / nc.median_ms)} nc)` : ''}.`);
   } else if (nk) {
     L.push('- netkit did not complete a verified transfer; no ratio.');
   }

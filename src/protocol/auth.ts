@@ -4,8 +4,8 @@ import { NetkitError } from '../errors.js';
 
 /*
  * Everything here is pure: Buffers in, Buffers or verdicts out, no clock, no I/O.
- * docs/security.md ("Wire format of authentication") is the normative description of these bytes;
- * keep the two in step.
+ * docs/protocol.md section 5 is the normative description of these bytes, with test vectors that
+ * tests/unit/protocol-vectors.test.ts checks against this module; keep the two in step.
  */
 
 /** Length of every MAC netkit puts on the wire (HMAC-SHA-256, untruncated). */

@@ -7,7 +7,7 @@ import type { StreamSocket } from '../transport/tcp.js';
  * (docs/protocol.md 2.6). Each side adds OFFSET / this to the silence it tolerates while the other may
  * still be hashing.
  */
-const PREFIX_HASH_RATE = 32e6;
+export const PREFIX_HASH_RATE = 32e6;
 
 /** Extra silence allowed to a peer that may be hashing a resumed prefix of `offset` bytes. */
 export const prefixAllowanceMs = (offset: number): number => Math.ceil((offset / PREFIX_HASH_RATE) * 1000);

@@ -1,32 +1,12 @@
-// TLS for the file service: the server's identity and the client's trust from options, and typed answers to plain clients.
+// TLS for the file service: the server's identity and the client's trust from options.
 import { readFileSync } from 'node:fs';
 import { NetkitError, fsError } from '../errors.js';
-import { CLASSIC_MISSING } from '../protocol/file-classic.js';
-import { Status, encodeResponse } from '../protocol/file-v1.js';
-import type { StreamSocket, StreamTransport } from '../transport/tcp.js';
-import { NETKIT_V1_FIRST_BYTE, tlsTransport, type TlsConnection } from '../transport/tls.js';
+import type { StreamTransport } from '../transport/tcp.js';
+import { tlsTransport, type TlsConnection } from '../transport/tls.js';
 import { loadOrCreateServerIdentity, loadServerIdentity, parseFingerprint, type ServerIdentity, type TrustPolicy } from '../transport/trust.js';
-import { linger } from './file-stream.js';
 
-/** How long a refused plain client gets to read our answer before the socket is cut. */
-const PLAIN_ANSWER_LINGER_MS = 2_000;
-
+/** What a plain v1 client on a TLS server is told (a BAD_REQUEST RESPONSE in place of the HELLO). */
 export const TLS_REQUIRED_MESSAGE = 'this server requires TLS: fetch with --tls';
-
-/**
- * A plain client reached the TLS server. A v1 client accepts a RESPONSE frame in place of the server
- * HELLO, so it gets a typed BAD_REQUEST saying to use --tls; a classic (seed) client gets the classic
- * "missing" answer, the only refusal it understands.
- */
-export function answerPlainClient(socket: StreamSocket, firstBytes: Buffer): void {
-  const answer =
-    firstBytes[0] === NETKIT_V1_FIRST_BYTE
-      ? encodeResponse({ status: Status.BAD_REQUEST, size: 0, offset: 0, validator: Buffer.alloc(0), message: TLS_REQUIRED_MESSAGE })
-      : CLASSIC_MISSING;
-  socket.on('error', () => undefined);
-  socket.write(answer);
-  void linger(socket, PLAIN_ANSWER_LINGER_MS);
-}
 
 export interface TlsServerSetup {
   /** `--tls-cert`; with `keyPath`. Without both, the stored self-signed identity is used (created on first use). */
@@ -34,10 +14,6 @@ export interface TlsServerSetup {
   keyPath?: string;
   /** Where the self-signed identity lives; default $XDG_CONFIG_HOME/netkit/tls. */
   identityDir?: string;
-  /** Bound on first byte + handshake per connection. */
-  handshakeTimeoutMs?: number;
-  /** Connections that never became TLS sessions (plain clients, failed handshakes), for the server log. */
-  onClientError?: (err: NetkitError, remote: string) => void;
 }
 
 /** The server side: its identity (print `identity.fingerprint` at start) and the transport to pass to startFileServer. */
@@ -49,13 +25,9 @@ export function tlsServerTransport(setup: TlsServerSetup = {}): { transport: Str
     setup.certPath !== undefined && setup.keyPath !== undefined
       ? loadServerIdentity(setup.certPath, setup.keyPath)
       : loadOrCreateServerIdentity({ dir: setup.identityDir });
-  const transport = tlsTransport({
-    identity,
-    handshakeTimeoutMs: setup.handshakeTimeoutMs,
-    onPlainClient: answerPlainClient,
-    onClientError: setup.onClientError,
-  });
-  return { transport, identity };
+  // The file server runs the handshake itself (transport.layer), under its own limits and deadlines,
+  // and answers plain clients in their own protocol.
+  return { transport: tlsTransport({ identity }), identity };
 }
 
 export interface TlsClientSetup {

@@ -1,4 +1,4 @@
-// Abuse limits shared by both servers: per-source failure throttling, connection counting, and the UDP token-bucket rate limiter; every table is bounded.
+// Abuse limits shared by both servers: source keys, per-source failure throttling, and the UDP token-bucket rate limiter; every table is bounded.
 import { isIPv4, isIPv6 } from 'node:net';
 import { performance } from 'node:perf_hooks';
 
@@ -143,64 +143,6 @@ export class FailureThrottle {
       return undefined;
     }
     return e;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Connection counting
-// ---------------------------------------------------------------------------------------------
-
-export interface ConnectionLimitOptions {
-  /** Most connections open at once, from everyone (default 256). */
-  maxTotal?: number;
-  /** Most connections open at once from one source (default 16). */
-  maxPerSource?: number;
-}
-
-export type ConnectionAdmission =
-  | { ok: true; /** Give the slot back; calling it twice is harmless. */ release: () => void }
-  | { ok: false; reason: 'total' | 'per-source' };
-
-/**
- * Counts open connections in total and per source. Acquire on accept; release on 'close'.
- * The table only holds sources with a connection open, so it is bounded by maxTotal.
- */
-export class ConnectionLimiter {
-  readonly maxTotal: number;
-  readonly maxPerSource: number;
-  private readonly perSource = new Map<string, number>();
-  private open = 0;
-
-  constructor(opts: ConnectionLimitOptions = {}) {
-    this.maxTotal = opts.maxTotal ?? 256;
-    this.maxPerSource = opts.maxPerSource ?? 16;
-    if (!(this.maxTotal >= 1) || !(this.maxPerSource >= 1)) throw new RangeError('invalid ConnectionLimiter options');
-  }
-
-  /** Take a slot for a new connection from `source`, or say which limit refuses it. */
-  acquire(source: string): ConnectionAdmission {
-    if (this.open >= this.maxTotal) return { ok: false, reason: 'total' };
-    const mine = this.perSource.get(source) ?? 0;
-    if (mine >= this.maxPerSource) return { ok: false, reason: 'per-source' };
-    this.open += 1;
-    this.perSource.set(source, mine + 1);
-    let released = false;
-    return {
-      ok: true,
-      release: () => {
-        if (released) return;
-        released = true;
-        this.open -= 1;
-        const n = (this.perSource.get(source) ?? 1) - 1;
-        if (n <= 0) this.perSource.delete(source);
-        else this.perSource.set(source, n);
-      },
-    };
-  }
-
-  /** Connections open now, in total or from one source. */
-  count(source?: string): number {
-    return source === undefined ? this.open : (this.perSource.get(source) ?? 0);
   }
 }
 

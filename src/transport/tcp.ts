@@ -84,8 +84,30 @@ export interface StreamListener {
  */
 export interface StreamTransport {
   readonly name: string;
+  /** Hand onConnection each connection once it is ready for the application (for TLS: after the handshake). */
   listen(opts: ListenOptions, onConnection: (socket: StreamSocket) => void): Promise<StreamListener>;
   connect(opts: ConnectOptions): Promise<StreamSocket>;
+  /**
+   * Present when the transport layers a handshake over TCP (TLS). A server that accounts for every
+   * connection from the moment it is accepted (limits, deadlines) listens through the layer and runs
+   * the handshake itself, so a connection that never completes one still counts and still times out.
+   */
+  readonly layer?: ServerLayer;
+}
+
+/** The server side of a handshake layered over TCP, applied by the server itself after accept. */
+export interface ServerLayer {
+  /** Listen for raw TCP connections: onConnection gets each one at accept, before any byte is read. */
+  listen(opts: ListenOptions, onConnection: (socket: StreamSocket) => void): Promise<StreamListener>;
+  /** Whether a connection's first bytes begin this layer's handshake; undefined while one more byte is needed. */
+  starts(firstBytes: Buffer): boolean | undefined;
+  /**
+   * Complete the handshake on an accepted socket whose first bytes were read and unshifted back.
+   * Resolves with the secure stream; rejects with a NetkitError (both sockets destroyed) when the
+   * handshake fails or the peer leaves. It sets no deadline of its own: the caller's deadline
+   * destroys the socket, which ends the handshake.
+   */
+  handshake(socket: StreamSocket): Promise<StreamSocket>;
 }
 
 /** `host:port`, with IPv6 literals in brackets, for messages and the listening line. */

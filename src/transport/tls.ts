@@ -1,9 +1,10 @@
-// The TLS stream adapter (node:tls, TLS 1.3 only): accept and connect with pin/TOFU/CA trust, plain-vs-TLS sniffing.
+// The TLS stream adapter (node:tls, TLS 1.3 only): accept and connect with pin/TOFU/CA trust; first-byte sniffing is in tls-sniff.ts.
 import { once } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
 import { NetkitError, errnoOf } from '../errors.js';
-import { formatHostPort, markSinkAttached, sinkReadOptions, socketError, tcpTransport, type ReadSink, type StreamTransport } from './tcp.js';
+import { formatHostPort, markSinkAttached, sinkReadOptions, socketError, tcpTransport, type ReadSink, type ServerLayer, type StreamTransport } from './tcp.js';
+import { NETKIT_V1_FIRST_BYTE, classifyFirstBytes, closeGently } from './tls-sniff.js';
 import { fingerprintOf, hostKey, verifyPeerFingerprint, type TrustDecision, type TrustPolicy } from './trust.js';
 
 /**
@@ -15,62 +16,6 @@ export const TLS_MIN_VERSION = 'TLSv1.3' as const;
 export const TLS_CIPHERSUITES = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256';
 /** Bound on connect + handshake (client) and on first byte + handshake (server) when the caller gives none. */
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
-
-// ---------------------------------------------------------------------------------------------
-// Sniffing the first bytes of a connection, so that each side of a plain/TLS mismatch can say so.
-
-/** A TLS record carrying a handshake message starts 0x16 0x03 <minor>; ClientHellos use 0x03 0x01 .. 0x03 0x04. */
-export const TLS_HANDSHAKE_RECORD = 0x16;
-/** The first byte of a plain netkit v1 file request (its magic is 0x89 'N' 'K' 'F'). */
-export const NETKIT_V1_FIRST_BYTE = 0x89;
-
-export type FirstBytes = 'tls' | 'netkit-v1' | 'other' | 'incomplete';
-
-/**
- * What a connection's first bytes say it is. 'incomplete' only for an empty buffer or a lone 0x16,
- * since one more byte is needed to tell a ClientHello from garbage that happens to start with 0x16.
- */
-export function classifyFirstBytes(buf: Buffer): FirstBytes {
-  if (buf.length === 0) return 'incomplete';
-  const b0 = buf[0]!;
-  if (b0 === TLS_HANDSHAKE_RECORD) {
-    if (buf.length < 2) return 'incomplete';
-    return buf[1] === 0x03 ? 'tls' : 'other';
-  }
-  if (b0 === NETKIT_V1_FIRST_BYTE) return 'netkit-v1';
-  return 'other';
-}
-
-/** True when `buf` (the first bytes a plain server received) is the start of a TLS ClientHello. */
-export function looksLikeTlsClientHello(buf: Buffer): boolean {
-  return classifyFirstBytes(buf) === 'tls';
-}
-
-/** How long a refused client may take to close its side before we cut the connection. */
-const REFUSAL_LINGER_MS = 2_000;
-
-/**
- * End our side and discard input until the peer closes (bounded), so the close is a FIN, not a reset
- * that could destroy bytes still in flight, and a half-open peer cannot keep the socket forever.
- */
-export function closeGently(socket: net.Socket): void {
-  const timer = setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS);
-  timer.unref();
-  socket.once('close', () => clearTimeout(timer));
-  socket.once('end', () => socket.destroy());
-  socket.on('error', () => undefined);
-  socket.end();
-  socket.resume();
-}
-
-/**
- * What a plain server does with a TLS client: close without writing, so the client's TLS stack sees the
- * connection end during the handshake and connectTls() reports "the server is not running TLS" at once
- * (anything written would be parsed as a TLS record and give a vaguer error).
- */
-export function refuseTlsClient(socket: net.Socket): void {
-  closeGently(socket);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Server side
@@ -174,23 +119,45 @@ export async function acceptTls(socket: net.Socket, opts: AcceptTlsOptions): Pro
       'the client should use --tls',
     );
   }
-  // The bytes we peeked were unshifted back; TLSSocket feeds a wrapped socket's buffered data to OpenSSL first.
-  const secure = new tls.TLSSocket(socket, { isServer: true, secureContext: opts.context, requestCert: false });
   const remaining = Math.max(1, timeoutMs - (Date.now() - started));
+  let timer: NodeJS.Timeout | undefined;
+  const bounded = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new NetkitError('TIMEOUT', `the TLS handshake did not finish within ${timeoutMs} ms`));
+      socket.destroy();
+    }, remaining);
+  });
+  bounded.catch(() => undefined);
+  try {
+    return await Promise.race([serverHandshake(socket, opts.context), bounded]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * The server side of the TLS handshake on an accepted socket whose first bytes were read and
+ * unshifted back (TLSSocket feeds a wrapped socket's buffered data to OpenSSL first). Resolves with the
+ * secure socket on 'secure'; on a failed handshake or a peer that leaves, destroys both sockets and
+ * rejects with a NetkitError. No deadline of its own: destroying `socket` ends a stalled handshake.
+ */
+export async function serverHandshake(socket: net.Socket, context: tls.SecureContext): Promise<tls.TLSSocket> {
+  const secure = new tls.TLSSocket(socket, { isServer: true, secureContext: context, requestCert: false });
   let onError!: (err: Error) => void;
   let onClose!: () => void;
-  let timer: NodeJS.Timeout | undefined;
   try {
     await new Promise<void>((resolve, reject) => {
       onError = (err) => reject(new NetkitError('PROTOCOL', `TLS handshake with the client failed: ${tlsErrorText(err)}`, undefined, { cause: err }));
       onClose = () => reject(new NetkitError('PEER_CLOSED', 'the client closed the connection during the TLS handshake'));
-      timer = setTimeout(() => reject(new NetkitError('TIMEOUT', `the TLS handshake did not finish within ${timeoutMs} ms`)), remaining);
       secure.once('secure', () => resolve());
       secure.on('error', onError);
       secure.once('close', onClose);
       // The listening socket allows half-open connections, so a client that gives up mid-handshake
       // may only show up as 'end', never 'close'.
       secure.once('end', onClose);
+      // A socket destroyed before we wrapped it (a deadline) never emits on the TLSSocket.
+      if (socket.destroyed) onClose();
+      else socket.once('close', onClose);
     });
     return secure;
   } catch (err) {
@@ -200,10 +167,10 @@ export async function acceptTls(socket: net.Socket, opts: AcceptTlsOptions): Pro
     socket.destroy();
     throw err;
   } finally {
-    clearTimeout(timer);
     secure.off('error', onError);
     secure.off('close', onClose);
     secure.off('end', onClose);
+    socket.off('close', onClose);
   }
 }
 
@@ -385,8 +352,26 @@ export interface TlsTransportOptions {
  */
 export function tlsTransport(opts: TlsTransportOptions): StreamTransport {
   let context: tls.SecureContext | undefined;
+  const layer: ServerLayer | undefined = opts.identity
+    ? {
+        async listen(listenOpts, onConnection) {
+          // Built before binding, so a bad certificate or key fails the start, not the first client.
+          context ??= createServerContext(opts.identity!);
+          return tcpTransport.listen(listenOpts, onConnection);
+        },
+        starts: (first) => {
+          const kind = classifyFirstBytes(first);
+          return kind === 'incomplete' ? undefined : kind === 'tls';
+        },
+        handshake: (socket) => {
+          context ??= createServerContext(opts.identity!);
+          return serverHandshake(socket, context);
+        },
+      }
+    : undefined;
   return {
     name: 'tls',
+    layer,
     async listen(listenOpts, onConnection) {
       if (!opts.identity) throw new NetkitError('INTERNAL', 'tlsTransport.listen needs an identity');
       context ??= createServerContext(opts.identity);

@@ -3,13 +3,13 @@ import { afterEach, beforeAll, afterAll, describe, expect, test } from '@jest/gl
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FrameType, MAX_FRAME_PAYLOAD, Status, encodeFrame, encodeHello, encodePreamble } from '../../src/protocol/file-v1.js';
 import { BIN, runNetkit, startServer, type Server } from '../helpers/netkit.js';
-import { rawFetch, requestFrame, v1Conversation } from '../helpers/raw-file-client.js';
+import { holdTransfer, rawFetch, requestFrame, v1Conversation } from '../helpers/raw-file-client.js';
 
 let dir: string;
 let big: Buffer;
@@ -20,6 +20,9 @@ beforeAll(() => {
   writeFileSync(path.join(dir, 'ok.txt'), 'inside\n');
   big = randomBytes(3 * 1024 * 1024);
   writeFileSync(path.join(dir, 'big.bin'), big);
+  // Sparse, and larger than loopback socket buffers: a client that stops reading keeps it transferring.
+  writeFileSync(path.join(dir, 'hold.bin'), '');
+  truncateSync(path.join(dir, 'hold.bin'), 256 * 1024 * 1024);
 });
 
 afterEach(async () => {
@@ -205,12 +208,13 @@ describe('slowloris', () => {
   }, 60_000);
 
   test('one flooding address cannot take every busy answer: another address over the total limit still gets a typed BUSY', async () => {
-    // Two slots: one held by the flooder (its per-source limit is 1), one by a silent third address.
+    // Two slots, both transferring (never evicted): one held by the flooder (its per-source limit is 1),
+    // one by a third address.
     const s = await serve('--max-connections', '2', '--max-per-source', '1', '--header-timeout', '20s');
     const held: net.Socket[] = [];
     try {
-      held.push(await connect(s.port, '127.0.0.1'));
-      held.push(await connect(s.port, '127.0.0.3'));
+      held.push(await holdTransfer(s.port, 'hold.bin', { localAddress: '127.0.0.1' }));
+      held.push(await holdTransfer(s.port, 'hold.bin', { localAddress: '127.0.0.3' }));
       // 30 more from the flooder, all silent: at most a quarter of the busy answers may wait on one address.
       for (let i = 0; i < 30; i++) held.push(await connect(s.port, '127.0.0.1'));
       const other = await rawFetch(s.port, 'big.bin', { localAddress: '127.0.0.2', timeoutMs: 5_000 });

@@ -8,6 +8,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, runNetkit, startServer, type Server } from '../helpers/netkit.js';
+import { holdTransfer } from '../helpers/raw-file-client.js';
 
 let base: string;
 let served: string;
@@ -181,10 +182,8 @@ describe('netkit file serve / fetch', () => {
 
   test('busy past --max-connections exits 5', async () => {
     const s = await serve(['--max-connections', '1']);
-    const holder = net.connect({ host: '127.0.0.1', port: s.port });
-    sockets.push(holder);
-    holder.on('error', () => undefined);
-    await once(holder, 'connect');
+    // A transfer that has stopped reading holds the only slot (an idle connection would be evicted).
+    sockets.push(await holdTransfer(s.port, 'big.bin'));
     const r = await runNetkit(fetchArgs(s, 'small.bin', outDir()));
     expect(r.code).toBe(5);
     expect(r.stderr).toMatch(/busy/);

@@ -25,8 +25,8 @@ import {
   type Frame,
 } from '../../src/protocol/file-v1.js';
 import { fetchFile, type FetchOptions } from '../../src/services/file-fetch.js';
-import { startFileServer, type FileServer, type ServeOptions, type TransferLog } from '../../src/services/file-serve.js';
-import { validatorOf } from '../../src/services/file-hash-cache.js';
+import { startFileServer, type FileServer, type ServeOptions, type TransferLog } from '../../src/services/file/serve/index.js';
+import { validatorOf } from '../../src/services/file/serve/hash-cache.js';
 import { FailureThrottle } from '../../src/services/limits.js';
 import { tcpTransport } from '../../src/transport/tcp.js';
 import { tcpRecordingProxy, type TcpRecordingProxy } from '../helpers/recording-proxy.js';

@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetkitError } from '../../src/errors.js';
-import { normaliseName, openInJail } from '../../src/services/file-jail.js';
+import { normaliseName, openInJail } from '../../src/services/file/serve/jail.js';
 
 let base: string;
 let root: string;

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetkitError } from '../../src/errors.js';
 import { fetchFile, localNameOf, type FetchOptions } from '../../src/services/file-fetch.js';
-import { BufferPool, startFileServer, type FileServer, type ServeOptions, type TransferLog } from '../../src/services/file-serve.js';
+import { startFileServer, type FileServer, type ServeOptions, type TransferLog } from '../../src/services/file/serve/index.js';
+import { BufferPool } from '../../src/services/file/serve/body.js';
 import {
   FrameReader,
   FrameType,
@@ -24,7 +25,7 @@ import {
   Tag,
 } from '../../src/protocol/file-v1.js';
 import { tcpTransport } from '../../src/transport/tcp.js';
-import { validatorOf } from '../../src/services/file-hash-cache.js';
+import { validatorOf } from '../../src/services/file/serve/hash-cache.js';
 import { rejection } from '../helpers/errors.js';
 
 let base: string;
@@ -281,10 +282,29 @@ describe('resume', () => {
   });
 });
 
+/** A v1 client that requests `name`, takes the first 64 KiB of the answer, then stops reading: a transfer in progress. */
+async function stalledTransfer(port: number, name: string): Promise<net.Socket> {
+  const s = await rawConnect(port);
+  s.write(Buffer.concat([encodePreamble(), encodeHello({ nonce: randomBytes(32), flags: 0 }), encodeRequest({ name, offset: 0, validator: Buffer.alloc(0) })]));
+  let got = 0;
+  await new Promise<void>((resolve) => {
+    const onData = (c: Buffer): void => {
+      got += c.length;
+      if (got < 64 * 1024) return;
+      s.off('data', onData);
+      s.pause();
+      resolve();
+    };
+    s.on('data', onData);
+  });
+  return s;
+}
+
 describe('server limits', () => {
   test('past --max-connections a v1 client gets BUSY and a classic client -1; others are still served', async () => {
+    writeFileSync(join(served, 'hold.bin'), Buffer.alloc(64 * 1024 * 1024, 7)); // more than the socket buffers take
     const { server, next } = await serve({ maxConnections: 1 });
-    const holder = await rawConnect(server.port); // an idle connection holds the only slot
+    const holder = await stalledTransfer(server.port, 'hold.bin'); // a transfer holds the only slot: never evicted
     const err = await rejection(fetchFrom(server, 'one.bin', outDir()));
     expect(err.code).toBe('BUSY');
     expect((await next()).outcome).toBe('busy');
@@ -296,6 +316,18 @@ describe('server limits', () => {
     expect((await next()).outcome).toBe('aborted'); // the holder
     const r = await fetchFrom(server, 'one.bin', outDir());
     expect(r.verified).toBe(true);
+  });
+
+  test('when the server is full, an idle connection gives its slot to a newcomer (logged as evicted)', async () => {
+    const { server, logs, next } = await serve({ maxConnections: 1 });
+    const idle = await rawConnect(server.port);
+    const idleClosed = once(idle.resume(), 'close');
+    const r = await fetchFrom(server, 'one.bin', outDir());
+    expect(r.verified).toBe(true);
+    await idleClosed;
+    const outcomes = [await next(), await next()].map((l) => l.outcome).sort();
+    expect(outcomes).toEqual(['evicted', 'ok']);
+    expect(logs.find((l) => l.outcome === 'evicted')!.detail).toMatch(/had not completed its request/);
   });
 
   test('a client that says nothing is dropped after the header timeout', async () => {

@@ -115,6 +115,22 @@ describe('file v1 frames', () => {
     expect(decodeRequest(f)).toEqual({ name: 'x', offset: 0, validator: Buffer.alloc(0) });
   });
 
+  test('docs/protocol.md 2.2: tags of another frame type are skipped unchecked; any repeated tag is malformed; required fields', () => {
+    const odd = Buffer.from([1, 2, 3]); // a length no field of these types has
+    expect(decodeRequest(frame(encodeFrame(FrameType.REQUEST, [[Tag.SIZE, odd], [Tag.SHA256, odd], [Tag.NAME, Buffer.from('x')]]))).name).toBe('x');
+    expect(decodeHello(frame(encodeFrame(FrameType.HELLO, [[Tag.NONCE, Buffer.alloc(32)], [Tag.STATUS, odd]]))).flags).toBe(0);
+    expect(decodeTrailer(frame(encodeFrame(FrameType.TRAILER, [[Tag.NONCE, odd], [Tag.SHA256, Buffer.alloc(32)]]))).sha256).toEqual(Buffer.alloc(32));
+    expect(codeOf(() => decodeRequest(frame(encodeFrame(FrameType.REQUEST, [[0x7f, odd], [Tag.NAME, Buffer.from('x')], [0x7f, odd]]))))).toBe('PROTOCOL');
+    // Required: NONCE in HELLO, NAME in REQUEST, STATUS in RESPONSE (and SIZE, OFFSET with OK), SHA256 in TRAILER.
+    expect(codeOf(() => decodeHello(frame(encodeFrame(FrameType.HELLO, [[Tag.FLAGS, Buffer.alloc(4)]]))))).toBe('PROTOCOL');
+    expect(codeOf(() => decodeRequest(frame(encodeFrame(FrameType.REQUEST, [[Tag.OFFSET, Buffer.alloc(8)]]))))).toBe('PROTOCOL');
+    expect(codeOf(() => decodeResponse(frame(encodeFrame(FrameType.RESPONSE, [[Tag.SIZE, Buffer.alloc(8)]]))))).toBe('PROTOCOL');
+    expect(codeOf(() => decodeResponse(frame(encodeFrame(FrameType.RESPONSE, [[Tag.STATUS, Buffer.from([Status.OK])], [Tag.SIZE, Buffer.alloc(8)]]))))).toBe('PROTOCOL');
+    expect(codeOf(() => decodeTrailer(frame(encodeFrame(FrameType.TRAILER, []))))).toBe('PROTOCOL');
+    // A refusal needs only its STATUS: SIZE and OFFSET default to 0, VALIDATOR to empty.
+    expect(decodeResponse(frame(encodeFrame(FrameType.RESPONSE, [[Tag.STATUS, Buffer.from([Status.BUSY])]])))).toEqual({ status: Status.BUSY, size: 0, offset: 0, validator: Buffer.alloc(0), message: '' });
+  });
+
   test('a frame longer than the hard limit is refused before it is buffered', () => {
     const reader = new FrameReader();
     const header = Buffer.from([FrameType.REQUEST, 0, 0]);

@@ -1,7 +1,7 @@
-// Abuse limits with an injected clock: failure back-off, connection counting against a model, token buckets, bounded tables, source keys.
+// Abuse limits with an injected clock: failure back-off, token buckets, bounded tables, source keys.
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
-import { ConnectionLimiter, FailureThrottle, RateLimiter, RateVerdict, isLoopback, sourceKey } from '../../src/services/limits.js';
+import { FailureThrottle, RateLimiter, RateVerdict, isLoopback, sourceKey } from '../../src/services/limits.js';
 
 /** A clock the test moves by hand: no timers, no sleeps. */
 function manualClock(start = 1_000): { now: () => number; advance: (ms: number) => void } {
@@ -97,54 +97,6 @@ describe('FailureThrottle', () => {
   test('rejects nonsense options', () => {
     expect(() => new FailureThrottle({ baseDelayMs: 10, maxDelayMs: 5 })).toThrow(RangeError);
     expect(() => new FailureThrottle({ maxSources: 0 })).toThrow(RangeError);
-  });
-});
-
-describe('ConnectionLimiter', () => {
-  test('per-source and total limits, and release is idempotent', () => {
-    const l = new ConnectionLimiter({ maxTotal: 3, maxPerSource: 2 });
-    const a1 = l.acquire('a');
-    const a2 = l.acquire('a');
-    expect(a1.ok && a2.ok).toBe(true);
-    expect(l.acquire('a')).toEqual({ ok: false, reason: 'per-source' });
-    const b1 = l.acquire('b');
-    expect(b1.ok).toBe(true);
-    expect(l.acquire('c')).toEqual({ ok: false, reason: 'total' });
-    if (!a1.ok) throw new Error('unreachable');
-    a1.release();
-    a1.release();
-    expect(l.count()).toBe(2);
-    expect(l.count('a')).toBe(1);
-    expect(l.acquire('c').ok).toBe(true);
-  });
-
-  test('model check: counts always match the open leases and never exceed the limits', () => {
-    const op = fc.oneof(
-      fc.record({ kind: fc.constant('open' as const), src: fc.integer({ min: 0, max: 5 }) }),
-      fc.record({ kind: fc.constant('close' as const), pick: fc.nat() }),
-    );
-    fc.assert(
-      fc.property(fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 4 }), fc.array(op, { maxLength: 200 }), (total, per, ops) => {
-        const l = new ConnectionLimiter({ maxTotal: total, maxPerSource: per });
-        const open: { src: string; release: () => void }[] = [];
-        for (const o of ops) {
-          if (o.kind === 'open') {
-            const src = `s${o.src}`;
-            const mine = open.filter((x) => x.src === src).length;
-            const r = l.acquire(src);
-            expect(r.ok).toBe(open.length < total && mine < per);
-            if (r.ok) open.push({ src, release: r.release });
-          } else if (open.length > 0) {
-            const [x] = open.splice(o.pick % open.length, 1);
-            x!.release();
-            x!.release(); // a second release must not free someone else's slot
-          }
-          expect(l.count()).toBe(open.length);
-          for (let s = 0; s <= 5; s++) expect(l.count(`s${s}`)).toBe(open.filter((x) => x.src === `s${s}`).length);
-        }
-      }),
-      RUNS,
-    );
   });
 });
 

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetkitError } from '../../src/errors.js';
 import { fetchFile } from '../../src/services/file-fetch.js';
-import { startFileServer, type FileServer } from '../../src/services/file-serve.js';
+import { startFileServer, type FileServer } from '../../src/services/file/serve/index.js';
 import { TLS_REQUIRED_MESSAGE, tlsClientTransport, tlsServerTransport } from '../../src/services/file-tls.js';
 import { tcpTransport } from '../../src/transport/tcp.js';
 import { rejection } from '../helpers/errors.js';

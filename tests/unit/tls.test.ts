@@ -10,7 +10,8 @@ import type tls from 'node:tls';
 import { NetkitError } from '../../src/errors.js';
 import { generateSelfSigned, type SelfSigned } from '../../src/transport/cert.js';
 import type { StreamListener, StreamSocket } from '../../src/transport/tcp.js';
-import { classifyFirstBytes, closeGently, looksLikeTlsClientHello, refuseTlsClient, tlsTransport, type TlsTransportOptions } from '../../src/transport/tls.js';
+import { classifyFirstBytes, closeGently, looksLikeTlsClientHello, refuseTlsClient } from '../../src/transport/tls-sniff.js';
+import { tlsTransport, type TlsTransportOptions } from '../../src/transport/tls.js';
 import { fingerprintOf, type TrustPolicy } from '../../src/transport/trust.js';
 import { rejection } from '../helpers/errors.js';
 

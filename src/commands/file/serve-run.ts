@@ -1,5 +1,5 @@
 // Running `netkit file serve`: start the service, print where it listens, log each transfer, drain on a signal.
-import { startFileServer, type TransferLog } from '../../services/file-serve.js';
+import { startFileServer, type TransferLog } from '../../services/file/serve/index.js';
 import { formatHostPort, tcpTransport, type StreamTransport } from '../../transport/tcp.js';
 import { waitForShutdown } from '../../cli/signals.js';
 import { formatBytes, formatDuration, sanitize } from '../../cli/output.js';
@@ -19,6 +19,7 @@ export interface ServeRunOptions {
   tls?: boolean;
   tlsCert?: string;
   tlsKey?: string;
+  refuseHardLinks?: boolean;
   /** --token-file; without it NETKIT_TOKEN is used if set. */
   tokenFile?: string | undefined;
 }
@@ -47,13 +48,7 @@ export async function runFileServe(o: ServeRunOptions): Promise<void> {
   let tlsLine = '';
   if (o.tls) {
     const { tlsServerTransport } = await import('../../services/file-tls.js');
-    const tls = tlsServerTransport({
-      certPath: o.tlsCert,
-      keyPath: o.tlsKey,
-      // Plain clients and failed handshakes go through the same rate-limited log as transfers.
-      onClientError: (err, remote) =>
-        logTransfer?.({ peer: remote, protocol: 'unknown', bytes: 0, durationMs: 0, outcome: err.code === 'TIMEOUT' ? 'timeout' : 'bad-request', detail: err.message }),
-    });
+    const tls = tlsServerTransport({ certPath: o.tlsCert, keyPath: o.tlsKey });
     transport = tls.transport;
     const where = tls.identity.created ? `generated, kept in ${tls.identity.certPath}` : (tls.identity.certPath ?? '');
     tlsLine = `tls fingerprint ${tls.identity.fingerprint} (${where})\n`;
@@ -67,6 +62,7 @@ export async function runFileServe(o: ServeRunOptions): Promise<void> {
     maxPerSource: o.maxPerSource,
     headerTimeoutMs: o.headerTimeoutMs,
     idleTimeoutMs: o.idleTimeoutMs,
+    refuseHardLinks: o.refuseHardLinks,
     onLog: logTransfer,
     secret: secret?.key('file'),
   });

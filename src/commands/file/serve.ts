@@ -12,6 +12,7 @@ interface ServeArgs {
   'header-timeout': number;
   'idle-timeout': number;
   grace: number;
+  'refuse-hard-links': boolean;
   quiet: boolean;
   tls: boolean;
   'tls-cert'?: string;
@@ -32,6 +33,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('header-timeout', { type: 'string', default: '10s', describe: 'drop a client that has not sent its whole request by then', coerce: (v: unknown) => parseDuration(v, '--header-timeout', 600_000) })
       .option('idle-timeout', { type: 'string', default: '30s', describe: 'drop a client that reads nothing for this long', coerce: (v: unknown) => parseDuration(v, '--idle-timeout', 3_600_000) })
       .option('grace', { type: 'string', default: '10s', describe: 'on SIGINT/SIGTERM, let running transfers finish for this long', coerce: (v: unknown) => parseDuration(v, '--grace', 3_600_000) })
+      .option('refuse-hard-links', { type: 'boolean', default: false, describe: 'refuse files with more than one hard link (a link into DIR from elsewhere on the same file system)' })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'do not log each transfer on stderr' })
       .option('tls', { type: 'boolean', default: false, describe: 'encrypt with TLS 1.3; prints the certificate fingerprint clients pin' })
       .option('tls-cert', { type: 'string', describe: 'PEM certificate for --tls [default: a self-signed one generated once and kept in ~/.config/netkit/tls]' })
@@ -52,6 +54,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       headerTimeoutMs: argv['header-timeout'],
       idleTimeoutMs: argv['idle-timeout'],
       graceMs: argv.grace,
+      refuseHardLinks: argv['refuse-hard-links'],
       quiet: argv.quiet,
       tls: argv.tls || argv['tls-cert'] !== undefined || argv['tls-key'] !== undefined,
       tlsCert: argv['tls-cert'],

@@ -1,7 +1,7 @@
 // The jail: turn a requested name into an open regular file inside the served directory, or a typed refusal.
 import { constants as fsc, promises as fsp, type BigIntStats } from 'node:fs';
 import path from 'node:path';
-import { NetkitError, errnoOf } from '../errors.js';
+import { NetkitError, errnoOf } from '../../../errors.js';
 
 export interface JailedFile {
   handle: fsp.FileHandle;
@@ -41,6 +41,15 @@ function inside(root: string, candidate: string): boolean {
   return candidate === root || candidate.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
 }
 
+export interface JailOptions {
+  /**
+   * Refuse a file whose link count is above 1. A hard link is the same file under a second name, and
+   * the jail judges names: a link made inside the directory to a file elsewhere on the same file system
+   * is served unless this is set (docs/security.md section 3).
+   */
+  refuseHardLinks?: boolean;
+}
+
 /**
  * Open `name` inside `root` (which must already be a realpath). The file is opened once, with
  * O_NOFOLLOW (the last component was resolved by realpath, so a symlink there now means a swap) and
@@ -48,7 +57,7 @@ function inside(root: string, candidate: string): boolean {
  * On Linux the descriptor's own path (/proc/self/fd) is checked against the root too, which closes
  * the race of a directory being swapped for a symlink between realpath and open.
  */
-export async function openInJail(root: string, name: string): Promise<JailedFile> {
+export async function openInJail(root: string, name: string, opts: JailOptions = {}): Promise<JailedFile> {
   const segments = normaliseName(name);
   const joined = path.join(root, ...segments);
   let real: string;
@@ -79,6 +88,7 @@ export async function openInJail(root: string, name: string): Promise<JailedFile
     const stat = await handle.stat({ bigint: true });
     if (stat.isDirectory()) throw refuse('FORBIDDEN', 'is a directory');
     if (!stat.isFile()) throw refuse('FORBIDDEN', 'not a regular file');
+    if (opts.refuseHardLinks && stat.nlink > 1n) throw refuse('FORBIDDEN', `the file has ${stat.nlink} hard links, and this server refuses hard-linked files`);
     if (process.platform === 'linux') {
       let opened: string | undefined;
       try {
