@@ -1,6 +1,7 @@
 // Reading a served file and streaming it: shared read buffers, one read in flight ahead of the socket, hashing while the kernel sends, backpressure.
 import type { Hash } from 'node:crypto';
 import type { promises as fsp } from 'node:fs';
+import type { Writable } from 'node:stream';
 import type { StreamSocket } from '../../../transport/tcp.js';
 import { drain } from '../../file-stream.js';
 import { ENDS } from './session.js';
@@ -108,8 +109,11 @@ export interface SendOptions {
   onFlushed?: () => void;
 }
 
-/** Send [from, to) of the file, respecting backpressure. Returns the number of bytes sent. */
-export async function sendBody(socket: StreamSocket, handle: fsp.FileHandle, from: number, to: number, opts: SendOptions): Promise<number> {
+/**
+ * Send [from, to) of the file, respecting backpressure, to a socket or to an HTTP response body (whose
+ * write callbacks are the socket's). Returns the number of bytes sent.
+ */
+export async function sendBody(socket: Writable, handle: fsp.FileHandle, from: number, to: number, opts: SendOptions): Promise<number> {
   const { pool, hash } = opts;
   let sent = 0;
   for await (const chunk of readChunks(handle, from, to, pool)) {
