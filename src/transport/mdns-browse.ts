@@ -194,6 +194,7 @@ export async function browse(opts: BrowseOptions): Promise<Browser> {
         if (bye(r)) drop(key);
         else if (typeof d?.port === 'number' && typeof d.target === 'string' && d.target !== '') {
           inst.srv = { port: d.port, target: d.target.replace(/\.$/, ''), source: from };
+          inst.instance = kindOf(r.name)?.instance ?? inst.instance; // the owner's spelling, not the asker's
           touched.add(key);
         }
       } else if (r.type === 'TXT' && !bye(r)) {

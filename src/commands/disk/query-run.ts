@@ -1,5 +1,6 @@
 // Running `netkit disk query`: parse the hosts, ask them, print the table or JSON, report the ones that failed.
-import { parseTarget, queryDisks, type HostResult } from '../../services/disk-query.js';
+import { parseTarget, type HostResult } from '../../services/disk-query.js';
+import { queryWithDiscovery } from '../../services/disk-discover.js';
 import { sanitize, useColor } from '../../cli/output.js';
 import { setExitCode } from '../../cli/state.js';
 import { renderJson, renderTable, type Paint } from './render.js';
@@ -15,6 +16,9 @@ export interface QueryRunOptions {
   json: boolean;
   classic: boolean;
   tokenFile?: string | undefined;
+  /** Also ask every disk server that announces itself, listening this long. */
+  discover?: boolean;
+  discoverTimeoutMs?: number;
 }
 
 async function painter(): Promise<Paint | undefined> {
@@ -25,17 +29,28 @@ async function painter(): Promise<Paint | undefined> {
 
 export async function runDiskQuery(o: QueryRunOptions): Promise<void> {
   // Bad ports and empty names are usage errors (exit 2) before anything is sent.
-  const targets = o.hosts.map((h) => parseTarget(h, o.port));
+  const hosts = o.hosts.length === 0 && !o.discover ? ['localhost'] : o.hosts;
+  const targets = hosts.map((h) => parseTarget(h, o.port));
   const secret = await loadCliSecret(o.tokenFile);
   if (secret && o.classic) {
     throw new NetkitError('USAGE', `--classic cannot be used with a secret (${secret.source}): the classic protocol cannot authenticate`, 'unset NETKIT_TOKEN for a seed server, or leave out --classic');
   }
-  const results: HostResult[] = await queryDisks(targets, { timeoutMs: o.timeoutMs, retries: o.retries, all: o.all, classic: o.classic, secret: secret?.key('disk') });
+  const { results, nothingDiscovered } = await queryWithDiscovery(targets, {
+    timeoutMs: o.timeoutMs,
+    retries: o.retries,
+    all: o.all,
+    classic: o.classic,
+    secret: secret?.key('disk'),
+    discover: o.discover,
+    discoverTimeoutMs: o.discoverTimeoutMs,
+    onWarning: (m) => void process.stderr.write(`netkit: warning: ${sanitize(m)}\n`),
+  });
   if (o.json) {
     process.stdout.write(renderJson(results));
   } else if (results.some((r) => r.ok)) {
     process.stdout.write(renderTable(results, await painter()));
   }
+  if (nothingDiscovered) process.stderr.write(`netkit: ${nothingDiscovered.message}\n`);
   for (const r of results) {
     if (r.ok) continue;
     // The message may quote the peer (a typed error's text): never let it drive the terminal.

@@ -2,9 +2,10 @@
 import type { CommandModule } from 'yargs';
 import { parseCount, parseDuration, parsePort } from '../../cli/args.js';
 import { tokenFileOption } from '../secret-option.js';
+import { discoverOption, discoverTimeoutOption } from '../discover/options.js';
 
 interface QueryArgs {
-  hosts: string[];
+  hosts?: string[];
   port: number;
   timeout: number;
   retries: number;
@@ -12,6 +13,8 @@ interface QueryArgs {
   json: boolean;
   classic: boolean;
   'token-file'?: string;
+  discover: boolean;
+  'discover-timeout': number;
 }
 
 export const queryCommand: CommandModule<object, QueryArgs> = {
@@ -19,7 +22,7 @@ export const queryCommand: CommandModule<object, QueryArgs> = {
   describe: 'Ask disk servers how much space they have',
   builder: (y) =>
     y
-      .positional('hosts', { type: 'string', array: true, default: ['localhost'], describe: 'HOST, HOST:PORT or [IPv6]:PORT; several are asked at once' })
+      .positional('hosts', { type: 'string', array: true, describe: 'HOST, HOST:PORT or [IPv6]:PORT; several are asked at once [default: localhost, unless --discover]' })
       .option('port', { alias: 'p', type: 'string', default: 9991, describe: 'UDP port for hosts given without one', coerce: (v: unknown) => parsePort(v) })
       .option('timeout', { alias: 't', type: 'string', default: '1s', describe: 'wait for the first attempt; each retry waits twice as long', coerce: (v: unknown) => parseDuration(v, '--timeout', 60_000) })
       .option('retries', { alias: 'r', type: 'string', default: 2, describe: 'attempts after the first', coerce: (v: unknown) => parseCount(v, '--retries', 0, 10) })
@@ -27,13 +30,16 @@ export const queryCommand: CommandModule<object, QueryArgs> = {
       .option('json', { type: 'boolean', default: false, describe: 'machine output with exact byte counts' })
       .option('classic', { type: 'boolean', default: false, describe: 'ask a seed (classic protocol) server instead' })
       .option('token-file', tokenFileOption)
+      .option('discover', discoverOption('disk'))
+      .option('discover-timeout', discoverTimeoutOption)
       .example('$0 disk query', 'the disk of the server on this machine')
       .example('$0 disk query nas backup:9000 [::1]:9991 --all', 'several hosts at once, every filesystem')
-      .example('$0 disk query --json host1 | jq', 'exact bytes for scripts'),
+      .example('$0 disk query --json host1 | jq', 'exact bytes for scripts')
+      .example('$0 disk query --discover', 'every disk server that announces itself on this network'),
   handler: async (argv) => {
     const { runDiskQuery } = await import('./query-run.js');
     await runDiskQuery({
-      hosts: argv.hosts.map(String),
+      hosts: (argv.hosts ?? []).map(String),
       port: argv.port,
       timeoutMs: argv.timeout,
       retries: argv.retries,
@@ -41,6 +47,8 @@ export const queryCommand: CommandModule<object, QueryArgs> = {
       json: argv.json,
       classic: argv.classic,
       tokenFile: argv['token-file'],
+      discover: argv.discover,
+      discoverTimeoutMs: argv['discover-timeout'],
     });
   },
 };

@@ -2,6 +2,7 @@
 import type { CommandModule } from 'yargs';
 import { parseCount, parsePort } from '../../cli/args.js';
 import { tokenFileOption } from '../secret-option.js';
+import { announceOption, nameOption } from '../announce-option.js';
 
 interface ServeArgs {
   port: number;
@@ -12,6 +13,8 @@ interface ServeArgs {
   'rate-limit': number;
   'exempt-loopback': boolean;
   'token-file'?: string;
+  announce: boolean;
+  name?: string;
 }
 
 export const serveCommand: CommandModule<object, ServeArgs> = {
@@ -27,6 +30,8 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('rate-limit', { type: 'string', default: 1000, describe: 'queries per second allowed per source address; 0 = no limit', coerce: (v: unknown) => parseCount(v, '--rate-limit') })
       .option('exempt-loopback', { type: 'boolean', default: true, describe: 'do not rate-limit senders on this machine (--no-exempt-loopback to limit them too)' })
       .option('token-file', tokenFileOption)
+      .option('announce', announceOption)
+      .option('name', nameOption)
       .example('$0 disk serve', 'serve the current directory\'s disk on port 9991')
       .example('$0 disk serve --path /srv --classic', 'report /srv\'s disk, and answer seed clients too')
       .example('$0 disk serve --token-file ~/.netkit-token', 'answer only clients that hold the same secret'),
@@ -41,6 +46,8 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       rateLimit: argv['rate-limit'],
       exemptLoopback: argv['exempt-loopback'],
       tokenFile: argv['token-file'],
+      announce: argv.announce,
+      name: argv.name,
     });
   },
 };
