@@ -49,6 +49,8 @@ export interface DiscoverOptions {
   knownHostsFile?: string;
   /** Each server as soon as it is complete. */
   onFound?: (server: DiscoveredServer) => void;
+  /** A server reported by onFound said goodbye (it is left out of the result). */
+  onGone?: (server: DiscoveredServer) => void;
   onWarning?: (message: string) => void;
   /** Injected interface list (tests); by default the machine's. */
   links?: () => LinkInfo[];
@@ -126,7 +128,7 @@ export async function discoverServers(opts: DiscoverOptions): Promise<DiscoverRe
     },
     onDown: (kind, name) => {
       const i = servers.findIndex((s) => s.kind === kind && s.name === name);
-      if (i >= 0) servers.splice(i, 1);
+      if (i >= 0) opts.onGone?.(servers.splice(i, 1)[0]!);
     },
     ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
     ...(opts.links ? { links: opts.links } : {}),

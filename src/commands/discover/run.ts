@@ -28,6 +28,7 @@ export async function runDiscover(o: DiscoverRunOptions): Promise<void> {
       if (shown++ === 0) process.stdout.write(headerLine(paint));
       process.stdout.write(serverLine(s, paint));
     },
+    onGone: (s) => void process.stderr.write(`netkit: "${sanitize(s.name, 64)}" (${s.kind}) said goodbye: it is no longer there\n`),
     onWarning: (m) => void process.stderr.write(`netkit: warning: ${sanitize(m)}\n`),
   });
   if (o.json) process.stdout.write(`${JSON.stringify(result.servers.map(serverJson), null, 2)}\n`);
