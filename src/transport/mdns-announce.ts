@@ -234,7 +234,9 @@ export async function announce(opts: AnnounceOptions): Promise<Announcer> {
         emit({ type: 'interface-up', link: e.link });
         void announceOn(entry);
       }
-    })().finally(() => (polling = false));
+    })()
+      .catch((err: unknown) => emit({ type: 'warning', message: `following interface changes: ${err instanceof Error ? err.message : String(err)}` }))
+      .finally(() => (polling = false));
   }, opts.pollMs ?? 5000);
   poll.unref();
 

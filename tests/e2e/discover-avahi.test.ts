@@ -4,9 +4,8 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { runNetkit, startServer, type Server } from '../helpers/netkit.js';
-import { Lab, netnsUnavailable, type LabHost } from '../helpers/netns.js';
+import { runNetkit } from '../helpers/netkit.js';
+import { Lab, LabServers, netnsUnavailable, type LabHost } from '../helpers/netns.js';
 import { avahiUnavailable, startAvahi, type Avahi } from '../helpers/avahi.js';
 
 const reason = netnsUnavailable() ?? avahiUnavailable();
@@ -18,7 +17,7 @@ const title = 'netkit and avahi-daemon see each other';
   let av: LabHost; // avahi-daemon (and a netkit server it advertises)
   let dir: string;
   let avahi: Avahi;
-  const servers: Server[] = [];
+  let servers: LabServers;
   const published: ChildProcess[] = [];
 
   beforeAll(async () => {
@@ -32,27 +31,19 @@ const title = 'netkit and avahi-daemon see each other';
     dir = mkdtempSync(join(tmpdir(), 'netkit-avahi-'));
     writeFileSync(join(dir, 'hello.txt'), 'hello from behind avahi\n');
     mkdirSync(join(dir, 'avahi'));
+    servers = new LabServers(dir);
     avahi = await startAvahi(av, join(dir, 'avahi'), 'avbox');
   });
 
   afterAll(async () => {
     for (const p of published) p.kill('SIGTERM');
-    await Promise.all(servers.map((s) => s.stop('SIGKILL')));
+    await servers?.stopAll();
     await avahi?.close();
     lab?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  const serve = async (host: LabHost, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Server> => {
-    const s = await startServer([...args, '--port', '0'], { netns: host.ns, cwd: dir, env: { XDG_CONFIG_HOME: join(dir, `cfg-${host.name}`), ...env } });
-    servers.push(s);
-    if (args.includes('--no-announce')) return s;
-    while (!/netkit: announcing /.test(s.stderr())) {
-      if (s.child.exitCode !== null) throw new Error(s.stderr());
-      await once(s.child.stderr, 'data');
-    }
-    return s;
-  };
+  const serve = (host: LabHost, args: string[]) => servers.start(host, args);
   /** avahi-browse -rtp lines of resolved services: `=;iface;proto;name;type;domain;host;address;port;txt`. */
   const browse = async (type: string): Promise<{ name: string; host: string; address: string; port: number; txt: string[] }[]> => {
     const r = await avahi.run(['avahi-browse', '-rtp', type]);

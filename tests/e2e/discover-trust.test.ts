@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { runNetkit, startServer, type Server } from '../helpers/netkit.js';
-import { Lab, describeInNamespaces, have, type LabHost } from '../helpers/netns.js';
+import { runNetkit } from '../helpers/netkit.js';
+import { Lab, LabServers, describeInNamespaces, have, type LabHost } from '../helpers/netns.js';
 
 describeInNamespaces('discovery is a hint: trust, names and fallbacks', () => {
   let lab: Lab;
@@ -16,7 +16,7 @@ describeInNamespaces('discovery is a hint: trust, names and fallbacks', () => {
   let g: LabHost; // alone on its own bridge: nothing answers there
   let h: LabHost; // no interface but loopback
   let dir: string;
-  const servers: Server[] = [];
+  let servers: LabServers;
 
   beforeAll(() => {
     lab = Lab.create('dtr');
@@ -32,28 +32,16 @@ describeInNamespaces('discovery is a hint: trust, names and fallbacks', () => {
     lab.connect(g, 'br2', 'eth0', '10.79.0.7/24');
     dir = mkdtempSync(join(tmpdir(), 'netkit-discover-trust-'));
     writeFileSync(join(dir, 'hello.txt'), 'hello over discovery\n');
+    servers = new LabServers(dir);
   });
 
   afterAll(async () => {
-    await Promise.all(servers.map((s) => s.stop('SIGKILL')));
+    await servers?.stopAll();
     lab?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  const serve = async (host: LabHost, args: string[]): Promise<Server> => {
-    const s = await startServer([...args, '--port', '0'], { netns: host.ns, cwd: dir, env: { XDG_CONFIG_HOME: join(dir, `cfg-${host.name}`) } });
-    servers.push(s);
-    if (args.includes('--no-announce')) return s;
-    await new Promise<void>((resolve, reject) => {
-      const check = (): void => {
-        if (/netkit: announcing /.test(s.stderr())) resolve();
-        else if (s.child.exitCode !== null) reject(new Error(`server exited: ${s.stderr()}`));
-        else s.child.stderr.once('data', () => setImmediate(check));
-      };
-      check();
-    });
-    return s;
-  };
+  const serve = (host: LabHost, args: string[]) => servers.start(host, args);
   const client = (name: string, knownHosts?: string): NodeJS.ProcessEnv => {
     const cfg = join(dir, `client-${name}`);
     mkdirSync(join(cfg, 'netkit'), { recursive: true });

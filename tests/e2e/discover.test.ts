@@ -3,8 +3,8 @@ import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runNetkit, startNetkit, startServer, type Server } from '../helpers/netkit.js';
-import { Lab, describeInNamespaces, type LabHost } from '../helpers/netns.js';
+import { runNetkit, serverSaid, startNetkit } from '../helpers/netkit.js';
+import { Lab, LabServers, describeInNamespaces, type LabHost } from '../helpers/netns.js';
 
 interface Listed {
   type: string;
@@ -25,7 +25,7 @@ describeInNamespaces('discovery across network namespaces', () => {
   let d: LabHost; // br1
   let e: LabHost; // eth0 on br0, eth1 on br1 (down at first)
   let dir: string;
-  const servers: Server[] = [];
+  let servers: LabServers;
 
   beforeAll(() => {
     lab = Lab.create('dsc');
@@ -42,30 +42,16 @@ describeInNamespaces('discovery across network namespaces', () => {
     lab.connect(e, 'br1', 'eth1', '10.78.0.5/24', false);
     dir = mkdtempSync(join(tmpdir(), 'netkit-discover-'));
     writeFileSync(join(dir, 'hello.txt'), 'hello over discovery\n');
+    servers = new LabServers(dir);
   });
 
   afterAll(async () => {
-    await Promise.all(servers.map((s) => s.stop('SIGKILL')));
+    await servers?.stopAll();
     lab?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  const serve = async (host: LabHost, args: string[]): Promise<Server> => {
-    const s = await startServer([...args, '--port', '0'], { netns: host.ns, cwd: dir, env: { XDG_CONFIG_HOME: join(dir, `cfg-${host.name}`) } });
-    servers.push(s);
-    return s;
-  };
-  /** Resolve once the server has said `re` on stderr (its log is the event we wait for). */
-  const untilStderr = (s: Server, re: RegExp): Promise<void> =>
-    new Promise((resolve, reject) => {
-      const check = (): void => {
-        if (re.test(s.stderr())) resolve();
-        else if (s.child.exitCode !== null) reject(new Error(`server exited before ${re}: ${s.stderr()}`));
-        else s.child.stderr.once('data', () => setImmediate(check));
-      };
-      check();
-    });
-  const announced = (s: Server): Promise<void> => untilStderr(s, /netkit: announcing /);
+  const serve = (host: LabHost, args: string[]) => servers.start(host, args);
   const discover = async (host: LabHost, args: string[] = []): Promise<{ code: number | null; list: Listed[]; stderr: string }> => {
     const r = await runNetkit(['discover', '--json', '--timeout', '1.5s', ...args], { netns: host.ns });
     return { code: r.code, list: JSON.parse(r.stdout || '[]') as Listed[], stderr: r.stderr };
@@ -73,7 +59,6 @@ describeInNamespaces('discovery across network namespaces', () => {
 
   test('a disk server in one namespace is found from another, with its TXT keys', async () => {
     const s = await serve(a, ['disk', 'serve', '--name', 'alpha']);
-    await announced(s);
     const r = await discover(b);
     expect(r.code).toBe(0);
     const alpha = r.list.find((x) => x.name === 'alpha');
@@ -92,7 +77,6 @@ describeInNamespaces('discovery across network namespaces', () => {
 
   test('a multi-homed server answers on each link with that link\'s address, without a default route', async () => {
     const s = await serve(a, ['file', 'serve', '.', '--name', 'multi']);
-    await announced(s);
     expect(s.stderr()).toMatch(/announcing "multi" \(_netkit-file\._tcp\) on eth0 10\.77\.0\.1, eth1 10\.78\.0\.1/);
     const [fromB, fromD] = await Promise.all([discover(b, ['--type', 'file']), discover(d, ['--type', 'file'])]);
     expect(fromB.list.find((x) => x.name === 'multi')?.addresses).toEqual(['10.77.0.1']);
@@ -138,16 +122,15 @@ describeInNamespaces('discovery across network namespaces', () => {
 
   test('interfaces that come and go are followed: announced when up, dropped when gone', async () => {
     const s = await serve(e, ['disk', 'serve', '--name', 'roamer']);
-    await announced(s);
     expect(s.stderr()).toMatch(/announcing "roamer" \(_netkit-disk\._udp\) on eth0 10\.77\.0\.5\n/);
     const before = await discover(d, ['--timeout', '1s']);
     expect(before.list.find((x) => x.name === 'roamer')).toBeUndefined();
     lab.setLink(e, 'eth1', 'up');
-    await untilStderr(s, /eth1 came up: announcing there too \(10\.78\.0\.5\)/);
+    await serverSaid(s, /eth1 came up: announcing there too \(10\.78\.0\.5\)/);
     const after = await discover(d);
     expect(after.list.find((x) => x.name === 'roamer')?.addresses).toEqual(['10.78.0.5']);
     lab.setLink(e, 'eth1', 'down');
-    await untilStderr(s, /eth1 went away/);
+    await serverSaid(s, /eth1 went away/);
     await s.stop();
   });
 });

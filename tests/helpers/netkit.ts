@@ -161,3 +161,15 @@ export function startNetkit(args: readonly string[], opts: RunOptions = {}): Run
     },
   };
 }
+
+/** Resolve once a running server has said `re` on stderr (its log is the event a test waits for); reject if it exits first. */
+export function serverSaid(s: Server, re: RegExp): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const check = (): void => {
+      if (re.test(s.stderr())) resolve();
+      else if (s.child.exitCode !== null || s.child.signalCode !== null) reject(new Error(`server exited before saying ${re}: ${s.stderr()}`));
+      else s.child.stderr.once('data', () => setImmediate(check));
+    };
+    check();
+  });
+}

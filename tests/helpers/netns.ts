@@ -1,6 +1,8 @@
 // Network namespaces made by a test: a switch namespace holding bridges, hosts on veth pairs, unique names, removed by close().
 import { execFileSync } from 'node:child_process';
 import { describe } from '@jest/globals';
+import { join } from 'node:path';
+import { serverSaid, startServer, type Server } from './netkit.js';
 
 function ip(...args: string[]): string {
   return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -133,5 +135,24 @@ export class Lab {
       }
     }
     this.namespaces.length = 0;
+  }
+}
+
+/** netkit servers started in a lab's namespaces (port 0, a config directory per host under `dir`), stopped by stopAll(). */
+export class LabServers {
+  private readonly all: Server[] = [];
+
+  constructor(private readonly dir: string) {}
+
+  /** Start `netkit args… --port 0` in `host` and, unless --no-announce, wait until it says it is announcing. */
+  async start(host: LabHost, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Server> {
+    const s = await startServer([...args, '--port', '0'], { netns: host.ns, cwd: this.dir, env: { XDG_CONFIG_HOME: join(this.dir, `cfg-${host.name}`), ...env } });
+    this.all.push(s);
+    if (!args.includes('--no-announce')) await serverSaid(s, /netkit: announcing /);
+    return s;
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all(this.all.map((s) => s.stop('SIGKILL')));
   }
 }
