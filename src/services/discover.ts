@@ -211,8 +211,8 @@ export interface ResolvedTarget {
 }
 
 /**
- * `-H NAME`: the system resolver first; a name it does not know is looked up as a DNS-SD instance of
- * `kind`. An unknown name stays HOST_NOT_FOUND, saying both were asked.
+ * `-H NAME`: the system resolver first; a one-label name it does not know is looked up as a DNS-SD
+ * instance of `kind`. An unknown name stays HOST_NOT_FOUND, saying both were asked.
  */
 export async function resolveTarget(host: string, kind: ServiceKind, opts: Omit<DiscoverOptions, 'kinds' | 'onFound'> = {}): Promise<ResolvedTarget> {
   if (isIP(host) !== 0) return { host };
@@ -220,7 +220,9 @@ export async function resolveTarget(host: string, kind: ServiceKind, opts: Omit<
     await resolveHost(host);
     return { host };
   } catch (err) {
-    if (!(err instanceof NetkitError) || err.code !== 'HOST_NOT_FOUND') throw err;
+    // Only a one-label name can be an announced instance name here (netkit's names have no dots); a dotted
+    // name is a DNS name, and asking the link about it would only add a wait.
+    if (!(err instanceof NetkitError) || err.code !== 'HOST_NOT_FOUND' || host.includes('.')) throw err;
     let server: DiscoveredServer | undefined;
     try {
       server = await resolveServiceName(host, kind, opts);
