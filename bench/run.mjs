@@ -1,9 +1,9 @@
-// `npm run bench [-- disk|startup|file|tls ...] [--quick] [--no-docs]`: netkit against its peers, side by side.
+// `npm run bench [-- disk|startup|file|tls|fleet|discover ...] [--quick] [--no-docs]`: netkit against its peers, side by side.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { OUT, ensureDir, log, machineFacts, killAll } from './lib/common.mjs';
 
-const PARTS = ['disk', 'startup', 'file', 'tls', 'fleet'];
+const PARTS = ['disk', 'startup', 'file', 'tls', 'fleet', 'discover'];
 const USAGE = `usage: npm run bench -- [${PARTS.join('|')} ...] [--quick] [--no-docs]
 
   (no part)   run every part (about 5-10 minutes)
@@ -11,7 +11,7 @@ const USAGE = `usage: npm run bench -- [${PARTS.join('|')} ...] [--quick] [--no-
               and docs/benchmarks.md is left alone
   --no-docs   do not regenerate the bench section of docs/benchmarks.md
 
-Raw results: bench/out/<part>.json. Loopback only.`;
+Raw results: bench/out/<part>.json. Loopback only, except discover: network namespaces it makes itself (root).`;
 
 const argv = process.argv.slice(2);
 if (argv.includes('-h') || argv.includes('--help')) {
@@ -49,6 +49,7 @@ const runners = {
   file: async (o) => (await import('./lib/file.mjs')).runFile(o),
   tls: async (o) => (await import('./lib/file.mjs')).runTls(o),
   fleet: async (o) => (await import('./lib/fleet.mjs')).runFleet(o),
+  discover: async (o) => (await import('./lib/discover.mjs')).runDiscover(o),
 };
 
 ensureDir(OUT);

@@ -8,8 +8,9 @@ export const EXIT_CODES = {
   // 1: the operation failed in a way that has no more specific status
   FAILED: 1,
   INTERNAL: 1,
-  // 2: the command line was wrong
+  // 2: the command line was wrong, or does not say enough (several servers found where one was expected)
   USAGE: 2,
+  AMBIGUOUS: 2,
   // 3: the thing asked for does not exist
   NOT_FOUND: 3,
   // 4: the peer refused: the jail, a bad request, a missing or wrong secret

@@ -8,8 +8,9 @@ import { runState } from './state.js';
 import { diskCommand } from '../commands/disk/index.js';
 import { fileCommand } from '../commands/file/index.js';
 import { tokenCommand } from '../commands/token.js';
+import { discoverCommand } from '../commands/discover/index.js';
 
-const COMMANDS: Record<string, readonly string[]> = { disk: ['serve', 'query'], file: ['serve', 'fetch'], token: [] };
+const COMMANDS: Record<string, readonly string[]> = { disk: ['serve', 'query'], file: ['serve', 'fetch'], discover: [], token: [] };
 
 /**
  * Where argv stands in the command tree: the command path it names (for pointing a usage error at the
@@ -49,8 +50,9 @@ export function buildParser(args: readonly string[]): Argv {
     .usage('netkit: disk-space queries and verified file transfer for small networks\n\nUsage: $0 <command> [options]')
     .command(diskCommand)
     .command(fileCommand)
+    .command(discoverCommand)
     .command(tokenCommand)
-    .demandCommand(1, 'choose a command: disk, file or token')
+    .demandCommand(1, 'choose a command: disk, file, discover or token')
     .recommendCommands()
     .strict()
     .version(version())

@@ -5,6 +5,7 @@ import { formatBytes, formatRate, sanitize } from '../../cli/output.js';
 import { createProgressBar, type Progress } from '../../cli/progress.js';
 import { NetkitError, isNetkitError } from '../../errors.js';
 import { loadCliSecret } from '../secret-option.js';
+import { locateFileServer } from '../discover/locate.js';
 
 export interface FetchRunOptions {
   name: string;
@@ -23,6 +24,9 @@ export interface FetchRunOptions {
   tlsCa?: string;
   /** --token-file; without it NETKIT_TOKEN is used if set. */
   tokenFile?: string | undefined;
+  /** Fetch from the one file server that announces itself (`--discover`), listening this long. */
+  discover?: boolean;
+  discoverTimeoutMs?: number;
 }
 
 function summary(r: FetchResult): string {
@@ -40,6 +44,8 @@ export async function runFileFetch(o: FetchRunOptions): Promise<void> {
   if (secret && o.classic) {
     throw new NetkitError('USAGE', `--classic cannot be used with a secret (${secret.source}): the classic protocol cannot authenticate`, 'unset NETKIT_TOKEN for a seed server, or leave out --classic');
   }
+  // -H NAME may be an announced name; --discover finds the one server. Either way TLS still decides trust.
+  const { host, port, announced } = await locateFileServer(o);
   let transport: StreamTransport = tcpTransport;
   if (o.tls) {
     if (o.classic) throw new NetkitError('USAGE', '--classic and --tls do not go together: the seed programs have no TLS', "run 'netkit file fetch --help' for usage");
@@ -48,16 +54,20 @@ export async function runFileFetch(o: FetchRunOptions): Promise<void> {
       fingerprint: o.tlsFingerprint,
       caFile: o.tlsCa,
       // Never silent, even with --quiet: accepting a new certificate is a trust decision.
-      onFirstUse: (i) =>
-        void process.stderr.write(`netkit: first TLS connection to ${sanitize(i.host)}: trusting certificate ${i.fingerprint}; recorded in ${i.file}\n`),
+      onFirstUse: (i) => {
+        process.stderr.write(`netkit: first TLS connection to ${sanitize(i.host)}: trusting certificate ${i.fingerprint}; recorded in ${i.file}\n`);
+        if (announced?.fingerprint && announced.fingerprint !== i.fingerprint) {
+          process.stderr.write(`netkit: WARNING: that certificate is not the one "${sanitize(announced.name, 64)}" announced (${announced.fingerprint}): something else may be answering in its place\n`);
+        }
+      },
     });
   }
   const bar: Progress | undefined = o.quiet ? undefined : await createProgressBar(process.stderr, o.name.split('/').pop() ?? o.name);
   try {
     const result = await fetchFile({
       name: o.name,
-      host: o.host,
-      port: o.port,
+      host,
+      port,
       outDir: o.outDir,
       force: o.force,
       timeoutMs: o.timeoutMs,

@@ -2,6 +2,7 @@
 import type { CommandModule } from 'yargs';
 import { parseDuration, parsePort } from '../../cli/args.js';
 import { tokenFileOption } from '../secret-option.js';
+import { discoverOption, discoverTimeoutOption } from '../discover/options.js';
 
 interface FetchArgs {
   name: string;
@@ -18,6 +19,8 @@ interface FetchArgs {
   'tls-fingerprint'?: string;
   'tls-ca'?: string;
   'token-file'?: string;
+  discover: boolean;
+  'discover-timeout': number;
 }
 
 export const fetchCommand: CommandModule<object, FetchArgs> = {
@@ -26,7 +29,7 @@ export const fetchCommand: CommandModule<object, FetchArgs> = {
   builder: (y) =>
     y
       .positional('name', { type: 'string', demandOption: true, describe: "the file's path relative to the served directory" })
-      .option('host', { alias: 'H', type: 'string', default: 'localhost', describe: 'server to fetch from' })
+      .option('host', { alias: 'H', type: 'string', default: 'localhost', describe: 'server to fetch from: a host name, an address, or a name announced over DNS-SD' })
       .option('port', { alias: 'p', type: 'string', default: 8881, describe: 'server TCP port', coerce: (v: unknown) => parsePort(v) })
       .option('out', { alias: 'o', type: 'string', default: '.', describe: 'directory to write into (the file keeps the last segment of NAME)' })
       .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'overwrite an existing file' })
@@ -39,10 +42,13 @@ export const fetchCommand: CommandModule<object, FetchArgs> = {
       .option('tls-fingerprint', { type: 'string', describe: 'accept only this certificate (sha256:… as printed by `file serve --tls`); implies --tls' })
       .option('tls-ca', { type: 'string', describe: 'verify the server against the CA certificates in this PEM file; implies --tls' })
       .option('token-file', tokenFileOption)
+      .option('discover', discoverOption('file'))
+      .option('discover-timeout', discoverTimeoutOption)
       .example('$0 file fetch movies/big.iso --host nas', 'download into the current directory; run it again to resume')
       .example('$0 file fetch notes.txt -o /tmp --json', 'machine-readable result')
       .example('$0 file fetch notes.txt --tls-fingerprint sha256:…', 'encrypted, and only from the server with that certificate')
-      .example('$0 file fetch notes.txt --token-file ~/.netkit-token', 'from a server that requires that secret (or set NETKIT_TOKEN)'),
+      .example('$0 file fetch notes.txt --token-file ~/.netkit-token', 'from a server that requires that secret (or set NETKIT_TOKEN)')
+      .example('$0 file fetch notes.txt --discover', 'from the one file server that announces itself on this network'),
   handler: async (argv) => {
     const { runFileFetch } = await import('./fetch-run.js');
     await runFileFetch({
@@ -60,6 +66,8 @@ export const fetchCommand: CommandModule<object, FetchArgs> = {
       tlsFingerprint: argv['tls-fingerprint'],
       tlsCa: argv['tls-ca'],
       tokenFile: argv['token-file'],
+      discover: argv.discover,
+      discoverTimeoutMs: argv['discover-timeout'],
     });
   },
 };
