@@ -39,6 +39,13 @@ export const EXIT_CODES = {
   INTEGRITY: 10,
   // 11: TLS trust failures
   TLS_TRUST: 11,
+  // 12: another netkit is fetching the same file into the same directory
+  LOCKED: 12,
+  // 13: the result could not be written to stdout (a closed pipe, a full device)
+  OUTPUT: 13,
+  // 130, 143: stopped by SIGINT (Ctrl-C) or SIGTERM, as a shell reports a process killed by them
+  INTERRUPTED: 130,
+  TERMINATED: 143,
 } as const;
 
 export type ErrorCode = keyof typeof EXIT_CODES;

@@ -1,5 +1,5 @@
 // Running `netkit file fetch`: the bar on a terminal, then one summary line (or one JSON object) on stdout.
-import { fetchFile, type FetchResult } from '../../services/file-fetch.js';
+import { fetchFile, type FetchResult } from '../../services/file/fetch/session.js';
 import { tcpTransport, type StreamTransport } from '../../transport/tcp.js';
 import { formatBytes, formatRate, sanitize } from '../../cli/output.js';
 import { createProgressBar, type Progress } from '../../cli/progress.js';
