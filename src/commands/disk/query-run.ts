@@ -25,7 +25,7 @@ async function painter(): Promise<Paint | undefined> {
 
 export async function runDiskQuery(o: QueryRunOptions): Promise<void> {
   // Bad ports and empty names are usage errors (exit 2) before anything is sent.
-  const targets = o.hosts.map((h) => parseTarget(h, o.port));
+  const targets = (o.hosts.length > 0 ? o.hosts : ['localhost']).map((h) => parseTarget(h, o.port));
   const secret = await loadCliSecret(o.tokenFile);
   if (secret && o.classic) {
     throw new NetkitError('USAGE', `--classic cannot be used with a secret (${secret.source}): the classic protocol cannot authenticate`, 'unset NETKIT_TOKEN for a seed server, or leave out --classic');

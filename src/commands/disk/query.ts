@@ -4,7 +4,8 @@ import { parseCount, parseDuration, parsePort } from '../../cli/args.js';
 import { tokenFileOption } from '../secret-option.js';
 
 interface QueryArgs {
-  hosts: string[];
+  hosts?: string[];
+  host?: string[];
   port: number;
   timeout: number;
   retries: number;
@@ -19,7 +20,8 @@ export const queryCommand: CommandModule<object, QueryArgs> = {
   describe: 'Ask disk servers how much space they have',
   builder: (y) =>
     y
-      .positional('hosts', { type: 'string', array: true, default: ['localhost'], describe: 'HOST, HOST:PORT or [IPv6]:PORT; several are asked at once' })
+      .positional('hosts', { type: 'string', array: true, defaultDescription: 'localhost', describe: 'HOST, HOST:PORT, [IPv6] or [IPv6]:PORT; several are asked at once' })
+      .option('host', { alias: 'H', type: 'string', array: true, describe: 'a host to ask, as for HOSTS (repeatable; adds to them)' })
       .option('port', { alias: 'p', type: 'string', default: 9991, describe: 'UDP port for hosts given without one', coerce: (v: unknown) => parsePort(v) })
       .option('timeout', { alias: 't', type: 'string', default: '1s', describe: 'wait for the first attempt; each retry waits twice as long', coerce: (v: unknown) => parseDuration(v, '--timeout', 60_000) })
       .option('retries', { alias: 'r', type: 'string', default: 2, describe: 'attempts after the first', coerce: (v: unknown) => parseCount(v, '--retries', 0, 10) })
@@ -33,7 +35,7 @@ export const queryCommand: CommandModule<object, QueryArgs> = {
   handler: async (argv) => {
     const { runDiskQuery } = await import('./query-run.js');
     await runDiskQuery({
-      hosts: argv.hosts.map(String),
+      hosts: [...(argv.hosts ?? []), ...(argv.host ?? [])].map(String),
       port: argv.port,
       timeoutMs: argv.timeout,
       retries: argv.retries,
