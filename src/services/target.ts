@@ -8,7 +8,7 @@ export interface Target {
   host: string;
   port: number;
   /** True when the text carried the port (HOST:PORT), false when it came from the default. */
-  portGiven: boolean;
+  portGiven?: boolean;
 }
 
 const HINT = 'write HOST, HOST:PORT, [IPv6] or [IPv6]:PORT, with a port from 1 to 65535';
