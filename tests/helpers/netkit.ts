@@ -95,3 +95,28 @@ export async function startServer(args: readonly string[], opts: RunOptions = {}
     },
   };
 }
+
+export interface Spawned {
+  child: ChildProcessWithoutNullStreams;
+  /** Output so far. */
+  stdout(): string;
+  stderr(): string;
+  /** The exit, with everything it printed. */
+  done: Promise<RunResult>;
+}
+
+/** Start `netkit args…` without waiting for it (to signal it, or to race it against another). */
+export function spawnNetkit(args: readonly string[], opts: RunOptions = {}): Spawned {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, env: childEnv(opts.env) });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  child.stdin.end(opts.input ?? '');
+  const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
+  const done = (once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>).then(([code, signal]) => {
+    clearTimeout(timer);
+    return { code, signal, stdout, stderr };
+  });
+  return { child, stdout: () => stdout, stderr: () => stderr, done };
+}

@@ -43,6 +43,7 @@ const uid = (): number | undefined => process.getuid?.();
 const openFd = promisify(fs.open);
 const fstatFd = promisify(fs.fstat);
 const closeFd = promisify(fs.close);
+const fchmodFd = promisify(fs.fchmod);
 
 /**
  * A relative target path under OUT, `/`-separated: every segment a plain name (no `.`, `..`, empty
@@ -289,6 +290,8 @@ export class StagedFile {
   async publish(fd: number, force: boolean): Promise<void> {
     await this.staging.recheck();
     await this.makeParents();
+    // Private while partial; published with the mode any new file of the user's would have.
+    await fchmodFd(fd, 0o666 & ~process.umask());
     const verified = await fstatFd(fd);
     const kept = `the verified data is kept in ${this.partPath}`;
     if (force) {
