@@ -328,7 +328,7 @@ describe('disk full on the client', () => {
       expect(second.code).toBe(0);
       expect(second.stdout).toMatch(/verified/);
       expect(sha(readFileSync(path.join(out, 'big.bin')))).toBe(sha(big));
-      expect(existsSync(path.join(out, 'big.bin.part'))).toBe(false);
+      expect(readdirSync(out)).toEqual(['big.bin']); // the partial file, its record and the staging directory are gone
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
