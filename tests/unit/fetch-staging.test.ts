@@ -24,7 +24,7 @@ describe('targets', () => {
     expect(stagingKey(t)).toMatch(/^[A-Za-z0-9._-]{1,48}\.[0-9a-f]{16}$/);
   });
 
-  test.each(['', '/abs', 'a//b', '../x', 'a/../b', './a', 'a/.', 'a\\b', 'a\u0000b', 'a\nb', 'x'.repeat(256)])('%j is refused', (t) => {
+  test.each(['', '.netkit', '.netkit/x', '/abs', 'a//b', '../x', 'a/../b', './a', 'a/.', 'a\\b', 'a\u0000b', 'a\nb', 'x'.repeat(256)])('%j is refused', (t) => {
     expect(codeOf(() => targetSegments(t))).toBe('USAGE');
   });
 

@@ -6,8 +6,8 @@ import { sanitize } from '../../../cli/output.js';
 import { explainShortClassic, parseClassicHead } from '../../../protocol/file-classic.js';
 import { writeAll } from '../../file-stream.js';
 import type { Ctx, PartState } from './context.js';
-import { interruption, type Tally } from './v1.js';
-import { connect, guardStall, WRITE_ENDS } from './receiver.js';
+import type { Tally } from './v1.js';
+import { connect, guardStall, interruption, WRITE_ENDS } from './receiver.js';
 import { BATCH, PartWriter, checkRoom } from './writer.js';
 
 /** How long a classic stream must stay silent after its announced size before the transfer counts as complete. */
@@ -21,7 +21,7 @@ export async function attemptClassic(c: Ctx, part: PartState, tally: Tally): Pro
   const { opts, entry } = c;
   const nameBytes = Buffer.from(opts.name, 'utf8');
   if (nameBytes.length > 1024) throw new NetkitError('USAGE', 'a classic name must be at most 1024 bytes');
-  const conn = await connect({ transport: opts.transport, host: c.host, port: c.port, target: c.target, timeoutMs: c.timeoutMs });
+  const conn = await connect({ transport: opts.transport, host: c.host, port: c.port, target: c.target, timeoutMs: c.timeoutMs, signal: opts.signal });
   const { socket, receiver } = conn;
   const { reader } = receiver;
   const onAbort = (): void => void socket.destroy(interruption(opts.signal));

@@ -199,12 +199,39 @@ export interface ConnectOptions {
   /** host:port for messages. */
   target: string;
   timeoutMs: number;
+  /** An abort while connecting rejects at once with `interrupted` (a late socket is closed). */
+  signal?: AbortSignal | undefined;
+}
+
+/** The error an abort (Ctrl-C, SIGTERM) ends a fetch with. */
+export function interruption(signal: AbortSignal | undefined): NetkitError {
+  return new NetkitError(signal?.reason === 'SIGTERM' ? 'TERMINATED' : 'INTERRUPTED', 'interrupted');
 }
 
 /** Connect, route the socket's bytes into a new Receiver, and cut the connection after `timeoutMs` of silence. */
 export async function connect(o: ConnectOptions): Promise<Conn> {
   const receiver = new Receiver();
-  const socket = await o.transport.connect({ host: o.host, port: o.port, timeoutMs: o.timeoutMs, sink: receiver });
+  const connecting = o.transport.connect({ host: o.host, port: o.port, timeoutMs: o.timeoutMs, sink: receiver });
+  let socket: StreamSocket;
+  if (o.signal) {
+    const signal = o.signal;
+    let onAbort = (): void => undefined;
+    const aborted = new Promise<never>((_resolve, reject) => {
+      onAbort = () => reject(interruption(signal));
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      socket = await Promise.race([connecting, aborted]);
+    } catch (err) {
+      connecting.then((late) => late.destroy(), () => undefined);
+      throw err;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  } else {
+    socket = await connecting;
+  }
   socket.on('error', () => undefined);
   receiver.attach(socket, endsFor(o.target));
   if (!sinkAttached(socket)) feedSink(socket, receiver);

@@ -10,8 +10,9 @@ import { ChangedError } from './answers.js';
 import { attemptClassic } from './classic.js';
 import { FETCH_DEFAULTS, localNameOf, type Ctx, type FetchOptions, type FetchResult, type PartState } from './context.js';
 import { backoffMs, retryReason } from './retry.js';
-import { Staging, type StagedFile } from './staging.js';
-import { attemptV1, interruption, progressText, type Tally } from './v1.js';
+import { Staging, nameTaken, type StagedFile } from './staging.js';
+import { attemptV1, progressText, type Tally } from './v1.js';
+import { interruption } from './receiver.js';
 import { flushFile, syncDir } from './writer.js';
 
 export { FETCH_DEFAULTS, localNameOf, type FetchOptions, type FetchResult, type RetryNotice } from './context.js';
@@ -72,11 +73,13 @@ export async function fetchFile(opts: FetchOptions): Promise<FetchResult> {
   if (opts.classic && opts.secret) {
     throw new NetkitError('USAGE', 'a classic fetch cannot use a secret: the classic protocol cannot authenticate', 'unset NETKIT_TOKEN for a seed server, or leave out --classic');
   }
+  // Before anything is created: an existing file is the answer even where OUT is read-only.
+  const finalPath = path.join(outDir, localName);
+  if (!opts.force && (await nameTaken(finalPath))) {
+    throw new NetkitError('EXISTS', `${finalPath} already exists`, 'use --force to overwrite it, or choose another --out');
+  }
   const staging = await Staging.open(outDir);
   const entry = staging.file(localName);
-  if (!opts.force && (await entry.finalExists())) {
-    throw new NetkitError('EXISTS', `${entry.finalPath} already exists`, 'use --force to overwrite it, or choose another --out');
-  }
   const lock = await entry.lock(`fetching ${localName} into ${outDir}`);
   let part: PartState | undefined;
   let retries = 0;

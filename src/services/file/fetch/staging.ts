@@ -56,7 +56,22 @@ export function targetSegments(target: string): string[] {
       throw new NetkitError('USAGE', `cannot save to '${target.replace(/[\u0000-\u001f\u007f]/g, '?')}': not a plain relative path`, 'each segment must be a plain file or directory name');
     }
   }
+  if (segments[0] === STAGING_DIR) {
+    throw new NetkitError('USAGE', `cannot save to '${target}': ${STAGING_DIR} in the output directory is where netkit keeps partial downloads`, 'choose another --out, or fetch it under another name');
+  }
   return segments;
+}
+
+/** True when something (anything, even a dangling link or a FIFO) has the name `p`; never opens it. */
+export async function nameTaken(p: string): Promise<boolean> {
+  try {
+    await fsp.lstat(p);
+    return true;
+  } catch (err) {
+    const errno = errnoOf(err);
+    if (errno === 'ENOENT' || errno === 'ENOTDIR') return false;
+    throw fsError(err, `cannot check ${p}`);
+  }
 }
 
 /**
@@ -182,14 +197,8 @@ export class StagedFile {
   }
 
   /** True when something (anything, even a dangling link or a FIFO) has the final name. */
-  async finalExists(): Promise<boolean> {
-    try {
-      await fsp.lstat(this.finalPath);
-      return true;
-    } catch (err) {
-      if (errnoOf(err) === 'ENOENT') return false;
-      throw fsError(err, `cannot check ${this.finalPath}`);
-    }
+  finalExists(): Promise<boolean> {
+    return nameTaken(this.finalPath);
   }
 
   /**

@@ -21,7 +21,7 @@ import type { HandshakeNonces } from '../../../protocol/auth.js';
 import { prefixAllowanceMs, writeAll } from '../../file-stream.js';
 import { ChangedError, requireProof, throwRefusal } from './answers.js';
 import type { Ctx, PartState } from './context.js';
-import { connect, guardStall, WRITE_ENDS } from './receiver.js';
+import { connect, guardStall, interruption, WRITE_ENDS } from './receiver.js';
 import { BATCH, PartWriter, checkRoom, hashPrefix } from './writer.js';
 
 /** What attempts add up across a run. */
@@ -32,10 +32,6 @@ export interface Tally {
   reached: boolean;
 }
 
-/** The error an abort (Ctrl-C, SIGTERM) destroys the connection with. */
-export function interruption(signal: AbortSignal | undefined): NetkitError {
-  return new NetkitError(signal?.reason === 'SIGTERM' ? 'TERMINATED' : 'INTERRUPTED', 'interrupted');
-}
 
 function truncate(fd: number, where: string): Promise<void> {
   return new Promise((resolve, reject) => fs.ftruncate(fd, 0, (err) => (err ? reject(fsError(err, `cannot write ${where}`)) : resolve())));
@@ -48,7 +44,7 @@ function truncate(fd: number, where: string): Promise<void> {
 export async function attemptV1(c: Ctx, part: PartState, tally: Tally): Promise<{ size: number; sha256: string }> {
   const { opts, entry } = c;
   const reachedBefore = tally.reached;
-  const conn = await connect({ transport: opts.transport, host: c.host, port: c.port, target: c.target, timeoutMs: c.timeoutMs });
+  const conn = await connect({ transport: opts.transport, host: c.host, port: c.port, target: c.target, timeoutMs: c.timeoutMs, signal: opts.signal });
   const { socket, receiver } = conn;
   const { reader } = receiver;
   const onAbort = (): void => void socket.destroy(interruption(opts.signal));
@@ -158,7 +154,9 @@ export async function attemptV1(c: Ctx, part: PartState, tally: Tally): Promise<
     guard?.stop();
     if (writer) {
       await writer.settle().catch(() => undefined);
-      part.have = writer.failed || poisoned ? 0 : writer.written;
+      // What reached the disk stays for a later run (after a full disk, too); its hash is recomputed then.
+      part.have = poisoned ? 0 : writer.written;
+      if (writer.failed) part.hash = undefined;
     }
     // A failed write (disk full, permission) is the root cause even when it surfaced as the connection
     // closing: the failure destroys the socket, and whatever was waiting on it sees that first.
