@@ -56,7 +56,7 @@ describe('file fetch --retries', () => {
     expect(r.code).toBe(0);
     const lines = r.stderr.split('\n').filter(Boolean);
     expect(lines).toHaveLength(3);
-    lines.forEach((line, i) => expect(line).toMatch(new RegExp(`^netkit: connection lost after [\\d.]+M of 48M; retrying in 1s \\(${i + 1}/5\\)$`)));
+    lines.forEach((line, i) => expect(line).toMatch(new RegExp(`^netkit: connection lost after [\\d.]+[BKM] of 48M; retrying in 1s \\(${i + 1}/5\\)$`)));
     expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, verified: true, sha256: sha, retries: 3, resumedFrom: 0, received: SIZE });
     expect(readdirSync(out)).toEqual(['big.bin']);
     const wire = Buffer.concat(proxy.toClient).length;
@@ -69,7 +69,7 @@ describe('file fetch --retries', () => {
     proxies.push(proxy);
     const r = await runNetkit(['file', 'fetch', 'big.bin', '-H', `127.0.0.1:${proxy.port}`, '-o', outDir(), '--retries', '0']);
     expect(r.code).toBe(8);
-    expect(r.stderr).toMatch(/(reset by the peer|before the transfer was complete); .*\.netkit\/big\.bin\.[0-9a-f]{16}\.part is kept \([\d.]+M of 48M\)/);
+    expect(r.stderr).toMatch(/(reset by the peer|before the transfer was complete); .*\.netkit\/big\.bin\.[0-9a-f]{16}\.part is kept \([\d.]+[BKM] of 48M\)/);
     expect(r.stderr).not.toMatch(/retrying/);
   });
 
@@ -98,8 +98,8 @@ describe('file fetch --retries', () => {
     const port = (srv.address() as net.AddressInfo).port;
     const r = await runNetkit(['file', 'fetch', 'big.bin', '-H', `127.0.0.1:${port}`, '-o', outDir(), '--retries', '2'], { timeoutMs: 30_000 });
     expect(r.code).toBe(6);
-    expect(r.stderr).toMatch(/^netkit: connection lost after [\d.]+M of 48M; retrying in 1s \(1\/2\)$/m);
-    expect(r.stderr).toMatch(/^netkit: connection refused after [\d.]+M of 48M; retrying in 2s \(2\/2\)$/m);
+    expect(r.stderr).toMatch(/^netkit: connection lost after [\d.]+[BKM] of 48M; retrying in 1s \(1\/2\)$/m);
+    expect(r.stderr).toMatch(/^netkit: connection refused after [\d.]+[BKM] of 48M; retrying in 2s \(2\/2\)$/m);
     expect(r.stderr).toMatch(/^netkit: cannot connect to 127\.0\.0\.1:\d+: connection refused$/m);
   });
 
