@@ -163,7 +163,11 @@ async function failed(err: unknown, entry: StagedFile, part: PartState | undefin
   }
   const progress = progressText(part.have, part.info?.size);
   if (err.code === 'INTERRUPTED' || err.code === 'TERMINATED') {
-    const message = worthless ? `interrupted before any byte of ${entry.target} was kept; nothing to resume` : `interrupted: ${entry.partPath} kept (${progress}); run the same command to resume`;
+    const message = !worthless
+      ? `interrupted: ${entry.partPath} kept (${progress}); run the same command to resume`
+      : opts.classic
+        ? 'interrupted; nothing was kept (a classic fetch cannot resume)'
+        : `interrupted before any byte of ${entry.target} arrived; nothing to resume`;
     return new NetkitError(err.code, message);
   }
   if (err instanceof ChangedError && err.when === 'stream') {
