@@ -43,6 +43,13 @@ export const EXIT_CODES = {
   // 12, 13: `disk query` thresholds: some filesystem is past --warn / --crit (or read-only, or errored)
   THRESHOLD_WARNING: 12,
   THRESHOLD_CRITICAL: 13,
+  // 14: another netkit is fetching the same file into the same directory
+  LOCKED: 14,
+  // 15: the result could not be written to stdout (a closed pipe, a full device)
+  OUTPUT: 15,
+  // 130, 143: stopped by SIGINT (Ctrl-C) or SIGTERM, as a shell reports a process killed by them
+  INTERRUPTED: 130,
+  TERMINATED: 143,
 } as const;
 
 export type ErrorCode = keyof typeof EXIT_CODES;

@@ -135,6 +135,13 @@ function fileSection(r) {
       `(aggregate ${fmt.mbps(k.aggregate_bytes, k.wall_ms)}, including ${k.clients} Node start-ups on 2 cores; server peak RSS ${fmt.mib(k.server_kib)}) → ${verdict(k.verified === k.clients)}.`);
     for (const x of k.failures) L.push(`  - failure ${x}`);
   }
+  if (f.cut) {
+    const k = f.cut;
+    const nk = f.transfer.find((t) => t.key === 'netkit');
+    L.push('', `- A fetch of the ${sizeLabel(k.size)} file whose connection is reset three times (after each quarter of the file; \`--retries\` default 5, back-off 1 s after an attempt that made progress), through a relay in the bench process: ` +
+      `${k.ok_runs}/${k.rounds} runs verified with 3 retries; median time from the first cut to the completed file ${fmt.s(k.first_cut_to_done_ms)}, from the last cut ${fmt.s(k.last_cut_to_done_ms)}; whole fetch ${fmt.s(k.wall_ms)}` +
+      `${nk && Number.isFinite(nk.median_ms) ? ` (an uncut fetch: ${fmt.s(nk.median_ms)})` : ''}; bytes relayed ${fmt.ratio(k.wire_ratio)} the file.`);
+  }
   L.push('');
   return L;
 }
@@ -217,9 +224,9 @@ export function renderSection(previous = '') {
 
 export function updateDoc() {
   let doc = existsSync(DOC) ? readFileSync(DOC, 'utf8') : '';
-  const section = renderSection(doc);
   const a = doc.indexOf(BEGIN);
   const b = doc.indexOf(END);
+  const section = renderSection(a >= 0 && b > a ? doc.slice(a, b) : '');
   if (a >= 0 && b > a) doc = doc.slice(0, a) + section + doc.slice(b + END.length);
   else doc = `${doc.trimEnd()}\n\n${section}\n`;
   writeFileSync(DOC, doc);

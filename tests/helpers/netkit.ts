@@ -173,3 +173,18 @@ export function serverSaid(s: Server, re: RegExp): Promise<void> {
     check();
   });
 }
+
+export interface Spawned {
+  child: ChildProcessWithoutNullStreams;
+  /** Output so far. */
+  stdout(): string;
+  stderr(): string;
+  /** The exit, with everything it printed (killed after `timeoutMs`, default 20 s). */
+  done: Promise<RunResult>;
+}
+
+/** Start `netkit args…` without waiting for it (to signal it, or to race it against another). */
+export function spawnNetkit(args: readonly string[], opts: RunOptions = {}): Spawned {
+  const r = startNetkit(args, opts);
+  return { child: r.child, stdout: r.stdout, stderr: r.stderr, done: r.done(opts.timeoutMs ?? 20_000) };
+}

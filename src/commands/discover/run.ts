@@ -1,6 +1,6 @@
 // Running `netkit discover`: print each server as it answers (or JSON at the end), warn about fingerprints, explain an empty result.
 import { discoverServers, nothingFound, type ServiceKind } from '../../services/discover.js';
-import { sanitize, useColor } from '../../cli/output.js';
+import { safeJson, sanitize, useColor } from '../../cli/output.js';
 import { fingerprintWarning, headerLine, serverJson, serverLine, type Paint } from './render.js';
 
 export interface DiscoverRunOptions {
@@ -31,7 +31,7 @@ export async function runDiscover(o: DiscoverRunOptions): Promise<void> {
     onGone: (s) => void process.stderr.write(`netkit: "${sanitize(s.name, 64)}" (${s.kind}) said goodbye: it is no longer there\n`),
     onWarning: (m) => void process.stderr.write(`netkit: warning: ${sanitize(m)}\n`),
   });
-  if (o.json) process.stdout.write(`${JSON.stringify(result.servers.map(serverJson), null, 2)}\n`);
+  if (o.json) process.stdout.write(`${safeJson(result.servers.map(serverJson), 2)}\n`);
   if (result.servers.length === 0) throw nothingFound(o.kinds, result);
   const n = result.servers.length;
   process.stderr.write(`netkit: ${n} server${n === 1 ? '' : 's'} answered within ${(o.timeoutMs / 1000).toFixed(1)}s (asked on ${result.interfaces.join(', ')})\n`);

@@ -9,6 +9,7 @@ import { discoverOption, discoverTimeoutOption } from '../discover/options.js';
 interface QueryArgs {
   hosts?: string[];
   'hosts-file'?: string;
+  host?: string[];
   port: number;
   timeout: number;
   retries: number;
@@ -38,7 +39,8 @@ export const queryCommand: CommandModule<object, QueryArgs> = {
   describe: 'Ask disk servers how much space they have',
   builder: (y) =>
     y
-      .positional('hosts', { type: 'string', array: true, describe: 'HOST, HOST:PORT or [IPv6]:PORT; several are asked at once [default: localhost, unless --discover or --hosts-file]' })
+      .positional('hosts', { type: 'string', array: true, describe: 'HOST, HOST:PORT, [IPv6] or [IPv6]:PORT; several are asked at once [default: localhost, unless --discover or --hosts-file]' })
+      .option('host', { alias: 'H', type: 'string', array: true, describe: 'a host to ask, as for HOSTS (repeatable; adds to them)' })
       .option('hosts-file', { type: 'string', describe: 'read more hosts from FILE, one per line (# starts a comment)' })
       .option('port', { alias: 'p', type: 'string', default: 9991, describe: 'UDP port for hosts given without one', coerce: (v: unknown) => parsePort(v) })
       .option('timeout', { alias: 't', type: 'string', default: '1s', describe: 'wait for the first attempt; each retry waits twice as long', coerce: (v: unknown) => parseDuration(v, '--timeout', 60_000) })
@@ -79,7 +81,7 @@ export const queryCommand: CommandModule<object, QueryArgs> = {
     if (iwarn) thresholds.inodesWarn = iwarn;
     if (icrit) thresholds.inodesCrit = icrit;
     await runDiskQuery({
-      hosts: (argv.hosts ?? []).map(String),
+      hosts: [...(argv.hosts ?? []), ...(argv.host ?? [])].map(String),
       hostsFile: argv['hosts-file'],
       port: argv.port,
       timeoutMs: argv.timeout,
