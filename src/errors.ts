@@ -8,8 +8,9 @@ export const EXIT_CODES = {
   // 1: the operation failed in a way that has no more specific status
   FAILED: 1,
   INTERNAL: 1,
-  // 2: the command line was wrong
+  // 2: the command line was wrong, or does not say enough (several servers found where one was expected)
   USAGE: 2,
+  AMBIGUOUS: 2,
   // 3: the thing asked for does not exist
   NOT_FOUND: 3,
   // 4: the peer refused: the jail, a bad request, a missing or wrong secret
@@ -42,6 +43,13 @@ export const EXIT_CODES = {
   // 12, 13: `disk query` thresholds: some filesystem is past --warn / --crit (or read-only, or errored)
   THRESHOLD_WARNING: 12,
   THRESHOLD_CRITICAL: 13,
+  // 14: another netkit is fetching the same file into the same directory
+  LOCKED: 14,
+  // 15: the result could not be written to stdout (a closed pipe, a full device)
+  OUTPUT: 15,
+  // 130, 143: stopped by SIGINT (Ctrl-C) or SIGTERM, as a shell reports a process killed by them
+  INTERRUPTED: 130,
+  TERMINATED: 143,
 } as const;
 
 export type ErrorCode = keyof typeof EXIT_CODES;

@@ -1,6 +1,8 @@
 // File bench (issues 3 and 5): 1 GiB loopback transfer wall time for netkit vs nc vs curl+http.server,
 // peak RSS of netkit's processes, 32 concurrent fetches, and TLS vs plain, all interleaved in one run.
 import { spawn } from 'node:child_process';
+import { createServer, connect } from 'node:net';
+import { once } from 'node:events';
 import { createHash, randomFillSync } from 'node:crypto';
 import { closeSync, createReadStream, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -77,7 +79,7 @@ function fetchArgs(src, port, outDir, extra = []) {
 async function netkitFetch(src, port, outDir, extra = [], env) {
   const out = join(outDir, src.name);
   rmSync(out, { force: true });
-  rmSync(`${out}.part`, { force: true });
+  rmSync(join(outDir, '.netkit'), { recursive: true, force: true }); // a partial download left by a failed run
   const r = await runTimed(NODE, fetchArgs(src, port, outDir, extra), { env: env ?? cleanEnv(), timeoutMs: 300000 });
   const ok = r.code === 0 && (await verify(src, out));
   if (!ok) log(`file: netkit fetch failed (exit ${r.code}): ${r.stderr.trim().slice(0, 500)}`);
@@ -203,6 +205,92 @@ async function concurrent(src, workDir, n) {
   }
 }
 
+/**
+ * A TCP relay on 127.0.0.1 that resets each of the first `cuts` connections once it has relayed `every`
+ * bytes to the client, and notes when (nowMs) each cut happened and how many bytes it relayed in all.
+ */
+async function cuttingProxy(targetPort, cuts, every) {
+  const cutAt = [];
+  let relayed = 0;
+  let n = 0;
+  const sockets = new Set();
+  const server = createServer((client) => {
+    const index = n++;
+    let mine = 0;
+    const upstream = connect(targetPort, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => sockets.delete(s));
+    }
+    client.pipe(upstream);
+    upstream.on('data', (d) => {
+      if (client.destroyed) return;
+      relayed += d.length;
+      mine += d.length;
+      if (!client.write(d)) {
+        upstream.pause();
+        client.once('drain', () => upstream.resume());
+      }
+      if (index < cuts && mine >= every) {
+        cutAt.push(nowMs());
+        client.resetAndDestroy();
+        upstream.destroy();
+      }
+    });
+    upstream.on('end', () => client.end());
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: server.address().port,
+    cutAt,
+    relayed: () => relayed,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+/**
+ * A fetch whose connection is cut three times (each time after a quarter of the file): the time from
+ * the first and from the last cut to the completed, verified file, and the bytes relayed in all.
+ */
+async function cutThreeTimes(src, port, workDir, rounds) {
+  const outDir = mkdtempSync(join(workDir, 'cut-'));
+  const runs = [];
+  try {
+    for (let i = 0; i < rounds; i++) {
+      const proxy = await cuttingProxy(port, 3, Math.floor(src.size / 4));
+      try {
+        const out = join(outDir, src.name);
+        rmSync(out, { force: true });
+        const t0 = nowMs();
+        const r = await runTimed(NODE, fetchArgs(src, proxy.port, outDir), { env: cleanEnv(), timeoutMs: 300000 });
+        const end = t0 + r.ms;
+        let retries = null;
+        try {
+          retries = JSON.parse(r.stdout).retries;
+        } catch {
+          // reported as failed below
+        }
+        const ok = r.code === 0 && retries === 3 && proxy.cutAt.length === 3 && (await verify(src, out));
+        if (!ok) log(`file: cut fetch failed (exit ${r.code}, ${proxy.cutAt.length} cuts, retries ${retries}): ${r.stderr.trim().slice(0, 300)}`);
+        runs.push({ ok, first_cut_to_done_ms: end - proxy.cutAt[0], last_cut_to_done_ms: end - proxy.cutAt[2], wall_ms: r.ms, wire_ratio: proxy.relayed() / src.size });
+        rmSync(out, { force: true });
+      } finally {
+        await proxy.close();
+      }
+    }
+  } finally {
+    rmSync(outDir, { recursive: true, force: true });
+  }
+  const good = runs.filter((x) => x.ok);
+  const med = (k) => median(good.map((x) => x[k]));
+  return { size: src.size, rounds, ok_runs: good.length, first_cut_to_done_ms: med('first_cut_to_done_ms'), last_cut_to_done_ms: med('last_cut_to_done_ms'), wall_ms: med('wall_ms'), wire_ratio: med('wire_ratio'), runs };
+}
+
 export async function runFile({ quick }) {
   // Five contenders of a few seconds each; page-cache allocation on this kind of VM makes single runs
   // vary by 2x, so five rounds for medians.
@@ -262,6 +350,11 @@ export async function runFile({ quick }) {
 
     let rss = [];
     let conc = null;
+    let cut = null;
+    if (hasNetkit && netkitHas(['file', 'fetch'], '--retries')) {
+      cut = await cutThreeTimes(big, servers[0].port, work, quick ? 1 : 3);
+      log(`file: fetch cut three times: first cut to verified file ${(cut.first_cut_to_done_ms / 1000).toFixed(2)} s, last cut ${(cut.last_cut_to_done_ms / 1000).toFixed(2)} s, ${cut.ok_runs}/${cut.rounds} ok`);
+    }
     if (hasNetkit) {
       const small = await dataFile(10 * MiB, 'data-10MiB.bin');
       for (const f of [small, big]) {
@@ -275,7 +368,7 @@ export async function runFile({ quick }) {
     }
     return {
       conditions: { rounds, size: big.size, file: `random data in ${DATA_DIR}, read once beforehand (page cache)`, out: 'same filesystem, deleted after each run', verify: which('cmp') ? 'cmp -s against the source after every run' : 'SHA-256 after every run' },
-      transfer, first_fetch: first, rss, concurrent: conc, skipped,
+      transfer, first_fetch: first, rss, concurrent: conc, cut, skipped,
     };
   } finally {
     for (const s of servers) await s.stop();

@@ -135,6 +135,13 @@ function fileSection(r) {
       `(aggregate ${fmt.mbps(k.aggregate_bytes, k.wall_ms)}, including ${k.clients} Node start-ups on 2 cores; server peak RSS ${fmt.mib(k.server_kib)}) → ${verdict(k.verified === k.clients)}.`);
     for (const x of k.failures) L.push(`  - failure ${x}`);
   }
+  if (f.cut) {
+    const k = f.cut;
+    const nk = f.transfer.find((t) => t.key === 'netkit');
+    L.push('', `- A fetch of the ${sizeLabel(k.size)} file whose connection is reset three times (after each quarter of the file; \`--retries\` default 5, back-off 1 s after an attempt that made progress), through a relay in the bench process: ` +
+      `${k.ok_runs}/${k.rounds} runs verified with 3 retries; median time from the first cut to the completed file ${fmt.s(k.first_cut_to_done_ms)}, from the last cut ${fmt.s(k.last_cut_to_done_ms)}; whole fetch ${fmt.s(k.wall_ms)}` +
+      `${nk && Number.isFinite(nk.median_ms) ? ` (an uncut fetch: ${fmt.s(nk.median_ms)})` : ''}; bytes relayed ${fmt.ratio(k.wire_ratio)} the file.`);
+  }
   L.push('');
   return L;
 }
@@ -154,14 +161,59 @@ function tlsSection(r) {
   return L;
 }
 
-const SECTIONS = [['disk', diskSection], ['startup', startupSection], ['file', fileSection], ['tls', tlsSection]];
+function discoverSection(r) {
+  const d = r.result;
+  const L = ['### Discovery (mDNS/DNS-SD)', '', ...header('discover', r)];
+  if (d.skipped) return [...L, `- ${d.skipped}`, ''];
+  const c = d.conditions;
+  L.push(`Conditions: ${c.lab}; servers: ${c.server}; client: ${c.client}; ${c.rounds} rounds per size. Times are from spawning the client to its output, so they include Node's start-up (\`netkit --version\` in the same namespace, for scale). "Internal" times are the \`elapsedMs\` --json reports, counted from the first query.`, '');
+  L.push('| announced servers | first result (median) | all found (median) | per-round first / all | all found every round | internal first / last (median) | `netkit --version` (median) |', '|---:|---:|---:|---|---|---|---:|');
+  for (const x of d.first_result) {
+    const per = x.runs.map((k) => `${Math.round(k.first_ms)} / ${Math.round(k.all_ms)}`).join(', ');
+    L.push(`| ${x.servers} | ${fmt.ms(x.median_first_ms, 0)} | ${fmt.ms(x.median_all_ms, 0)} | ${per} | ${x.all_found_every_round ? 'yes' : '**no**'} | ${fmt.ms(x.median_internal_first_ms, 0)} / ${fmt.ms(x.median_internal_last_ms, 0)} | ${fmt.ms(x.median_version_ms, 0)} |`);
+  }
+  L.push('');
+  const one = d.first_result[0];
+  const fifty = d.first_result.find((x) => x.servers === 50);
+  if (one) L.push(`- Target "the first server within 300 ms": median ${fmt.ms(one.median_first_ms, 0)} with 1 server, ${fmt.ms(fifty?.median_first_ms, 0)} with 50 → ${verdict(d.first_result.every((x) => x.median_first_ms <= 300))}.`);
+  if (fifty) L.push(`- Target "all 50 within the default timeout (2 s)": ${fifty.all_found_every_round ? 'every round found all 50' : 'some round missed servers'}, median ${fmt.ms(fifty.median_all_ms, 0)} → ${verdict(fifty.all_found_every_round)}.`);
+  L.push('');
+  const t = d.traffic;
+  if (t?.skipped) L.push(`- Traffic: ${t.skipped}`, '');
+  else if (t) {
+    const cell = (x) => `${x.packets} packets, ${fmt.int(x.bytes)} B`;
+    L.push(`Traffic: one \`netkit disk serve\` and one avahi-daemon 0.8 publishing one \`_netkit-disk._udp\` service (\`avahi-publish -s\`, host name record included, IPv4 only, no workstation or HINFO records), started together in their own namespaces; a third namespace counts every mDNS packet each sends. Window 1: their first ${t.window_s} s (probes and announcements, no browser). Window 2: the next ${t.window_s} s, with a PTR query for \`_netkit-disk._udp.local\` every 10 s (${t.queries_in_window_2} queries). Then netkit's goodbye on SIGTERM.`, '');
+    L.push(`| sender | window 1: start-up, per ${t.window_s} s | window 2: answering ${t.queries_in_window_2} queries | shutdown |`, '|---|---|---|---|');
+    L.push(`| netkit disk serve | ${cell(t.netkit.start)} | ${cell(t.netkit.queried)} | ${cell(t.netkit.goodbye)} |`);
+    L.push(`| avahi-daemon, one service | ${cell(t.avahi.start)} | ${cell(t.avahi.queried)} | (not stopped) |`);
+    L.push('');
+    L.push(`- Target "announcement traffic per server per minute no more than an avahi-daemon announcing one service" (window 1, unsolicited): netkit/avahi = ${fmt.ratio(t.netkit.start.packets / t.avahi.start.packets)} in packets, ${fmt.ratio(t.netkit.start.bytes / t.avahi.start.bytes)} in bytes → ${verdict(t.netkit.start.bytes <= t.avahi.start.bytes && t.netkit.start.packets <= t.avahi.start.packets)}. Neither sends anything unsolicited after that.`);
+    L.push(`- Answers to queries (window 2, not announcements): netkit/avahi = ${fmt.ratio(t.netkit.queried.packets / t.avahi.queried.packets)} in packets, ${fmt.ratio(t.netkit.queried.bytes / t.avahi.queried.bytes)} in bytes. Both answer a PTR question with PTR, SRV, TXT and address records in one packet; avahi compresses repeated names (RFC 1035 section 4.1.4) and the packet encoder under bonjour-service (dns-packet) does not.`, '');
+  }
+  return L;
+}
 
-export function renderSection() {
+const SECTIONS = [['disk', diskSection], ['startup', startupSection], ['file', fileSection], ['tls', tlsSection], ['discover', discoverSection]];
+/** Each part's heading, to keep its block from the current document when this run did not measure it. */
+const HEADINGS = { disk: '### Disk server capacity', startup: '### Whole-process start-up', file: '### File transfer', tls: '### TLS', discover: '### Discovery' };
+
+/** The lines of `part`'s block in an earlier generated section (its heading up to the next heading), if any. */
+function previousBlock(previous, part) {
+  const lines = previous.split('\n');
+  const start = lines.findIndex((l) => l.startsWith(HEADINGS[part]));
+  if (start < 0) return undefined;
+  let end = start + 1;
+  while (end < lines.length && !lines[end].startsWith('### ') && !lines[end].startsWith(END)) end++;
+  return lines.slice(start, end);
+}
+
+export function renderSection(previous = '') {
   const L = [BEGIN, '', '<!-- Generated by `npm run bench` from bench/out/*.json; edit bench/lib/report.mjs, not this section. -->', ''];
   for (const [part, render] of SECTIONS) {
     const p = join(OUT, `${part}.json`);
     if (!existsSync(p)) {
-      L.push(`### ${part}`, '', `- not measured yet: run \`npm run bench -- ${part}\`.`, '');
+      // Not measured by this run: keep what the document already says about it.
+      L.push(...(previousBlock(previous, part) ?? [`### ${part}`, '', `- not measured yet: run \`npm run bench -- ${part}\`.`, '']));
       continue;
     }
     L.push(...render(JSON.parse(readFileSync(p, 'utf8'))));
@@ -171,10 +223,10 @@ export function renderSection() {
 }
 
 export function updateDoc() {
-  const section = renderSection();
   let doc = existsSync(DOC) ? readFileSync(DOC, 'utf8') : '';
   const a = doc.indexOf(BEGIN);
   const b = doc.indexOf(END);
+  const section = renderSection(a >= 0 && b > a ? doc.slice(a, b) : '');
   if (a >= 0 && b > a) doc = doc.slice(0, a) + section + doc.slice(b + END.length);
   else doc = `${doc.trimEnd()}\n\n${section}\n`;
   writeFileSync(DOC, doc);

@@ -5,11 +5,11 @@ function usage(message: string, hint?: string): NetkitError {
   return new NetkitError('USAGE', message, hint);
 }
 
-/** A TCP/UDP port: an integer 0..65535 written in decimal. 0 means "any free port". */
-export function parsePort(value: unknown, option = '--port'): number {
+/** A TCP/UDP port: an integer min..65535 written in decimal. 0 (for a server) means "any free port". */
+export function parsePort(value: unknown, option = '--port', min = 0): number {
   const text = String(value).trim();
-  if (!/^\d{1,5}$/.test(text) || Number(text) > 65535) {
-    throw usage(`invalid ${option} '${String(value)}': expected a number from 0 to 65535`);
+  if (!/^\d{1,5}$/.test(text) || Number(text) > 65535 || Number(text) < min) {
+    throw usage(`invalid ${option} '${String(value)}': expected a number from ${min} to 65535`, min > 0 ? 'a client needs the port the server listens on' : undefined);
   }
   return Number(text);
 }

@@ -5,11 +5,13 @@ import { NetkitError, isNetkitError } from '../errors.js';
 import { reportError } from './output.js';
 import { version } from '../version.js';
 import { runState } from './state.js';
+import { guardStdio, stdoutFailure } from './stdio.js';
 import { diskCommand } from '../commands/disk/index.js';
 import { fileCommand } from '../commands/file/index.js';
 import { tokenCommand } from '../commands/token.js';
+import { discoverCommand } from '../commands/discover/index.js';
 
-const COMMANDS: Record<string, readonly string[]> = { disk: ['serve', 'query'], file: ['serve', 'fetch'], token: [] };
+const COMMANDS: Record<string, readonly string[]> = { disk: ['serve', 'query'], file: ['serve', 'fetch'], discover: [], token: [] };
 
 /**
  * Where argv stands in the command tree: the command path it names (for pointing a usage error at the
@@ -49,8 +51,9 @@ export function buildParser(args: readonly string[]): Argv {
     .usage('netkit: disk-space queries and verified file transfer for small networks\n\nUsage: $0 <command> [options]')
     .command(diskCommand)
     .command(fileCommand)
+    .command(discoverCommand)
     .command(tokenCommand)
-    .demandCommand(1, 'choose a command: disk, file or token')
+    .demandCommand(1, 'choose a command: disk, file, discover or token')
     .recommendCommands()
     .strict()
     .version(version())
@@ -68,20 +71,73 @@ export function buildParser(args: readonly string[]): Argv {
     });
 }
 
+/** Options whose value may be left out (`disk query --watch` means every 2 s). */
+const OPTIONAL_VALUE: ReadonlySet<string> = new Set(['watch', 'w']);
+
+/** The key a user typed for an option, as they would write it: `--host` or `-H`. */
+function flagName(key: string): string {
+  return key.length === 1 ? `-${key}` : `--${key}`;
+}
+
+/**
+ * An option given an empty value is a usage error, never its default: `-H "$HOST"` with HOST unset
+ * must not quietly mean localhost. yargs turns `-H` with nothing after it into the default (options
+ * that take a value have no yargs default for this reason) or into '', so look at both the raw words
+ * and the parsed values.
+ */
+function rejectEmptyValues(args: readonly string[], argv: Record<string, unknown>): void {
+  const optional = (key: string): boolean => OPTIONAL_VALUE.has(key);
+  const end = args.indexOf('--');
+  const words = end < 0 ? args : args.slice(0, end);
+  words.forEach((word, i) => {
+    const m = /^(?:--([^=]+)|-([A-Za-z]+))$/.exec(word);
+    if (!m) return;
+    const key = m[1] ?? m[2]!.slice(-1);
+    const value = argv[key];
+    if (value === undefined || typeof value === 'boolean' || optional(key)) return; // a flag, an optional value, or not an option of this command
+    const next = words[i + 1];
+    if (next === undefined || (next.startsWith('-') && !/^-\d/.test(next))) {
+      throw new NetkitError('USAGE', `option ${flagName(key)} needs a value`, `run '${locate(args).path} --help' for usage`);
+    }
+  });
+  for (const [key, value] of Object.entries(argv)) {
+    if (key === '_' || key === '$0' || optional(key) || /[A-Z]/.test(key.slice(1))) continue; // camelCase copies of kebab keys
+    if (value === '' || (Array.isArray(value) && value.includes(''))) {
+      const positional = !args.some((a) => a === flagName(key) || a.startsWith(`${flagName(key)}=`));
+      throw new NetkitError('USAGE', positional ? `an empty ${key.toUpperCase()} is not allowed` : `option ${flagName(key)} needs a value, not an empty one`, `run '${locate(args).path} --help' for usage`);
+    }
+  }
+}
+
 /** Run netkit with the given arguments (without `node` and the script path) and return its exit code. */
 export async function main(args: readonly string[]): Promise<number> {
+  guardStdio();
+  let code: number;
   try {
-    await buildParser(args).parseAsync();
-    return runState.exitCode;
+    let output = '';
+    // With a callback, yargs hands --help and --version text to us instead of console.log, which would
+    // swallow a write error (`netkit --help > /dev/full` must not exit 0).
+    await buildParser(args)
+      .middleware((argv) => rejectEmptyValues(args, argv as Record<string, unknown>), true)
+      .parseAsync([...args], {}, (_err, _argv, text) => {
+        output = text;
+      });
+    if (output) process.stdout.write(`${output}\n`);
+    code = runState.exitCode;
   } catch (err) {
-    const code = reportError(err, process.stderr);
+    code = reportError(err, process.stderr);
     // A monitoring plugin reports a bad option, or anything else that stops the check, as UNKNOWN (3).
     if (wantsNagios(args)) {
       process.stdout.write(`DISK UNKNOWN - ${err instanceof Error ? err.message.split('\n')[0] : 'the check could not run'}\n`);
-      return 3;
+      code = 3;
     }
-    return code;
   }
+  const lost = await stdoutFailure();
+  if (lost) {
+    const failedToo = reportError(lost, process.stderr);
+    return code === 0 ? failedToo : code;
+  }
+  return code;
 }
 
 /** `--format nagios` (or `--format=nagios`) among the arguments. */

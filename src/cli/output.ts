@@ -29,6 +29,20 @@ export function sanitize(text: string, maxLength = 512): string {
   return clean.length > maxLength ? `${clean.slice(0, maxLength)}…` : clean;
 }
 
+// What JSON.stringify leaves raw but a terminal (or a naive log viewer) would act on: DEL, C1 controls,
+// bidi overrides and isolates, and the line/paragraph separators.
+const JSON_UNSAFE = /[\u007f-\u009f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g;
+
+/** JSON.stringify, with the characters above escaped as \uXXXX as well (still valid, equal JSON). */
+export function safeJson(value: unknown, space?: number): string {
+  return JSON.stringify(value, null, space).replace(JSON_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** One JSON object on one line, safe to print (see safeJson). */
+export function jsonLine(value: unknown): string {
+  return `${safeJson(value)}\n`;
+}
+
 const UNITS = ['B', 'K', 'M', 'G', 'T', 'P', 'E'];
 
 /** Human size in powers of 1024, like `df -h`: 0B, 512B, 1.5K, 23M, 1.8T. */

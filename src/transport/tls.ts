@@ -310,7 +310,7 @@ export function connectTls(opts: ConnectTlsOptions): Promise<TlsConnection> {
           // OpenSSL already refused anything unverified (rejectUnauthorized), so reaching here means trusted.
           decision = { fingerprint: fingerprintOf(der), how: 'ca' };
         } else {
-          decision = verifyPeerFingerprint(opts.trust, opts.host, opts.port, der);
+          decision = verifyPeerFingerprint(opts.trust, opts.host, opts.port, der, socket.remoteAddress);
         }
       } catch (err) {
         fail(err instanceof NetkitError ? err : new NetkitError('TLS_TRUST', `cannot verify ${where}: ${String(err)}`, undefined, { cause: err }));

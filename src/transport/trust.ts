@@ -1,6 +1,7 @@
 // Who to trust over TLS: certificate fingerprints, pins, the known_hosts file (TOFU) and the server's own identity.
 import { createHash, createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
-import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, constants as fsc, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { isIPv4, isIPv6 } from 'node:net';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { NetkitError, errnoOf, fsError } from '../errors.js';
@@ -70,6 +71,27 @@ export function hostKey(host: string, port: number): string {
   return h.includes(':') ? `[${h}]:${port}` : `${h}:${port}`;
 }
 
+/**
+ * One spelling per server address, so that every way of typing it reaches the same known_hosts entry:
+ * IPv4 in any inet_aton form (`127.1`, `0x7f000001`) becomes dotted decimal, IPv6 its compressed
+ * lower-case form, an IPv4-mapped IPv6 address the IPv4 one; a name is lower-cased.
+ */
+export function canonicalHost(host: string): string {
+  let h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (h.startsWith('::ffff:') && isIPv4(h.slice(7))) h = h.slice(7);
+  try {
+    if (isIPv6(h)) return new URL(`http://[${h}]/`).hostname.slice(1, -1);
+    // The WHATWG URL parser reads IPv4 numbers as inet_aton does (and as getaddrinfo resolves them).
+    if (/^[0-9a-fx.]+$/.test(h)) {
+      const v4 = new URL(`http://${h}/`).hostname;
+      if (isIPv4(v4)) return v4;
+    }
+  } catch {
+    // not an address after all
+  }
+  return h;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Atomic writes: a temp file in the same directory, fsync, rename. Readers see the old or the new file.
 
@@ -102,14 +124,47 @@ export interface KnownHostEntry {
   line: number;
 }
 
-export function readKnownHosts(path: string): KnownHostEntry[] {
-  let text: string;
+/** Largest known_hosts read (a few thousand servers). */
+const MAX_KNOWN_HOSTS_BYTES = 1024 * 1024;
+
+/**
+ * The text of a known_hosts file ('' when there is none). It decides whom we trust, so it must be a
+ * regular file (a FIFO is refused without waiting on it: O_NONBLOCK), owned by us or root, and
+ * writable by nobody else; otherwise anyone who can write it could make us trust their certificate.
+ */
+function readKnownHostsFile(path: string): string {
+  let fd: number;
   try {
-    text = readFileSync(path, 'utf8');
+    fd = openSync(path, fsc.O_RDONLY | (fsc.O_NONBLOCK ?? 0) | (fsc.O_NOCTTY ?? 0));
   } catch (err) {
-    if (errnoOf(err) === 'ENOENT') return [];
+    if (errnoOf(err) === 'ENOENT') return '';
     throw fsError(err, `cannot read ${path}`);
   }
+  try {
+    const st = fstatSync(fd);
+    const me = process.getuid?.();
+    if (!st.isFile()) throw new NetkitError('TLS_TRUST', `${path} is not a regular file`, `make ${path} a regular file (or remove it)`);
+    if (me !== undefined && st.uid !== me && st.uid !== 0) {
+      throw new NetkitError('TLS_TRUST', `${path} belongs to another user (uid ${st.uid}): refusing to trust what it says`, `remove it, or take it over: chown $(id -u) ${path}`);
+    }
+    if (me !== undefined && (st.mode & 0o022) !== 0) {
+      const mode = (st.mode & 0o777).toString(8).padStart(3, '0');
+      throw new NetkitError('TLS_TRUST', `${path} is writable by other users (mode ${mode}): refusing to trust what it says`, `make it private: chmod 600 ${path}`);
+    }
+    if (st.size > MAX_KNOWN_HOSTS_BYTES) throw new NetkitError('TLS_TRUST', `${path} is larger than ${MAX_KNOWN_HOSTS_BYTES} bytes`, 'remove the lines you no longer need');
+    const buf = Buffer.alloc(Math.min(st.size + 1, MAX_KNOWN_HOSTS_BYTES + 1));
+    let got = 0;
+    for (let n = 1; n > 0 && got < buf.length; got += n) n = readSync(fd, buf, got, buf.length - got, got);
+    return buf.subarray(0, got).toString('utf8');
+  } catch (err) {
+    throw err instanceof NetkitError ? err : fsError(err, `cannot read ${path}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function readKnownHosts(path: string): KnownHostEntry[] {
+  const text = readKnownHostsFile(path);
   const entries: KnownHostEntry[] = [];
   text.split('\n').forEach((raw, i) => {
     const line = raw.trim();
@@ -135,14 +190,15 @@ export type KnownHostCheck = { status: 'known'; entry: KnownHostEntry } | { stat
  * Look `host` (a hostKey) up. A recorded fingerprint that differs is a hard TLS_TRUST error naming the
  * file and line to remove; it is never "updated" automatically, since that is exactly what an attacker wants.
  */
-export function checkKnownHost(path: string, host: string, fingerprint: string): KnownHostCheck {
+export function checkKnownHost(path: string, host: string, fingerprint: string, typed = host): KnownHostCheck {
   const fp = parseFingerprint(fingerprint);
   const entry = readKnownHosts(path).find((e) => e.host === host.toLowerCase());
   if (!entry) return { status: 'unknown' };
   if (entry.fingerprint === fp) return { status: 'known', entry };
+  const as = entry.host === typed.toLowerCase() ? '' : ` (recorded as ${entry.host})`;
   throw new NetkitError(
     'TLS_TRUST',
-    `the TLS certificate of ${host} has CHANGED: ${path} line ${entry.line} expects ${entry.fingerprint}, the server presented ${fp}. ` +
+    `the TLS certificate of ${typed} has CHANGED: ${path} line ${entry.line}${as} expects ${entry.fingerprint}, the server presented ${fp}. ` +
       'Someone may be intercepting the connection, or the server got a new certificate.',
     `if you know the server's certificate was replaced, delete line ${entry.line} of ${path} (or pass --tls-fingerprint ${fp}) and try again`,
   );
@@ -153,14 +209,9 @@ export function addKnownHost(path: string, host: string, fingerprint: string): v
   const fp = parseFingerprint(fingerprint);
   const key = host.toLowerCase();
   if (/\s/.test(key) || key.length === 0) throw new NetkitError('USAGE', `bad host for known_hosts: ${JSON.stringify(host)}`);
-  let text = '';
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    if (errnoOf(err) !== 'ENOENT') throw fsError(err, `cannot read ${path}`);
-  }
+  let text = readKnownHostsFile(path);
   // Re-check under the read we are about to replace: a concurrent first use may have recorded it already.
-  const existing = readKnownHostsText(text).find((e) => e.host === key);
+  const existing = parseKnownHostsText(text).find((e) => e.host === key);
   if (existing) {
     if (existing.fingerprint === fp) return;
     checkKnownHost(path, key, fp); // throws the mismatch error with the line number
@@ -169,7 +220,7 @@ export function addKnownHost(path: string, host: string, fingerprint: string): v
   writeFileAtomic(path, `${text}${key} ${fp}\n`, 0o600);
 }
 
-function readKnownHostsText(text: string): { host: string; fingerprint: string }[] {
+function parseKnownHostsText(text: string): { host: string; fingerprint: string }[] {
   const out: { host: string; fingerprint: string }[] = [];
   for (const raw of text.split('\n')) {
     const [host, fp] = raw.trim().split(/\s+/);
@@ -207,7 +258,7 @@ export interface TrustDecision {
  * Decide about a peer certificate already received in the handshake (pin and TOFU; CA verification is
  * done by OpenSSL itself). Throws TLS_TRUST on refusal.
  */
-export function verifyPeerFingerprint(policy: Exclude<TrustPolicy, { kind: 'ca' }>, host: string, port: number, certDer: Buffer): TrustDecision {
+export function verifyPeerFingerprint(policy: Exclude<TrustPolicy, { kind: 'ca' }>, host: string, port: number, certDer: Buffer, address?: string): TrustDecision {
   const fingerprint = fingerprintOf(certDer);
   const key = hostKey(host, port);
   if (policy.kind === 'pin') {
@@ -222,10 +273,16 @@ export function verifyPeerFingerprint(policy: Exclude<TrustPolicy, { kind: 'ca' 
     return { fingerprint, how: 'pin' };
   }
   const file = policy.knownHostsFile ?? knownHostsPath();
-  const seen = checkKnownHost(file, key, fingerprint);
-  if (seen.status === 'known') return { fingerprint, how: 'known' };
-  addKnownHost(file, key, fingerprint);
-  policy.onFirstUse({ host: key, fingerprint, file });
+  // Like ssh's CheckHostIP: the server is recorded under the name typed and under the address reached,
+  // each in one canonical spelling; a certificate that differs from either entry is refused.
+  const keys = [...new Set([hostKey(canonicalHost(host), port), ...(address ? [hostKey(canonicalHost(address), port)] : [])])];
+  let known = 0;
+  for (const k of keys) {
+    if (checkKnownHost(file, k, fingerprint, key).status === 'known') known += 1;
+  }
+  for (const k of keys) addKnownHost(file, k, fingerprint);
+  if (known > 0) return { fingerprint, how: 'known' };
+  policy.onFirstUse({ host: keys.join(' and '), fingerprint, file });
   return { fingerprint, how: 'first-use' };
 }
 

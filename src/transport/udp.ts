@@ -145,7 +145,7 @@ export interface ExchangeOptions<T> {
    * authenticated client seals a fresh nonce here, since a server drops a repeated nonce as a replay.
    */
   retryPayload?: (previous: Buffer) => Buffer;
-  /** Names the server program in hints, e.g. "netkit disk serve". */
+  /** Names what should answer, as a phrase for "is … running there?", e.g. "`netkit disk serve`". */
   service?: string;
   /**
    * Also hand onReply datagrams that come from another address of the server (a multi-homed host, or
@@ -182,7 +182,7 @@ export async function resolveHost(host: string): Promise<{ address: string; fami
 function peerError(err: unknown, where: string, service: string | undefined): NetkitError {
   switch (errnoOf(err)) {
     case 'ECONNREFUSED':
-      return new NetkitError('CONNECT_REFUSED', `${where} refused the query (ICMP port unreachable)`, service ? `is \`${service}\` running there, on that port?` : 'nothing listens on that port', { cause: err });
+      return new NetkitError('CONNECT_REFUSED', `${where} refused the query (ICMP port unreachable)`, service ? `is ${service} running there, on that port?` : 'nothing listens on that port', { cause: err });
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
     case 'EHOSTDOWN':
@@ -256,7 +256,7 @@ async function exchangeWith<T>(address: string, family: 4 | 6, opts: ExchangeOpt
           new NetkitError(
             'TIMEOUT',
             `no answer from ${where} after ${attempts} attempt${attempts === 1 ? '' : 's'} (waited ${seconds(waited)})`,
-            `is the host up, ${opts.service ? `\`${opts.service}\` running there, ` : ''}and UDP port ${opts.port} open in its firewall? (--timeout, --retries)`,
+            `is the host up, ${opts.service ? `${opts.service} running there, ` : ''}and UDP port ${opts.port} open in its firewall? (--timeout, --retries)`,
           ),
         ),
       );

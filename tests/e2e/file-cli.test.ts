@@ -3,12 +3,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/gl
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, watch, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, runNetkit, startServer, type Server } from '../helpers/netkit.js';
 import { holdTransfer } from '../helpers/raw-file-client.js';
+import { partialReaches, staged } from '../helpers/staging.js';
 
 let base: string;
 let served: string;
@@ -57,29 +58,6 @@ function outDir(): string {
 }
 
 const fileSha = (p: string): string => createHash('sha256').update(readFileSync(p)).digest('hex');
-
-/** Resolve once `dir/name` holds at least `min` bytes (fs.watch events, no polling timers). */
-function partReaches(dir: string, name: string, min: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const w = watch(dir);
-    const check = (): void => {
-      try {
-        if (statSync(join(dir, name)).size >= min) {
-          w.close();
-          resolve();
-        }
-      } catch {
-        // not there yet
-      }
-      if (existsSync(join(dir, name.replace(/\.part$/, '')))) {
-        w.close();
-        reject(new Error('the transfer finished before the test could interrupt it'));
-      }
-    };
-    w.on('change', check);
-    check();
-  });
-}
 
 /** Spawn a fetch (not waiting for it), collecting its output. */
 function spawnFetch(args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
@@ -192,8 +170,8 @@ describe('netkit file serve / fetch', () => {
   test('server killed mid-transfer: no final file, the partial is kept, a new server resumes and verifies', async () => {
     const a = await serve();
     const out = outDir();
-    const f = spawnFetch(['big.bin', '--host', '127.0.0.1', '--port', String(a.port), '--out', out]);
-    await partReaches(out, 'big.bin.part', 4 * 1024 * 1024);
+    const f = spawnFetch(['big.bin', '--host', '127.0.0.1', '--port', String(a.port), '--out', out, '--retries', '0']);
+    await partialReaches(out, 'big.bin', 4 * 1024 * 1024);
     f.child.kill('SIGSTOP');
     a.child.kill('SIGKILL');
     await once(a.child, 'exit');
@@ -203,7 +181,7 @@ describe('netkit file serve / fetch', () => {
     expect(first.stderr).toMatch(/is kept/);
     expect(first.stderr).toMatch(/hint: run the same fetch again to resume/);
     expect(existsSync(join(out, 'big.bin'))).toBe(false);
-    const kept = statSync(join(out, 'big.bin.part')).size;
+    const kept = statSync(staged(out, 'big.bin').part).size;
     expect(kept).toBeGreaterThan(0);
 
     const b = await serve([], a.port);
@@ -224,7 +202,7 @@ describe('netkit file serve / fetch', () => {
     const baseline = fds();
     const out = outDir();
     const f = spawnFetch(['big.bin', '--host', '127.0.0.1', '--port', String(s.port), '--out', out]);
-    await partReaches(out, 'big.bin.part', 4 * 1024 * 1024);
+    await partialReaches(out, 'big.bin', 4 * 1024 * 1024);
     f.child.kill('SIGKILL');
     await f.done;
     expect(await serverLogs(s, /"big\.bin"/)).toMatch(/aborted|timeout/);
@@ -237,7 +215,7 @@ describe('netkit file serve / fetch', () => {
     const s = await serve(['--grace', '20s']);
     const out = outDir();
     const f = spawnFetch(['big.bin', '--host', '127.0.0.1', '--port', String(s.port), '--out', out]);
-    await partReaches(out, 'big.bin.part', 1024 * 1024);
+    await partialReaches(out, 'big.bin', 1024 * 1024);
     const exit = s.stop('SIGTERM');
     const r = await f.done;
     expect(r.code).toBe(0);

@@ -18,6 +18,13 @@ export interface RunOptions {
   input?: string | Buffer;
   /** Hard cap so a hung child fails the test instead of hanging the suite. */
   timeoutMs?: number;
+  /** Run inside this network namespace (`ip netns exec`; the process keeps its pid). */
+  netns?: string;
+}
+
+/** The command line that runs netkit, inside a network namespace when asked. */
+function command(args: readonly string[], netns: string | undefined): [string, string[]] {
+  return netns ? ['ip', ['netns', 'exec', netns, process.execPath, BIN, ...args]] : [process.execPath, [BIN, ...args]];
 }
 
 function childEnv(extra?: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
@@ -30,7 +37,8 @@ function childEnv(extra?: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 
 /** Run `netkit args…` to completion and collect its output. */
 export async function runNetkit(args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, env: childEnv(opts.env) });
+  const [cmd, argv] = command(args, opts.netns);
+  const child = spawn(cmd, argv, { cwd: opts.cwd, env: childEnv(opts.env) });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -59,7 +67,8 @@ export interface Server {
  * Rejects (with its stderr) if the process exits first.
  */
 export async function startServer(args: readonly string[], opts: RunOptions = {}): Promise<Server> {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, env: childEnv(opts.env) });
+  const [cmd, argv] = command(args, opts.netns);
+  const child = spawn(cmd, argv, { cwd: opts.cwd, env: childEnv(opts.env) });
   let out = '';
   let err = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
@@ -94,4 +103,88 @@ export async function startServer(args: readonly string[], opts: RunOptions = {}
       return code;
     },
   };
+}
+
+export interface Running {
+  child: ChildProcessWithoutNullStreams;
+  stdout(): string;
+  stderr(): string;
+  /** Resolve with the first match of `re` in everything the stream has carried so far or will carry; reject if the process exits first. */
+  waitFor(stream: 'stdout' | 'stderr', re: RegExp): Promise<RegExpExecArray>;
+  /** Wait for the exit (killing it after `timeoutMs`, default 20 s) and collect everything. */
+  done(timeoutMs?: number): Promise<RunResult>;
+}
+
+/** Start `netkit args…` and watch its output as it comes (for commands that print as they go). */
+export function startNetkit(args: readonly string[], opts: RunOptions = {}): Running {
+  const [cmd, argv] = command(args, opts.netns);
+  const child = spawn(cmd, argv, { cwd: opts.cwd, env: childEnv(opts.env) });
+  const text = { stdout: '', stderr: '' };
+  const waiters = new Set<() => void>();
+  const exited = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
+  let ended = false;
+  void exited.then(() => {
+    ended = true;
+    for (const w of [...waiters]) w();
+  });
+  for (const stream of ['stdout', 'stderr'] as const) {
+    child[stream].setEncoding('utf8').on('data', (d: string) => {
+      text[stream] += d;
+      for (const w of [...waiters]) w();
+    });
+  }
+  child.stdin.end(opts.input ?? '');
+  return {
+    child,
+    stdout: () => text.stdout,
+    stderr: () => text.stderr,
+    waitFor: (stream, re) =>
+      new Promise((resolve, reject) => {
+        const check = (): void => {
+          const m = re.exec(text[stream]);
+          if (m) {
+            waiters.delete(check);
+            resolve(m);
+          } else if (ended) {
+            waiters.delete(check);
+            reject(new Error(`netkit ${args.join(' ')} exited before printing ${re} on ${stream}:\n${text.stdout}\n${text.stderr}`));
+          }
+        };
+        waiters.add(check);
+        check();
+      }),
+    done: async (timeoutMs = 20_000) => {
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      const [code, signal] = await exited;
+      clearTimeout(timer);
+      return { code, signal, stdout: text.stdout, stderr: text.stderr };
+    },
+  };
+}
+
+/** Resolve once a running server has said `re` on stderr (its log is the event a test waits for); reject if it exits first. */
+export function serverSaid(s: Server, re: RegExp): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const check = (): void => {
+      if (re.test(s.stderr())) resolve();
+      else if (s.child.exitCode !== null || s.child.signalCode !== null) reject(new Error(`server exited before saying ${re}: ${s.stderr()}`));
+      else s.child.stderr.once('data', () => setImmediate(check));
+    };
+    check();
+  });
+}
+
+export interface Spawned {
+  child: ChildProcessWithoutNullStreams;
+  /** Output so far. */
+  stdout(): string;
+  stderr(): string;
+  /** The exit, with everything it printed (killed after `timeoutMs`, default 20 s). */
+  done: Promise<RunResult>;
+}
+
+/** Start `netkit args…` without waiting for it (to signal it, or to race it against another). */
+export function spawnNetkit(args: readonly string[], opts: RunOptions = {}): Spawned {
+  const r = startNetkit(args, opts);
+  return { child: r.child, stdout: r.stdout, stderr: r.stderr, done: r.done(opts.timeoutMs ?? 20_000) };
 }

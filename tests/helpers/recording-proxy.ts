@@ -12,12 +12,23 @@ export interface TcpRecordingProxy {
   close(): Promise<void>;
 }
 
+export interface TcpProxyOptions {
+  /**
+   * Called after each chunk relayed to the client with the connection's number (from 0) and the bytes it
+   * has relayed to the client so far; returning true cuts that connection there (a reset to the client).
+   */
+  cut?: (connection: number, toClientBytes: number) => boolean;
+}
+
 /** A TCP relay from 127.0.0.1:<port> to target; every chunk in either direction is kept. */
-export async function tcpRecordingProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpRecordingProxy> {
+export async function tcpRecordingProxy(targetPort: number, targetHost = '127.0.0.1', opts: TcpProxyOptions = {}): Promise<TcpRecordingProxy> {
   const toServer: Buffer[] = [];
   const toClient: Buffer[] = [];
   const sockets = new Set<net.Socket>();
+  let connections = 0;
   const server = net.createServer((client) => {
+    const index = connections++;
+    let relayed = 0;
     const upstream = net.connect(targetPort, targetHost);
     sockets.add(client);
     sockets.add(upstream);
@@ -26,8 +37,14 @@ export async function tcpRecordingProxy(targetPort: number, targetHost = '127.0.
       upstream.write(d);
     });
     upstream.on('data', (d: Buffer) => {
+      if (client.destroyed) return;
       toClient.push(Buffer.from(d));
       client.write(d);
+      relayed += d.length;
+      if (opts.cut?.(index, relayed)) {
+        client.resetAndDestroy();
+        upstream.destroy();
+      }
     });
     client.on('end', () => upstream.end());
     upstream.on('end', () => client.end());

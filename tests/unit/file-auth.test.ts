@@ -24,13 +24,14 @@ import {
   encodeTrailer,
   type Frame,
 } from '../../src/protocol/file-v1.js';
-import { fetchFile, type FetchOptions } from '../../src/services/file-fetch.js';
+import { fetchFile, type FetchOptions } from '../../src/services/file/fetch/session.js';
 import { startFileServer, type FileServer, type ServeOptions, type TransferLog } from '../../src/services/file/serve/index.js';
 import { validatorOf } from '../../src/services/file/serve/hash-cache.js';
 import { FailureThrottle } from '../../src/services/limits.js';
 import { tcpTransport } from '../../src/transport/tcp.js';
 import { tcpRecordingProxy, type TcpRecordingProxy } from '../helpers/recording-proxy.js';
 import { rejection } from '../helpers/errors.js';
+import { plantPartial, staged } from '../helpers/staging.js';
 
 const TOKEN = 'Hq2Wn8Rt5Yv1Xc7Zb4Nm9Kl3Jp6Df0Gs2Ae8Ui5Oy1';
 const KEY = deriveKey(TOKEN, 'file');
@@ -101,7 +102,7 @@ function outDir(): string {
 }
 
 function fetchFrom(port: number, out: string, extra: Partial<FetchOptions> = {}, host = '127.0.0.1') {
-  return fetchFile({ name: 'data.bin', host, port, outDir: out, transport: tcpTransport, timeoutMs: 5000, secret: KEY, ...extra });
+  return fetchFile({ name: 'data.bin', host, port, outDir: out, transport: tcpTransport, timeoutMs: 5000, retries: 0, secret: KEY, ...extra });
 }
 
 async function proxyTo(port: number): Promise<TcpRecordingProxy> {
@@ -345,11 +346,10 @@ describe('a client holding a secret against servers that cannot prove it', () =>
       s.write(encodeResponse({ status: Status.CHANGED, size: 1, offset: 0, validator: Buffer.alloc(0), message: 'changed' }));
     }, 0);
     const out = outDir();
-    writeFileSync(join(out, 'data.bin.part'), DATA.subarray(0, 1000));
-    writeFileSync(join(out, 'data.bin.part.json'), JSON.stringify({ netkit: 1, host: '127.0.0.1', port, name: 'data.bin', size: DATA.length, validator: '00' }));
+    plantPartial(out, 'data.bin', DATA.subarray(0, 1000), { name: 'data.bin', server: `127.0.0.1:${port}`, size: DATA.length, validator: '00' });
     const err = await rejection(fetchFrom(port, out));
     expect(err.code).toBe('UNAUTHORIZED');
-    expect(readFileSync(join(out, 'data.bin.part')).equals(DATA.subarray(0, 1000))).toBe(true);
+    expect(readFileSync(staged(out, 'data.bin').part).equals(DATA.subarray(0, 1000))).toBe(true);
   });
 
   test('a proven RESPONSE but a TRAILER without a valid proof: no final file, the unvouched bytes are removed', async () => {
@@ -381,9 +381,8 @@ describe('the secret never crosses the wire', () => {
     await rejection(fetchFrom(proxy.port, outDir(), { secret: OTHER_KEY }));
     // A resume too: REQUEST with an offset and a validator.
     const resumeOut = outDir();
-    writeFileSync(join(resumeOut, 'data.bin.part'), DATA.subarray(0, 4096));
     const st = statSync(join(served, 'data.bin'), { bigint: true });
-    writeFileSync(join(resumeOut, 'data.bin.part.json'), JSON.stringify({ netkit: 1, host: '127.0.0.1', port: proxy.port, name: 'data.bin', size: DATA.length, validator: validatorOf(st).toString('hex') }));
+    plantPartial(resumeOut, 'data.bin', DATA.subarray(0, 4096), { name: 'data.bin', server: `127.0.0.1:${proxy.port}`, size: DATA.length, validator: validatorOf(st).toString('hex') });
     const resumed = await fetchFrom(proxy.port, resumeOut);
     expect(resumed.resumedFrom).toBe(4096);
 

@@ -7,7 +7,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetkitError } from '../../src/errors.js';
-import { fetchFile, localNameOf, type FetchOptions } from '../../src/services/file-fetch.js';
+import { fetchFile, localNameOf, type FetchOptions } from '../../src/services/file/fetch/session.js';
 import { startFileServer, type FileServer, type ServeOptions, type TransferLog } from '../../src/services/file/serve/index.js';
 import { BufferPool } from '../../src/services/file/serve/body.js';
 import {
@@ -27,6 +27,7 @@ import {
 import { tcpTransport } from '../../src/transport/tcp.js';
 import { validatorOf } from '../../src/services/file/serve/hash-cache.js';
 import { rejection } from '../helpers/errors.js';
+import { plantPartial, staged } from '../helpers/staging.js';
 
 let base: string;
 let served: string;
@@ -88,7 +89,8 @@ function outDir(): string {
 }
 
 function fetchFrom(server: { port: number }, name: string, out: string, extra: Partial<FetchOptions> = {}) {
-  return fetchFile({ name, host: '127.0.0.1', port: server.port, outDir: out, transport: tcpTransport, timeoutMs: 5000, ...extra });
+  // retries: 0 is the behaviour these tests pin down; automatic retries have their own tests.
+  return fetchFile({ name, host: '127.0.0.1', port: server.port, outDir: out, transport: tcpTransport, timeoutMs: 5000, retries: 0, ...extra });
 }
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -204,7 +206,7 @@ describe('resume', () => {
     expect(err.code).toBe('PEER_CLOSED');
     expect(err.message).toMatch(/is kept/);
     expect(existsSync(join(out, name))).toBe(false);
-    const part = statSync(join(out, `${name}.part`)).size;
+    const part = statSync(staged(out, name).part).size;
     expect(part).toBeGreaterThan(0);
     expect(part).toBeLessThan(content.length);
     return { port: server.port, part };
@@ -481,7 +483,7 @@ describe('the client against hostile or broken servers', () => {
     const out = outDir();
     const err = await rejection(fetchFrom(srv, 'x.bin', out));
     expect(err.code).toBe('PEER_CLOSED');
-    expect(readFileSync(join(out, 'x.bin.part')).equals(body)).toBe(true);
+    expect(readFileSync(staged(out, 'x.bin').part).equals(body)).toBe(true);
     expect(existsSync(join(out, 'x.bin'))).toBe(false);
   });
 
@@ -498,8 +500,7 @@ describe('the client against hostile or broken servers', () => {
     };
     const srv = await fake((s) => answer(s, k));
     const out = outDir();
-    writeFileSync(join(out, 'x.bin.part'), whole.subarray(0, k));
-    writeFileSync(join(out, 'x.bin.part.json'), JSON.stringify({ netkit: 1, host: '127.0.0.1', port: srv.port, name: 'x.bin', size: whole.length, validator: validator.toString('hex') }));
+    plantPartial(out, 'x.bin', whole.subarray(0, k), { name: 'x.bin', server: `127.0.0.1:${srv.port}`, size: whole.length, validator: validator.toString('hex') });
     const r = await fetchFrom(srv, 'x.bin', out, { timeoutMs: 100 });
     expect(r).toMatchObject({ resumedFrom: k, verified: true, sha256: sha(whole) });
     // The same silence with no prefix to hash is a timeout.

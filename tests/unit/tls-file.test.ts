@@ -2,12 +2,12 @@
 import { describe, test, expect, beforeAll, afterAll, afterEach } from '@jest/globals';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetkitError } from '../../src/errors.js';
-import { fetchFile } from '../../src/services/file-fetch.js';
+import { fetchFile } from '../../src/services/file/fetch/session.js';
 import { startFileServer, type FileServer } from '../../src/services/file/serve/index.js';
 import { TLS_REQUIRED_MESSAGE, tlsClientTransport, tlsServerTransport } from '../../src/services/file-tls.js';
 import { tcpTransport } from '../../src/transport/tcp.js';
@@ -91,7 +91,7 @@ describe('file service over TLS', () => {
     );
     expect(err.code).toBe('TLS_TRUST');
     expect(existsSync(join(out, 'data.bin'))).toBe(false);
-    expect(existsSync(join(out, 'data.bin.part'))).toBe(false);
+    expect(readdirSync(out)).toEqual([]); // not even a staging directory
   });
 
   test('--tls-ca with the server certificate as the CA, by name', async () => {

@@ -1,7 +1,8 @@
 // Fingerprints, the known_hosts file (TOFU) and the server's stored identity, on a real temporary config directory.
 import { describe, test, expect, beforeEach, afterEach } from '@jest/globals';
 import { X509Certificate } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetkitError } from '../../src/errors.js';
@@ -126,6 +127,45 @@ describe('known_hosts', () => {
     const err = thrown(() => readKnownHosts(file));
     expect(err.code).toBe('TLS_TRUST');
     expect(err.message).toContain('line 3');
+  });
+
+  test('known_hosts that anyone else could have written is refused: a FIFO (without waiting on it), group/other-writable, another owner', () => {
+    mkdirSync(join(dir, 'netkit'));
+    execFileSync('mkfifo', [file]);
+    expect(thrown(() => readKnownHosts(file)).message).toMatch(/not a regular file/);
+    rmSync(file);
+    writeFileSync(file, `h:1 ${FP_A}\n`, { mode: 0o600 });
+    expect(readKnownHosts(file)).toHaveLength(1);
+    chmodSync(file, 0o664);
+    const loose = thrown(() => checkKnownHost(file, 'h:1', FP_A));
+    expect(loose.code).toBe('TLS_TRUST');
+    expect(loose.message).toMatch(/writable by other users \(mode 664\)/);
+    expect(loose.hint).toBe(`make it private: chmod 600 ${file}`);
+    chmodSync(file, 0o644); // readable by others is fine, as for ssh's known_hosts
+    expect(readKnownHosts(file)).toHaveLength(1);
+    if (process.getuid?.() === 0) {
+      chownSync(file, 65534, 65534);
+      expect(thrown(() => readKnownHosts(file)).message).toMatch(/belongs to another user \(uid 65534\)/);
+    }
+  });
+
+  test('CheckHostIP: the name and the address are both recorded; either one with another certificate is refused', () => {
+    const a = generateSelfSigned();
+    const b = generateSelfSigned();
+    const told: Array<{ host: string }> = [];
+    const tofu = { kind: 'tofu' as const, knownHostsFile: file, onFirstUse: (i: { host: string }) => told.push(i) };
+    expect(verifyPeerFingerprint(tofu, 'NAS', 9, a.der, '10.0.0.5').how).toBe('first-use');
+    expect(told.map((t) => t.host)).toEqual(['nas:9 and 10.0.0.5:9']);
+    expect(readKnownHosts(file).map((e) => e.host)).toEqual(['nas:9', '10.0.0.5:9']);
+    // A new name for the same address: known, and recorded without a notice.
+    expect(verifyPeerFingerprint(tofu, 'nas.lan', 9, a.der, '::ffff:10.0.0.5').how).toBe('known');
+    expect(verifyPeerFingerprint(tofu, '10.5', 9, a.der, '10.0.0.5').how).toBe('known');
+    expect(told).toHaveLength(1);
+    // Another certificate under a name never seen, at a known address: the same hard error.
+    const err = thrown(() => verifyPeerFingerprint(tofu, 'other-name', 9, b.der, '10.0.0.5'));
+    expect(err.code).toBe('TLS_TRUST');
+    expect(err.message).toMatch(/of other-name:9 has CHANGED: .* line 2 \(recorded as 10\.0\.0\.5:9\)/);
+    expect(readKnownHosts(file).map((e) => e.host)).toEqual(['nas:9', '10.0.0.5:9', 'nas.lan:9']);
   });
 
   test('verifyPeerFingerprint: pin accepts exactly one certificate; TOFU tells, records, then holds', () => {

@@ -1,6 +1,7 @@
 // Running `netkit disk query`: read the hosts, ask them, print a table, JSON, a Nagios line or Prometheus text, and set the exit status.
 import { readFile } from 'node:fs/promises';
-import { parseTarget, queryDisks, type HostResult, type QueryTarget } from '../../services/disk/query.js';
+import { parseTarget, type HostResult, type QueryTarget } from '../../services/disk/query.js';
+import { queryWithDiscovery } from '../../services/disk/discover.js';
 import { sanitize, useColor } from '../../cli/output.js';
 import { setExitCode } from '../../cli/state.js';
 import { renderJson, renderTable, type Paint } from './render.js';
@@ -27,6 +28,9 @@ export interface QueryRunOptions {
   /** Refresh every this many ms until Ctrl-C (the live view). */
   watchMs?: number | undefined;
   tokenFile?: string | undefined;
+  /** Also ask every disk server that announces itself, listening this long. */
+  discover?: boolean;
+  discoverTimeoutMs?: number;
 }
 
 export async function painter(): Promise<Paint | undefined> {
@@ -52,12 +56,12 @@ export async function readHostsFile(path: string): Promise<string[]> {
     .filter((l) => l !== '');
 }
 
-export async function resolveTargets(o: Pick<QueryRunOptions, 'hosts' | 'hostsFile' | 'port'>): Promise<QueryTarget[]> {
+export async function resolveTargets(o: Pick<QueryRunOptions, 'hosts' | 'hostsFile' | 'port' | 'discover'>): Promise<QueryTarget[]> {
   const fromFile = o.hostsFile !== undefined ? await readHostsFile(o.hostsFile) : [];
   if (o.hostsFile !== undefined && fromFile.length === 0 && o.hosts.length === 0) throw new NetkitError('USAGE', `--hosts-file ${o.hostsFile} names no host`);
   const hosts = [...o.hosts, ...fromFile];
   // Bad ports and empty names are usage errors (exit 2) before anything is sent.
-  return (hosts.length > 0 ? hosts : ['localhost']).map((h) => parseTarget(h, o.port));
+  return (hosts.length > 0 || o.discover ? hosts : ['localhost']).map((h) => parseTarget(h, o.port));
 }
 
 /** Keep only the filesystems the client-side filters select (the server already left out its exclusions). */
@@ -99,7 +103,14 @@ export async function runDiskQuery(o: QueryRunOptions): Promise<void> {
     await runWatch(targets, queryOpts, o, o.watchMs);
     return;
   }
-  const results = filterResults(await queryDisks(targets, queryOpts), o.filter);
+  const { results: all, nothingDiscovered } = await queryWithDiscovery(targets, {
+    ...queryOpts,
+    discover: o.discover,
+    discoverTimeoutMs: o.discoverTimeoutMs,
+    onWarning: (m) => void process.stderr.write(`netkit: warning: ${sanitize(m)}\n`),
+  });
+  const results = filterResults(all, o.filter);
+  if (nothingDiscovered) process.stderr.write(`netkit: ${sanitize(nothingDiscovered.message)}\n`);
   if (o.format === 'nagios') {
     const r = renderNagios(results, o.thresholds);
     process.stdout.write(r.line);

@@ -4,10 +4,12 @@ import { parseCount, parseDuration, parseList, parsePort } from '../../cli/args.
 import { tokenFileOption } from '../secret-option.js';
 import { parseThreshold, type Thresholds } from '../../services/disk/thresholds.js';
 import type { QueryFormat } from './query-run.js';
+import { discoverOption, discoverTimeoutOption } from '../discover/options.js';
 
 interface QueryArgs {
-  hosts: string[];
+  hosts?: string[];
   'hosts-file'?: string;
+  host?: string[];
   port: number;
   timeout: number;
   retries: number;
@@ -26,6 +28,8 @@ interface QueryArgs {
   'mount-include': string[];
   'mount-exclude': string[];
   'token-file'?: string;
+  discover: boolean;
+  'discover-timeout': number;
 }
 
 const threshold = (option: string, inodes = false) => (v: unknown) => (v === undefined ? undefined : (parseThreshold(String(v), option, inodes), String(v)));
@@ -35,7 +39,8 @@ export const queryCommand: CommandModule<object, QueryArgs> = {
   describe: 'Ask disk servers how much space they have',
   builder: (y) =>
     y
-      .positional('hosts', { type: 'string', array: true, default: [] as string[], describe: 'HOST, HOST:PORT or [IPv6]:PORT; several are asked at once [default: localhost]' })
+      .positional('hosts', { type: 'string', array: true, describe: 'HOST, HOST:PORT, [IPv6] or [IPv6]:PORT; several are asked at once [default: localhost, unless --discover or --hosts-file]' })
+      .option('host', { alias: 'H', type: 'string', array: true, describe: 'a host to ask, as for HOSTS (repeatable; adds to them)' })
       .option('hosts-file', { type: 'string', describe: 'read more hosts from FILE, one per line (# starts a comment)' })
       .option('port', { alias: 'p', type: 'string', default: 9991, describe: 'UDP port for hosts given without one', coerce: (v: unknown) => parsePort(v) })
       .option('timeout', { alias: 't', type: 'string', default: '1s', describe: 'wait for the first attempt; each retry waits twice as long', coerce: (v: unknown) => parseDuration(v, '--timeout', 60_000) })
@@ -55,11 +60,14 @@ export const queryCommand: CommandModule<object, QueryArgs> = {
       .option('mount-exclude', { type: 'string', array: true, default: [], describe: 'hide these mount points (globs)', coerce: parseList })
       .option('classic', { type: 'boolean', default: false, describe: 'ask a seed (classic protocol) server instead' })
       .option('token-file', tokenFileOption)
+      .option('discover', discoverOption('disk'))
+      .option('discover-timeout', discoverTimeoutOption)
       .example('$0 disk query', 'the disk of the server on this machine')
       .example('$0 disk query nas backup:9000 [::1]:9991 --all', 'several hosts at once, every filesystem')
       .example('$0 disk query --hosts-file fleet.txt --all --warn 10%,50G --crit 5%', 'thresholds as check_disk has them')
       .example('$0 disk query nas --all --format nagios --warn 10% --crit 5%', 'a Nagios check')
-      .example('$0 disk query --hosts-file fleet.txt --all --watch', 'a live view'),
+      .example('$0 disk query --hosts-file fleet.txt --all --watch', 'a live view')
+      .example('$0 disk query --discover', 'every disk server that announces itself on this network'),
   handler: async (argv) => {
     const { runDiskQuery } = await import('./query-run.js');
     const t = (v: string | undefined, option: string, inodes = false) => (v === undefined ? undefined : parseThreshold(v, option, inodes));
@@ -73,7 +81,7 @@ export const queryCommand: CommandModule<object, QueryArgs> = {
     if (iwarn) thresholds.inodesWarn = iwarn;
     if (icrit) thresholds.inodesCrit = icrit;
     await runDiskQuery({
-      hosts: argv.hosts.map(String),
+      hosts: [...(argv.hosts ?? []), ...(argv.host ?? [])].map(String),
       hostsFile: argv['hosts-file'],
       port: argv.port,
       timeoutMs: argv.timeout,
@@ -86,6 +94,8 @@ export const queryCommand: CommandModule<object, QueryArgs> = {
       filter: { fsInclude: argv['fs-include'], fsExclude: argv['fs-exclude'], mountInclude: argv['mount-include'], mountExclude: argv['mount-exclude'] },
       watchMs: argv.watch,
       tokenFile: argv['token-file'],
+      discover: argv.discover,
+      discoverTimeoutMs: argv['discover-timeout'],
     });
   },
 };

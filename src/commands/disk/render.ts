@@ -1,5 +1,5 @@
 // Turning disk query results into a df -h style table or JSON with exact byte counts.
-import { formatBytes, sanitize } from '../../cli/output.js';
+import { formatBytes, safeJson, sanitize } from '../../cli/output.js';
 import type { HostResult } from '../../services/disk/query.js';
 import { FS_ERROR_NAMES, type FsFigures } from '../../protocol/disk-v1.js';
 import { Status, judge, hasThresholds, type Thresholds } from '../../services/disk/thresholds.js';
@@ -152,6 +152,6 @@ export function jsonOf(r: HostResult): unknown {
 
 /** A JSON array, one object per host in the order asked; sizes are exact integers in bytes. */
 export function renderJson(results: readonly HostResult[]): string {
-  const text = JSON.stringify(results.map(jsonOf), null, 2);
+  const text = safeJson(results.map(jsonOf), 2);
   return `${text.replace(/"\\u0000big:(\d+)"/g, '$1')}\n`;
 }

@@ -8,6 +8,7 @@ import { rateLimitedLog } from '../../cli/log.js';
 import { loadCliSecret } from '../secret-option.js';
 import { NetkitError } from '../../errors.js';
 import type { MountFilterOptions } from '../../services/disk/mounts.js';
+import { startServerAnnouncement } from '../announce-option.js';
 
 export interface ServeRunOptions {
   port: number;
@@ -21,6 +22,9 @@ export interface ServeRunOptions {
   metrics?: { host: string; port: number } | undefined;
   mountTimeoutMs: number;
   filter: MountFilterOptions;
+  /** Announce over DNS-SD (default true), as `name` (default the host name). */
+  announce?: boolean;
+  name?: string | undefined;
 }
 
 function queryLogger(write: (line: string) => void): (e: QueryEvent) => void {
@@ -69,7 +73,15 @@ export async function runDiskServe(o: ServeRunOptions): Promise<void> {
   if (o.classic && !o.quiet) {
     write('netkit: --classic: answering "y" queries; their replies are larger than the request (see docs/protocol.md)\n');
   }
+  const announcer = await startServerAnnouncement(
+    o.announce ?? true,
+    { kind: 'disk', name: o.name, port: server.address.port, boundAddress: server.address.address, auth: secret !== undefined, tls: false },
+    write,
+    o.quiet,
+  );
   const signal = await shutdown;
   if (!o.quiet) write(`netkit: ${signal}: closing\n`);
+  // Goodbyes first, so browsers drop this server at once rather than after their cache times out.
+  await announcer?.close();
   await server.close();
 }

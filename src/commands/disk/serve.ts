@@ -2,6 +2,7 @@
 import type { CommandModule } from 'yargs';
 import { parseCount, parseDuration, parseList, parseListen, parsePort } from '../../cli/args.js';
 import { tokenFileOption } from '../secret-option.js';
+import { announceOption, nameOption } from '../announce-option.js';
 
 interface ServeArgs {
   port: number;
@@ -18,6 +19,8 @@ interface ServeArgs {
   'fs-exclude': string[];
   'mount-include': string[];
   'mount-exclude': string[];
+  announce: boolean;
+  name?: string;
 }
 
 export const serveCommand: CommandModule<object, ServeArgs> = {
@@ -39,6 +42,8 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('fs-exclude', { type: 'string', array: true, default: [], describe: 'filesystem types to leave out (globs)', coerce: parseList })
       .option('mount-include', { type: 'string', array: true, default: [], describe: 'mount points to report despite the default exclusions (globs)', coerce: parseList })
       .option('mount-exclude', { type: 'string', array: true, default: [], describe: 'mount points to leave out (globs)', coerce: parseList })
+      .option('announce', announceOption)
+      .option('name', nameOption)
       .example('$0 disk serve', 'serve the current directory\'s disk on port 9991')
       .example('$0 disk serve --path /srv --classic', 'report /srv\'s disk, and answer seed clients too')
       .example('$0 disk serve --token-file ~/.netkit-token', 'answer only clients that hold the same secret')
@@ -57,6 +62,8 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       metrics: argv.metrics,
       mountTimeoutMs: argv['mount-timeout'],
       filter: { fsInclude: argv['fs-include'], fsExclude: argv['fs-exclude'], mountInclude: argv['mount-include'], mountExclude: argv['mount-exclude'] },
+      announce: argv.announce,
+      name: argv.name,
     });
   },
 };

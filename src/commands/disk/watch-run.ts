@@ -1,5 +1,5 @@
 // `disk query --watch`: redraw the table in place on a terminal (no flicker, terminal restored on Ctrl-C), or print one JSON object per round when piped.
-import { formatBytes, formatDuration } from '../../cli/output.js';
+import { formatBytes, formatDuration, safeJson } from '../../cli/output.js';
 import { waitForShutdown } from '../../cli/signals.js';
 import type { DiskQueryOptions, HostResult, QueryTarget } from '../../services/disk/query.js';
 import { startWatch, type Trend, type WatchRound } from '../../services/disk/watch.js';
@@ -37,7 +37,7 @@ export async function runWatch(targets: readonly QueryTarget[], opts: DiskQueryO
         const fs = res.ok && res.protocol === 'v1' ? res.answer.filesystems.map((f) => ({ mount: f.mount, trend: r.trend(i, f.mount) ?? null })) : [];
         return { ...j, answers: s.answers, timeouts: s.timeouts, failures: s.failures, ageMs: s.dataTime === undefined ? null : now - s.dataTime, trends: fs };
       });
-      out.write(`${JSON.stringify({ round: r.round, time: new Date(r.time).toISOString(), hosts }).replace(/"\\u0000big:(\d+)"/g, '$1')}\n`);
+      out.write(`${safeJson({ round: r.round, time: new Date(r.time).toISOString(), hosts }).replace(/"\\u0000big:(\d+)"/g, '$1')}\n`);
       return;
     }
     const table = renderTable(shown(r), paint, {

@@ -1,13 +1,15 @@
 // `netkit file fetch NAME`: download one file from a netkit (or, with --classic, a seed) file server.
 import type { CommandModule } from 'yargs';
-import { parseDuration, parsePort } from '../../cli/args.js';
+import { parseCount, parseDuration, parsePort } from '../../cli/args.js';
 import { tokenFileOption } from '../secret-option.js';
+import { discoverOption, discoverTimeoutOption } from '../discover/options.js';
 
 interface FetchArgs {
   name: string;
-  host: string;
-  port: number;
-  out: string;
+  host?: string;
+  port?: number;
+  out?: string;
+  retries: number;
   force: boolean;
   json: boolean;
   quiet: boolean;
@@ -18,6 +20,8 @@ interface FetchArgs {
   'tls-fingerprint'?: string;
   'tls-ca'?: string;
   'token-file'?: string;
+  discover: boolean;
+  'discover-timeout': number;
 }
 
 export const fetchCommand: CommandModule<object, FetchArgs> = {
@@ -25,10 +29,12 @@ export const fetchCommand: CommandModule<object, FetchArgs> = {
   describe: 'Download a file, verified and resumable',
   builder: (y) =>
     y
-      .positional('name', { type: 'string', demandOption: true, describe: "the file's path relative to the served directory" })
-      .option('host', { alias: 'H', type: 'string', default: 'localhost', describe: 'server to fetch from' })
-      .option('port', { alias: 'p', type: 'string', default: 8881, describe: 'server TCP port', coerce: (v: unknown) => parsePort(v) })
-      .option('out', { alias: 'o', type: 'string', default: '.', describe: 'directory to write into (the file keeps the last segment of NAME)' })
+      .positional('name', { type: 'string', demandOption: true, describe: "the file's path relative to the served directory (or HOST:NAME, or netkit://HOST[:PORT]/NAME)" })
+      // No yargs defaults on options that take a value: `-H` with nothing after it must be an error, not localhost.
+      .option('host', { alias: 'H', type: 'string', defaultDescription: 'localhost', describe: 'server to fetch from: HOST, HOST:PORT, [IPv6] or [IPv6]:PORT, or a name announced over DNS-SD' })
+      .option('port', { alias: 'p', type: 'string', defaultDescription: '8881', describe: 'server TCP port (1-65535)', coerce: (v: unknown) => parsePort(v, '--port', 1) })
+      .option('out', { alias: 'o', type: 'string', defaultDescription: '.', describe: 'directory to write into (the file keeps the last segment of NAME)' })
+      .option('retries', { type: 'string', default: '5', describe: 'reconnect and resume this many times after a lost, stalled or refused connection (0: never)', coerce: (v: unknown) => parseCount(v, '--retries', 0, 100) })
       .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'overwrite an existing file' })
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON result object on stdout' })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress bar and no summary line' })
@@ -39,17 +45,22 @@ export const fetchCommand: CommandModule<object, FetchArgs> = {
       .option('tls-fingerprint', { type: 'string', describe: 'accept only this certificate (sha256:… as printed by `file serve --tls`); implies --tls' })
       .option('tls-ca', { type: 'string', describe: 'verify the server against the CA certificates in this PEM file; implies --tls' })
       .option('token-file', tokenFileOption)
+      .option('discover', discoverOption('file'))
+      .option('discover-timeout', discoverTimeoutOption)
       .example('$0 file fetch movies/big.iso --host nas', 'download into the current directory; run it again to resume')
+      .example('$0 file fetch nas:movies/big.iso', 'the same, scp style (or netkit://nas/movies/big.iso)')
       .example('$0 file fetch notes.txt -o /tmp --json', 'machine-readable result')
       .example('$0 file fetch notes.txt --tls-fingerprint sha256:…', 'encrypted, and only from the server with that certificate')
-      .example('$0 file fetch notes.txt --token-file ~/.netkit-token', 'from a server that requires that secret (or set NETKIT_TOKEN)'),
+      .example('$0 file fetch notes.txt --token-file ~/.netkit-token', 'from a server that requires that secret (or set NETKIT_TOKEN)')
+      .example('$0 file fetch notes.txt --discover', 'from the one file server that announces itself on this network'),
   handler: async (argv) => {
     const { runFileFetch } = await import('./fetch-run.js');
     await runFileFetch({
       name: argv.name,
       host: argv.host,
       port: argv.port,
-      outDir: argv.out,
+      outDir: argv.out ?? '.',
+      retries: argv.retries,
       force: argv.force,
       json: argv.json,
       quiet: argv.quiet,
@@ -60,6 +71,8 @@ export const fetchCommand: CommandModule<object, FetchArgs> = {
       tlsFingerprint: argv['tls-fingerprint'],
       tlsCa: argv['tls-ca'],
       tokenFile: argv['token-file'],
+      discover: argv.discover,
+      discoverTimeoutMs: argv['discover-timeout'],
     });
   },
 };

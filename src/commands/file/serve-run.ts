@@ -5,6 +5,7 @@ import { waitForShutdown } from '../../cli/signals.js';
 import { formatBytes, formatDuration, sanitize } from '../../cli/output.js';
 import { loadCliSecret } from '../secret-option.js';
 import { rateLimitedLog } from '../../cli/log.js';
+import { startServerAnnouncement } from '../announce-option.js';
 
 export interface ServeRunOptions {
   dir: string;
@@ -24,6 +25,9 @@ export interface ServeRunOptions {
   http?: boolean;
   /** --token-file; without it NETKIT_TOKEN is used if set. */
   tokenFile?: string | undefined;
+  /** Announce over DNS-SD (default true), as `name` (default the host name). */
+  announce?: boolean;
+  name?: string | undefined;
 }
 
 export function formatTransfer(e: TransferLog, now = new Date()): string {
@@ -49,12 +53,14 @@ export async function runFileServe(o: ServeRunOptions): Promise<void> {
   const logTransfer = !o.quiet ? full : secret ? (e: TransferLog): void => void (e.outcome === 'unauthorized' && full(e)) : undefined;
   let transport: StreamTransport = tcpTransport;
   let tlsLine = '';
+  let fingerprint: string | undefined;
   if (o.tls) {
     const { tlsServerTransport } = await import('../../services/file-tls.js');
     const tls = tlsServerTransport({ certPath: o.tlsCert, keyPath: o.tlsKey });
     transport = tls.transport;
     const where = tls.identity.created ? `generated, kept in ${tls.identity.certPath}` : (tls.identity.certPath ?? '');
     tlsLine = `tls fingerprint ${tls.identity.fingerprint} (${where})\n`;
+    fingerprint = tls.identity.fingerprint;
   }
   const server = await startFileServer({
     dir: o.dir,
@@ -78,7 +84,15 @@ export async function runFileServe(o: ServeRunOptions): Promise<void> {
   }
   const urls = server.http ? serverUrls(server.host, server.port, o.tls ? 'https' : 'http').map((u) => `url ${u}\n`).join('') : '';
   process.stdout.write(`listening ${server.transport} ${formatHostPort(server.host, server.port)}\nserving ${server.root}\n${tlsLine}${urls}`);
+  const announcer = await startServerAnnouncement(
+    o.announce ?? true,
+    { kind: 'file', name: o.name, port: server.port, boundAddress: server.host, auth: secret !== undefined, tls: o.tls === true, ...(fingerprint ? { fingerprint } : {}) },
+    write,
+    o.quiet,
+  );
   const signal = await shutdown;
+  // Goodbyes first, so browsers drop this server at once while running transfers finish.
+  await announcer?.close();
   if (!o.quiet) write(`netkit: ${signal}: no longer accepting; letting running transfers finish (up to ${formatDuration(o.graceMs)})\n`);
   const { aborted } = await server.close(o.graceMs);
   if (!o.quiet && aborted > 0) write(`netkit: cut ${aborted} connection${aborted === 1 ? '' : 's'} at shutdown\n`);

@@ -2,6 +2,7 @@
 import type { CommandModule } from 'yargs';
 import { parseCount, parseDuration, parsePort } from '../../cli/args.js';
 import { tokenFileOption } from '../secret-option.js';
+import { announceOption, nameOption } from '../announce-option.js';
 
 interface ServeArgs {
   dir: string;
@@ -19,6 +20,8 @@ interface ServeArgs {
   'tls-cert'?: string;
   'tls-key'?: string;
   'token-file'?: string;
+  announce: boolean;
+  name?: string;
 }
 
 export const serveCommand: CommandModule<object, ServeArgs> = {
@@ -41,6 +44,8 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('tls-cert', { type: 'string', describe: 'PEM certificate for --tls [default: a self-signed one generated once and kept in ~/.config/netkit/tls]' })
       .option('tls-key', { type: 'string', describe: 'PEM private key for --tls-cert' })
       .option('token-file', tokenFileOption)
+      .option('announce', announceOption)
+      .option('name', nameOption)
       .example('$0 file serve ~/share', 'serve ~/share on port 8881')
       .example('$0 file serve . --port 0 --host 127.0.0.1', 'this machine only, any free port')
       .example('$0 file serve ~/share --tls', 'encrypted; clients fetch with --tls')
@@ -63,6 +68,8 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       tlsCert: argv['tls-cert'],
       tlsKey: argv['tls-key'],
       tokenFile: argv['token-file'],
+      announce: argv.announce,
+      name: argv.name,
     });
   },
 };

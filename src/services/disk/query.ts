@@ -1,6 +1,7 @@
 // Asking disk servers (v1 or classic) for their figures, several hosts at once; results in, never printed here.
 import { randomBytes, randomFillSync, type KeyObject } from 'node:crypto';
 import { NetkitError } from '../../errors.js';
+import { parseTarget as parseTargetText, type Target } from '../target.js';
 import { udpExchange, type Verdict } from '../../transport/udp.js';
 import {
   DEFAULT_PORT,
@@ -23,38 +24,15 @@ import { DISK_NONCE_LENGTH } from '../../protocol/auth.js';
 import { encodeAuthQuery, verifyReply } from '../../protocol/disk-auth.js';
 import { CLASSIC_REQUEST, parseClassicAnswer, type ClassicAnswer } from '../../protocol/disk-classic.js';
 
-const SERVICE = 'netkit disk serve';
+/** What should be running at the address, as the hints name it (a noun phrase: "is … running there?"). */
+const SERVICE = '`netkit disk serve`';
+const CLASSIC_SERVICE = 'a classic disk server (a seed program, or `netkit disk serve --classic`: a netkit disk server answers classic queries only with --classic)';
 
-export interface QueryTarget {
-  /** As the user wrote it (for messages). */
-  label: string;
-  host: string;
-  port: number;
-}
+export type QueryTarget = Target;
 
-/**
- * Parse HOST, HOST:PORT, [V6]:PORT or a bare IPv6 literal. Throws a USAGE NetkitError for a bad port,
- * so that an invalid port gets its own message, distinct from an unknown host.
- */
+/** HOST, HOST:PORT, [V6], [V6]:PORT or a bare IPv6 literal (the parser every command shares). */
 export function parseTarget(text: string, defaultPort = DEFAULT_PORT): QueryTarget {
-  const usage = (msg: string): NetkitError => new NetkitError('USAGE', msg, 'write HOST, HOST:PORT or [IPv6]:PORT, with a port from 1 to 65535');
-  const checkPort = (p: string): number => {
-    if (!/^\d{1,5}$/.test(p) || Number(p) < 1 || Number(p) > 65535) throw usage(`invalid port '${p}' in '${text}'`);
-    return Number(p);
-  };
-  const t = text.trim();
-  if (t === '') throw usage('empty host name');
-  const bracket = /^\[([^\]]+)\](?::(.*))?$/.exec(t);
-  if (bracket) return { label: text, host: bracket[1]!, port: bracket[2] === undefined ? defaultPort : checkPort(bracket[2]) };
-  const colons = t.split(':').length - 1;
-  if (colons === 1) {
-    const [h, p] = t.split(':') as [string, string];
-    if (h === '') throw usage(`missing host name in '${text}'`);
-    return { label: text, host: h, port: checkPort(p) };
-  }
-  // No colon: a name or IPv4; several: a bare IPv6 literal (its port comes from --port).
-  if (/[\s/]/.test(t)) throw usage(`invalid host '${text}'`);
-  return { label: text, host: t, port: defaultPort };
+  return parseTargetText(text, defaultPort);
 }
 
 export interface DiskQueryOptions {
@@ -205,7 +183,7 @@ async function queryClassic(target: QueryTarget, opts: DiskQueryOptions): Promis
     retries: opts.retries ?? 2,
     // The classic protocol has no id: the first datagram from the server's address is the answer.
     onReply: (msg) => ({ accept: msg.toString('utf8') }),
-    service: 'the classic disk server',
+    service: CLASSIC_SERVICE,
   });
   const parsed = parseClassicAnswer(r.value);
   return { ok: true, protocol: 'classic', target, address: r.address, attempts: r.attempts, elapsedMs: r.elapsedMs, text: r.value, ...(parsed ? { parsed } : {}) };

@@ -1,0 +1,71 @@
+// What a v1 server's answers mean for the fetch: refusals as errors with hints, and the proofs a client with a secret insists on.
+import type { KeyObject } from 'node:crypto';
+import { NetkitError } from '../../../errors.js';
+import { sanitize } from '../../../cli/output.js';
+import { FrameType, Status, decodeResponse, statusErrorCode, statusName, type Frame, type Response } from '../../../protocol/file-v1.js';
+import { checkFrame } from '../../../protocol/auth-frames.js';
+import type { HandshakeNonces } from '../../../protocol/auth.js';
+
+/** Who is asked for what, for messages. */
+export interface Asked {
+  target: string;
+  name: string;
+}
+
+/** The file changed on the server: at the resume request (its validator no longer matches) or while it was sent. */
+export class ChangedError extends NetkitError {
+  constructor(
+    readonly when: 'resume' | 'stream',
+    message: string,
+  ) {
+    super('CHANGED', message, 'run the same fetch again to fetch the new version');
+  }
+}
+
+/**
+ * A client with a secret believes a RESPONSE or TRAILER only with the server's valid proof; anything
+ * else is UNAUTHORIZED, whatever the HELLO flags said (no downgrade). A frame of the wrong type is
+ * left to the decoder, which reports it as a protocol error.
+ */
+export function requireProof(kind: 'server' | 'trailer', key: KeyObject, nonces: HandshakeNonces, frame: Frame, c: Asked): void {
+  if (frame.type !== (kind === 'server' ? FrameType.RESPONSE : FrameType.TRAILER)) return;
+  const verdict = checkFrame(kind, key, nonces, frame.payload);
+  if (verdict === 'ok') return;
+  const what = kind === 'server' ? 'answer' : 'end-of-transfer frame (TRAILER)';
+  const nothing = kind === 'server' ? 'nothing was written' : 'the received bytes were removed';
+  let refused = false;
+  if (kind === 'server') {
+    try {
+      refused = decodeResponse(frame).status === Status.UNAUTHORIZED;
+    } catch {
+      // unreadable as well as unproven
+    }
+  }
+  const why = refused
+    ? 'it refused our proof, and its refusal does not carry a valid proof either: the two sides hold different secrets'
+    : verdict === 'missing'
+      ? `its ${what} carries no MAC: a server without a secret, or something else answering in its place`
+      : `the MAC on its ${what} does not verify: the server holds a different secret, or the bytes were altered on the way`;
+  throw new NetkitError('UNAUTHORIZED', `${c.target} could not prove it knows the secret (${why}); ${nothing}`, 'give both sides the same secret (NETKIT_TOKEN or --token-file)');
+}
+
+export function throwRefusal(r: Response, c: Asked): never {
+  const said = r.message ? `: ${sanitize(r.message, 200)}` : '';
+  const name = sanitize(c.name, 200);
+  switch (r.status) {
+    case Status.NOT_FOUND:
+      throw new NetkitError('NOT_FOUND', `${c.target} has no file '${name}'${said}`, 'check the name: it is relative to the directory the server serves');
+    case Status.FORBIDDEN:
+      throw new NetkitError('FORBIDDEN', `${c.target} refused '${name}'${said}`, 'only regular files inside the served directory can be fetched');
+    case Status.BAD_REQUEST:
+      throw new NetkitError('BAD_REQUEST', `${c.target} rejected the request for '${name}'${said}`);
+    case Status.BUSY:
+      throw new NetkitError('BUSY', `${c.target} is busy${said}`, 'try again in a moment');
+    case Status.UNAUTHORIZED:
+      throw new NetkitError('UNAUTHORIZED', `${c.target} refused the request as unauthorized${said}`, 'give both sides the same secret (NETKIT_TOKEN or --token-file)');
+    case Status.UNSUPPORTED_VERSION:
+      throw new NetkitError('PROTOCOL', `${c.target} does not speak file protocol version 1${said}`, 'upgrade netkit on one side');
+    default:
+      throw new NetkitError(statusErrorCode(r.status), `${c.target} failed (${statusName(r.status)})${said}`);
+  }
+}

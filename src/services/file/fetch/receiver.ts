@@ -1,0 +1,266 @@
+// One connection of a fetch: bytes from the socket into frames or straight into the partial file, the end of the connection as an error, and the stall guard.
+import { NetkitError, isNetkitError } from '../../../errors.js';
+import { FrameReader } from '../../../protocol/file-v1.js';
+import { feedSink, sinkAttached, socketError, type ReadSink, type StreamSocket, type StreamTransport } from '../../../transport/tcp.js';
+import type { EndFactory } from '../../file-stream.js';
+import type { PartWriter } from './writer.js';
+
+/** Most header-phase bytes buffered before the socket is paused. */
+const HEADER_BUFFER_LIMIT = 64 * 1024;
+/** Slowest average rate, over a whole --timeout, that still counts as a live transfer (a dripping server stalls). */
+export const MIN_RATE = 1024;
+
+/**
+ * The client's side of one connection, as a ReadSink: header bytes land in a small scratch buffer
+ * and go to a FrameReader; body bytes land directly in the PartWriter's batches (no copy, no
+ * allocation per read); whatever follows the body lands in scratch again (the trailer).
+ */
+export class Receiver implements ReadSink {
+  readonly reader = new FrameReader();
+  private readonly scratch = Buffer.allocUnsafe(64 * 1024);
+  private body: { remaining: number; writer: PartWriter; resolve: () => void; onBytes: (n: number) => void } | undefined;
+  private bodyRead = false;
+  private wake: (() => void) | undefined;
+  socket: StreamSocket | undefined;
+  /** Set once the peer ended its side, closed, or failed. */
+  gone: Error | undefined;
+  ended = false;
+  /** Every byte received on this connection, for the stall guard. */
+  bytes = 0;
+  /** Set whenever we paused the socket ourselves (a slow disk), so a slow window is not blamed on the server. */
+  throttled = false;
+
+  buffer(): Buffer {
+    if (this.body && this.body.remaining > 0 && !this.body.writer.failed) {
+      this.bodyRead = true;
+      return this.body.writer.region(this.body.remaining);
+    }
+    this.bodyRead = false;
+    return this.scratch;
+  }
+
+  received(n: number, buf: Buffer): boolean {
+    this.bytes += n;
+    const more = this.take(n, buf);
+    if (!more) this.throttled = true;
+    return more;
+  }
+
+  private take(n: number, buf: Buffer): boolean {
+    if (this.bodyRead && this.body) {
+      this.bodyRead = false;
+      const body = this.body;
+      body.writer.commit(n);
+      body.remaining -= n;
+      body.onBytes(n);
+      if (body.remaining === 0) body.resolve();
+      return !body.writer.high;
+    }
+    // Node asks for the next buffer right after each read, before our code reacts to it: a read
+    // chosen while still in the header can carry body bytes. Copy those into the body.
+    let chunk = buf.subarray(0, n);
+    const body = this.body;
+    if (body && body.remaining > 0) {
+      const take = Math.min(body.remaining, chunk.length);
+      body.writer.push(chunk.subarray(0, take));
+      body.remaining -= take;
+      body.onBytes(take);
+      chunk = chunk.subarray(take);
+      if (body.remaining === 0) body.resolve();
+    }
+    if (chunk.length > 0) {
+      this.reader.push(Buffer.from(chunk));
+      this.wake?.();
+    }
+    if (body && body.remaining > 0) return !body.writer.high;
+    // Between steps (e.g. while the partial file is being opened) bytes pile up here: stop reading
+    // until the next step asks for more, so a fast server cannot fill our memory.
+    return this.reader.buffered < HEADER_BUFFER_LIMIT;
+  }
+
+  /** Listen for the end of the connection; `ends` turns it into the error each step reports. */
+  attach(socket: StreamSocket, ends: EndFactory): void {
+    this.socket = socket;
+    socket.on('end', () => {
+      this.ended = true;
+      this.gone ??= ends.closed('end');
+      this.wake?.();
+    });
+    socket.on('close', () => {
+      this.gone ??= ends.closed('close');
+      this.wake?.();
+    });
+    socket.on('error', (err) => {
+      this.gone ??= ends.failed(err);
+      this.wake?.();
+    });
+  }
+
+  /** Wait until `parse` (over the header bytes) returns a value; rejects if the peer goes away first. */
+  until<T>(parse: () => T | undefined, atEnd?: () => T | undefined): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const check = (): void => {
+        try {
+          const v = parse();
+          if (v !== undefined) {
+            this.wake = undefined;
+            resolve(v);
+            return;
+          }
+          if (this.gone) {
+            this.wake = undefined;
+            const last = this.ended && atEnd ? atEnd() : undefined;
+            if (last !== undefined) resolve(last);
+            else reject(this.failure());
+          }
+        } catch (err) {
+          this.wake = undefined;
+          reject(err);
+        }
+      };
+      this.wake = check;
+      check();
+      if (this.wake === check) this.socket?.resume();
+    });
+  }
+
+  /** A socket destroyed with a NetkitError (our timeout) reports that error, not the close it caused. */
+  failure(): Error {
+    const destroyedWith = (this.socket as { errored?: unknown } | undefined)?.errored;
+    if (isNetkitError(destroyedWith)) return destroyedWith;
+    return this.gone ?? new NetkitError('PEER_CLOSED', 'the connection closed');
+  }
+
+  /**
+   * Receive `length` body bytes into `writer`: first the bytes that came with the header, then
+   * reads straight into the writer's batches. Resolves once all are queued for writing.
+   */
+  receiveBody(length: number, writer: PartWriter, onBytes: (n: number) => void): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const done = (err?: Error): void => {
+        if (settled) return;
+        settled = true;
+        this.wake = undefined;
+        if (err) reject(err);
+        else resolve();
+      };
+      const early = this.reader.takeRest();
+      const first = early.subarray(0, Math.min(length, early.length));
+      if (first.length > 0) {
+        writer.push(first);
+        onBytes(first.length);
+      }
+      // Anything past the body (the trailer) goes back to the frame reader.
+      if (early.length > first.length) this.reader.push(early.subarray(first.length));
+      if (first.length === length) {
+        done();
+        return;
+      }
+      this.body = { remaining: length - first.length, writer, resolve: () => done(), onBytes };
+      writer.onResume = () => this.socket?.resume();
+      writer.onFail = (err) => {
+        done(err);
+        this.socket?.destroy();
+      };
+      this.wake = () => {
+        if (this.gone && this.body && this.body.remaining > 0) done(this.failure());
+      };
+      if (this.gone) done(this.failure());
+      else if (!writer.high) this.socket?.resume();
+    }).finally(() => {
+      this.body = undefined;
+    });
+  }
+}
+
+export interface Conn {
+  socket: StreamSocket;
+  receiver: Receiver;
+}
+
+function endsFor(target: string): EndFactory {
+  return {
+    closed: (what) =>
+      new NetkitError('PEER_CLOSED', `${target} ${what === 'end' ? 'ended' : 'closed'} the connection before the transfer was complete`, 'is the server still running? run the same fetch again to retry'),
+    failed: (err) => socketError(err, { host: target, port: 0, phase: 'transfer' }),
+  };
+}
+
+export const WRITE_ENDS: EndFactory = {
+  closed: () => new NetkitError('PEER_CLOSED', 'the connection closed before the request was sent'),
+  failed: (err) => new NetkitError('PEER_CLOSED', `cannot send the request: ${err.message}`),
+};
+
+export interface ConnectOptions {
+  transport: StreamTransport;
+  host: string;
+  port: number;
+  /** host:port for messages. */
+  target: string;
+  timeoutMs: number;
+  /** An abort while connecting rejects at once with `interrupted` (a late socket is closed). */
+  signal?: AbortSignal | undefined;
+}
+
+/** The error an abort (Ctrl-C, SIGTERM) ends a fetch with. */
+export function interruption(signal: AbortSignal | undefined): NetkitError {
+  return new NetkitError(signal?.reason === 'SIGTERM' ? 'TERMINATED' : 'INTERRUPTED', 'interrupted');
+}
+
+/** Connect, route the socket's bytes into a new Receiver, and cut the connection after `timeoutMs` of silence. */
+export async function connect(o: ConnectOptions): Promise<Conn> {
+  const receiver = new Receiver();
+  const connecting = o.transport.connect({ host: o.host, port: o.port, timeoutMs: o.timeoutMs, sink: receiver });
+  let socket: StreamSocket;
+  if (o.signal) {
+    const signal = o.signal;
+    let onAbort = (): void => undefined;
+    const aborted = new Promise<never>((_resolve, reject) => {
+      onAbort = () => reject(interruption(signal));
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      socket = await Promise.race([connecting, aborted]);
+    } catch (err) {
+      connecting.then((late) => late.destroy(), () => undefined);
+      throw err;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  } else {
+    socket = await connecting;
+  }
+  socket.on('error', () => undefined);
+  receiver.attach(socket, endsFor(o.target));
+  if (!sinkAttached(socket)) feedSink(socket, receiver);
+  socket.setTimeout(o.timeoutMs, () => {
+    socket.destroy(new NetkitError('TIMEOUT', `${o.target} sent nothing for ${(socket.timeout || o.timeoutMs) / 1000}s`, 'is the server overloaded? try again, or raise --timeout'));
+  });
+  return { socket, receiver };
+}
+
+/**
+ * A server that keeps a transfer alive with a trickle of bytes is as stalled as a silent one: once the
+ * body flows, every window of `timeoutMs` must bring at least MIN_RATE bytes a second on average (a
+ * window in which we paused the socket ourselves is not judged). Stopped by stop().
+ */
+export function guardStall(conn: Conn, target: string, timeoutMs: number): { stop(): void } {
+  const { receiver, socket } = conn;
+  const need = Math.ceil((MIN_RATE * timeoutMs) / 1000);
+  let from = receiver.bytes;
+  receiver.throttled = false;
+  const timer = setInterval(() => {
+    const got = receiver.bytes - from;
+    const judged = !receiver.throttled;
+    from = receiver.bytes;
+    receiver.throttled = false;
+    if (judged && got < need) {
+      socket.destroy(
+        new NetkitError('TIMEOUT', `${target} sent only ${got} bytes in ${timeoutMs / 1000}s (less than 1 KiB/s): the transfer stalled`, 'is the network congested, or the server overloaded? or raise --timeout'),
+      );
+    }
+  }, timeoutMs);
+  return { stop: () => clearInterval(timer) };
+}

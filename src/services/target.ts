@@ -1,0 +1,79 @@
+// Naming a server and a file on it, one way for every command: HOST, HOST:PORT, [IPv6], [IPv6]:PORT, and for fetch HOST:NAME and netkit://HOST[:PORT]/NAME.
+import { NetkitError } from '../errors.js';
+
+export interface Target {
+  /** As the user wrote it (for messages). */
+  label: string;
+  /** Name or address, IPv6 without brackets. */
+  host: string;
+  port: number;
+  /** True when the text carried the port (HOST:PORT), false when it came from the default. */
+  portGiven?: boolean;
+}
+
+const HINT = 'write HOST, HOST:PORT, [IPv6] or [IPv6]:PORT, with a port from 1 to 65535';
+
+/**
+ * Parse HOST, HOST:PORT, [V6], [V6]:PORT or a bare IPv6 literal. Throws a USAGE NetkitError for a bad
+ * port or an empty name, so an invalid port gets its own message, distinct from an unknown host.
+ */
+export function parseTarget(text: string, defaultPort: number): Target {
+  const usage = (msg: string): NetkitError => new NetkitError('USAGE', msg, HINT);
+  const checkPort = (p: string): number => {
+    if (!/^\d{1,5}$/.test(p) || Number(p) < 1 || Number(p) > 65535) throw usage(`invalid port '${p}' in '${text}'`);
+    return Number(p);
+  };
+  const t = text.trim();
+  if (t === '') throw usage('empty host name');
+  const bracket = /^\[([^\]]+)\](?::(.*))?$/.exec(t);
+  if (bracket) {
+    const given = bracket[2] !== undefined;
+    return { label: text, host: bracket[1]!, port: given ? checkPort(bracket[2]!) : defaultPort, portGiven: given };
+  }
+  const colons = t.split(':').length - 1;
+  if (colons === 1) {
+    const [h, p] = t.split(':') as [string, string];
+    if (h === '') throw usage(`missing host name in '${text}'`);
+    if (/[\s/]/.test(h)) throw usage(`invalid host '${text}'`);
+    return { label: text, host: h, port: checkPort(p), portGiven: true };
+  }
+  // No colon: a name or IPv4; several: a bare IPv6 literal (its port comes from the default).
+  if (/[\s/[\]]/.test(t)) throw usage(`invalid host '${text}'`);
+  return { label: text, host: t, port: defaultPort, portGiven: false };
+}
+
+export interface FetchSource {
+  host: string;
+  port: number;
+  name: string;
+}
+
+/**
+ * Where `file fetch NAME` fetches from. `--host` (HOST[:PORT]) and `--port` as given (undefined when
+ * absent). NAME may carry the server itself, as `netkit://HOST[:PORT]/NAME`, or scp's `HOST:NAME` when
+ * no --host is given (a name with a colon from the default server: `-H localhost NAME`).
+ */
+export function parseFetchSource(name: string, host: string | undefined, port: number | undefined, defaults: { host: string; port: number }): FetchSource {
+  const twice = (how: string): NetkitError =>
+    new NetkitError('USAGE', `the server is given twice: in ${how} and with ${host !== undefined ? '-H/--host' : '--port'}`, 'name the server once: -H HOST[:PORT] NAME, or netkit://HOST[:PORT]/NAME');
+  const url = /^netkit:\/\/([^/]*)\/(.*)$/s.exec(name);
+  if (url || /^netkit:/i.test(name)) {
+    if (!url || url[2] === '') throw new NetkitError('USAGE', `cannot read '${name}' as netkit://HOST[:PORT]/NAME`, 'for example netkit://nas:8881/movies/big.iso, or -H nas movies/big.iso');
+    if (host !== undefined || port !== undefined) throw twice(`'${name}'`);
+    const t = parseTarget(url[1]!, defaults.port);
+    return { host: t.host, port: t.port, name: url[2]! };
+  }
+  if (host === undefined) {
+    // scp's HOST:NAME (HOST without a slash; [IPv6]:NAME too). Not a bare IPv6 address, not a drive letter.
+    const scp = /^(\[[^\]]+\]|[^/:[\]]{2,}):(.+)$/s.exec(name);
+    if (scp) {
+      const t = parseTarget(scp[1]!, port ?? defaults.port);
+      return { host: t.host, port: t.port, name: scp[2]! };
+    }
+  }
+  const t = parseTarget(host ?? defaults.host, port ?? defaults.port);
+  if (t.portGiven && port !== undefined && port !== t.port) {
+    throw new NetkitError('USAGE', `-H ${host} and --port ${port} name two different ports`, 'give the port once');
+  }
+  return { host: t.host, port: t.port, name };
+}

@@ -1,0 +1,119 @@
+// Pure pieces of the command line: naming a server and a file, the bar's layout at any width, JSON that is safe to print, one spelling per address.
+import { describe, expect, test } from '@jest/globals';
+import { PassThrough } from 'node:stream';
+import { safeJson } from '../../src/cli/output.js';
+import { createProgressBar, layoutBar } from '../../src/cli/progress.js';
+import { parseFetchSource, parseTarget } from '../../src/services/target.js';
+import { canonicalHost } from '../../src/transport/trust.js';
+import { codeOf } from '../helpers/errors.js';
+
+const D = { host: 'localhost', port: 8881 };
+
+describe('parseTarget', () => {
+  test.each([
+    ['nas', { host: 'nas', port: 8881, portGiven: false }],
+    ['nas:1234', { host: 'nas', port: 1234, portGiven: true }],
+    ['127.0.0.1:8881', { host: '127.0.0.1', port: 8881, portGiven: true }],
+    ['[::1]', { host: '::1', port: 8881, portGiven: false }],
+    ['[::1]:9', { host: '::1', port: 9, portGiven: true }],
+    ['fe80::1', { host: 'fe80::1', port: 8881, portGiven: false }],
+  ])('%p', (text, want) => expect(parseTarget(text, 8881)).toMatchObject(want));
+
+  test.each(['', ' ', 'h:0', 'h:65536', 'h:', ':1', '[::1]:x', 'a b', 'a/b'])('%j is a usage error', (text) => {
+    expect(codeOf(() => parseTarget(text, 8881))).toBe('USAGE');
+  });
+});
+
+describe('parseFetchSource', () => {
+  test.each([
+    ['notes.txt', undefined, undefined, { host: 'localhost', port: 8881, name: 'notes.txt' }],
+    ['notes.txt', '127.0.0.1:9000', undefined, { host: '127.0.0.1', port: 9000, name: 'notes.txt' }],
+    ['notes.txt', '[::1]', 9000, { host: '::1', port: 9000, name: 'notes.txt' }],
+    ['127.0.0.1:notes.txt', undefined, undefined, { host: '127.0.0.1', port: 8881, name: 'notes.txt' }],
+    ['nas:dir/a:b.txt', undefined, 9000, { host: 'nas', port: 9000, name: 'dir/a:b.txt' }],
+    ['[::1]:dir/x', undefined, undefined, { host: '::1', port: 8881, name: 'dir/x' }],
+    ['a:b.txt', 'localhost', undefined, { host: 'localhost', port: 8881, name: 'a:b.txt' }],
+    ['netkit://nas/movies/big.iso', undefined, undefined, { host: 'nas', port: 8881, name: 'movies/big.iso' }],
+    ['netkit://[::1]:7/x', undefined, undefined, { host: '::1', port: 7, name: 'x' }],
+  ] as const)('%p with -H %p --port %p', (name, host, port, want) => {
+    expect(parseFetchSource(name, host, port, D)).toEqual(want);
+  });
+
+  test.each([
+    ['netkit://nas/', undefined, undefined],
+    ['netkit:nas/x', undefined, undefined],
+    ['netkit://nas/x', 'other', undefined],
+    ['netkit://nas:1/x', undefined, 2],
+    ['x', 'h:1', 2],
+    ['x', 'h:0', undefined],
+  ] as const)('%p with -H %p --port %p is a usage error', (name, host, port) => {
+    expect(codeOf(() => parseFetchSource(name, host, port, D))).toBe('USAGE');
+  });
+});
+
+describe('canonicalHost: every spelling of one address is one known_hosts key', () => {
+  test.each([
+    ['127.0.0.1', '127.0.0.1'],
+    ['127.1', '127.0.0.1'],
+    ['0x7f000001', '127.0.0.1'],
+    ['2130706433', '127.0.0.1'],
+    ['0177.0.0.1', '127.0.0.1'],
+    ['::ffff:127.0.0.1', '127.0.0.1'],
+    ['[::1]', '::1'],
+    ['0:0:0:0:0:0:0:1', '::1'],
+    ['FE80:0::1', 'fe80::1'],
+    ['LocalHost', 'localhost'],
+    ['nas.example', 'nas.example'],
+  ])('%p -> %p', (spelling, canonical) => expect(canonicalHost(spelling)).toBe(canonical));
+});
+
+describe('safeJson', () => {
+  test('C1 controls, DEL, bidi overrides and isolates are escaped; the value reads back the same', () => {
+    const value = { name: 'a\u009b2Jb\u202ec\u2066d\u007fe\u2028f', n: 1 };
+    const text = safeJson(value);
+    expect(text).not.toMatch(/[\u007f-\u009f\u202a-\u202e\u2066-\u2069\u2028]/);
+    expect(text).toContain('\\u009b');
+    expect(text).toContain('\\u202e');
+    expect(JSON.parse(text)).toEqual(value);
+  });
+});
+
+describe('the progress bar layout', () => {
+  const fields = (name: string) => ({ name, progress: 0.46, done: '470M', size: '1.0G', speed: '612M/s', eta: '59m59s' });
+  const names = ['big.iso', 'a-rather-long-file-name-for-a-narrow-terminal.tar.gz', 'x'.repeat(300)];
+
+  test.each([40, 41, 50, 60, 72, 80, 100, 132, 200])('at %i columns every line fits and keeps the percentage, speed and ETA', (columns) => {
+    for (const name of names) {
+      const line = layoutBar(columns, fields(name));
+      expect(line.length).toBeLessThanOrEqual(columns - 1);
+      expect(line).toContain(' 46%');
+      expect(line).toContain('612M/s');
+      expect(line).toContain('ETA 59m59s');
+    }
+  });
+
+  test('the name is shortened (in the middle) before the bar or the byte counts go', () => {
+    const line = layoutBar(80, fields(names[1]!));
+    expect(line).toMatch(/^a-rather-.*….*\.tar\.gz \[=+ *\]  46% \| 470M\/1\.0G \| 612M\/s \| ETA 59m59s$/);
+    expect(layoutBar(100, fields('big.iso'))).toMatch(/^big\.iso \[={14} {16}\]  46% \| 470M\/1\.0G/);
+  });
+
+  test('a resized terminal gets a bar of its new width at the next frame', async () => {
+    const stream = Object.assign(new PassThrough(), { isTTY: true, columns: 100 });
+    let text = '';
+    stream.setEncoding('utf8').on('data', (d: string) => (text += d));
+    const bar = (await createProgressBar(stream, 'big.iso'))!;
+    bar.update(10, 100);
+    stream.columns = 40;
+    bar.update(60, 100); // cli-progress draws at most 10 frames a second: stop() draws the last one
+    bar.stop();
+    const frames = text
+      .replace(/\u001b\[1G/g, '\n') // cli-progress starts each frame at column 1
+      .replace(/\u001b(?:\[[0-9;?]*[A-Za-z]|[78])/g, '')
+      .split(/[\r\n]/)
+      .filter((f) => f.includes('%'));
+    expect(frames[0]!.length).toBeGreaterThan(60);
+    expect(frames.at(-1)).toContain(' 60%');
+    expect(frames.at(-1)!.length).toBeLessThanOrEqual(39);
+  });
+});
