@@ -1,8 +1,9 @@
 // HTTP transport: a small node:http server for read-only endpoints (metrics), and HTTP/1.x on connections another server accepted (the file server's port). Parsing is Node's, never ours.
 import http from 'node:http';
 import type net from 'node:net';
-import type { Writable } from 'node:stream';
-import { NetkitError, errnoOf } from '../errors.js';
+import type { Readable, Writable } from 'node:stream';
+import { NetkitError, errnoOf, isNetkitError } from '../errors.js';
+import { socketError } from './tcp.js';
 import { closeGently } from './tls-sniff.js';
 import { formatHostPort } from './udp.js';
 
@@ -269,4 +270,81 @@ export function httpConnections(opts: { maxHeaderSize: number }): HttpConnection
       });
     },
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client: one GET over a connection the caller's stream transport opens (TCP, or TLS with its trust policy)
+
+export interface HttpGetOptions {
+  host: string;
+  port: number;
+  /** The request-target: an encoded path and query. */
+  path: string;
+  headers: Record<string, string>;
+  /** Open the connection (TLS included, trust decided) before a byte of the request is written. */
+  connect: () => Promise<net.Socket>;
+}
+
+export interface HttpClientResponse {
+  status: number;
+  /** A header's value by lower-case name (repeated ones joined with ', '). */
+  header(name: string): string | undefined;
+  /** The body as it arrives; pause() and resume() apply backpressure to the server. */
+  body: Readable;
+  /** Resolves when the body ended as its framing says, rejects (PEER_CLOSED...) when it was cut short. */
+  ended: Promise<void>;
+  /** A trailer field by lower-case name, once the body has ended. */
+  trailer(name: string): string | undefined;
+  socket: net.Socket;
+}
+
+/** Node's client errors -> NetkitError: connection failures as the TCP adapter says them, parse errors as "not HTTP". */
+function clientError(err: unknown, host: string, port: number, phase: 'connect' | 'transfer'): NetkitError {
+  if (isNetkitError(err)) return err;
+  const code = errnoOf(err) ?? '';
+  const where = formatHostPort(host, port);
+  if (code.startsWith('HPE_')) return new NetkitError('PROTOCOL', `${where} did not answer in HTTP/1.x (${code})`, 'is that an HTTP server? a netkit server without HTTP needs a NAME, not a URL', { cause: err });
+  if (code === 'ECONNRESET' && phase === 'connect') return new NetkitError('PEER_CLOSED', `${where} closed the connection without an answer`, undefined, { cause: err });
+  return socketError(err, { host, port, phase });
+}
+
+/** Send one GET and resolve with the response head; the body is left for the caller to read. */
+export function httpGet(o: HttpGetOptions): Promise<HttpClientResponse> {
+  return new Promise<HttpClientResponse>((resolve, reject) => {
+    const req = http.request({
+      host: o.host,
+      port: o.port,
+      path: o.path,
+      method: 'GET',
+      headers: o.headers,
+      setHost: false,
+      createConnection: (_opts: unknown, cb: (err: Error | null, socket?: net.Socket) => void) => {
+        o.connect().then(
+          (socket) => cb(null, socket),
+          (err: Error) => cb(err),
+        );
+        return undefined;
+      },
+    } as http.RequestOptions);
+    req.on('error', (err) => reject(clientError(err, o.host, o.port, 'connect')));
+    req.on('response', (res) => {
+      const socket = res.socket;
+      const ended = new Promise<void>((done, fail) => {
+        res.once('end', () => done());
+        res.once('error', (err) => fail(clientError(err, o.host, o.port, 'transfer')));
+        res.once('close', () => {
+          if (res.complete) return done();
+          const destroyedWith = (socket as { errored?: unknown }).errored;
+          fail(isNetkitError(destroyedWith) ? destroyedWith : new NetkitError('PEER_CLOSED', `${formatHostPort(o.host, o.port)} closed the connection before the body was complete`, 'run the same fetch again to resume'));
+        });
+      });
+      ended.catch(() => undefined);
+      const pick = (from: NodeJS.Dict<string | string[]>) => (name: string): string | undefined => {
+        const v = from[name];
+        return Array.isArray(v) ? v.join(', ') : v;
+      };
+      resolve({ status: res.statusCode ?? 0, header: pick(res.headers), body: res, ended, trailer: (name) => pick(res.trailers)(name), socket });
+    });
+    req.end();
+  });
 }
