@@ -125,7 +125,7 @@ function truncate(fd: number, where: string): Promise<void> {
  * Fetch the rest of the file once, from `part.have` on, into `part.fd`. Returns whether a digest from
  * the server verified the whole file; a digest that does not match fails with INTEGRITY.
  */
-export async function attemptHttp(c: Ctx, part: PartState, tally: Tally): Promise<{ size: number; sha256: string; verified: boolean }> {
+export async function attemptHttp(c: Ctx, part: PartState, tally: Tally): Promise<{ size: number; sha256: string; verified: boolean; restarted: boolean }> {
   const { opts, entry } = c;
   const src = opts.http!;
   const ifRange = recordedIfRange(part);
@@ -135,6 +135,7 @@ export async function attemptHttp(c: Ctx, part: PartState, tally: Tally): Promis
     part.hash = undefined;
   }
   let offset = part.have;
+  let restarted = offset === 0;
   const headers: Record<string, string> = {
     Host: c.port === (src.scheme === 'https' ? 443 : 80) ? formatHostPort(c.host, 0).replace(/:0$/, '') : formatHostPort(c.host, c.port),
     'User-Agent': `netkit/${version()}`,
@@ -172,6 +173,7 @@ export async function attemptHttp(c: Ctx, part: PartState, tally: Tally): Promis
       if (offset > 0) {
         opts.onNotice?.(`starting over: ${c.target} sent the whole file (it does not resume, or the file changed since the partial download)`);
         offset = 0;
+        restarted = true;
       }
     } else if (res.status === 416 && offset > 0) {
       throw new ChangedError('resume', 'the file on the server is no longer longer than the partial download');
@@ -249,7 +251,7 @@ export async function attemptHttp(c: Ctx, part: PartState, tally: Tally): Promis
         'run the fetch again; if it fails again, the file is changing on the server or the network corrupts data',
       );
     }
-    return { size: part.have, sha256: digest.toString('hex'), verified: expected !== undefined };
+    return { size: part.have, sha256: digest.toString('hex'), verified: expected !== undefined, restarted };
   } catch (err) {
     socket.destroy();
     guard?.stop();

@@ -95,7 +95,9 @@ export async function fetchFile(opts: FetchOptions): Promise<FetchResult> {
       const before = part.have;
       try {
         opts.signal?.throwIfAborted();
-        const got: { size: number; sha256: string; verified?: boolean } = await (opts.http ? attemptHttp(c, part, tally) : opts.classic ? attemptClassic(c, part, tally) : attemptV1(c, part, tally));
+        const got: { size: number; sha256: string; verified?: boolean; restarted?: boolean } = await (opts.http ? attemptHttp(c, part, tally) : opts.classic ? attemptClassic(c, part, tally) : attemptV1(c, part, tally));
+        // An HTTP server may answer a resume with the whole file: then nothing was resumed after all.
+        if (got.restarted) resumedFrom = 0;
         await flushFile(part.fd!, entry.partPath, opts.fsync !== false);
         await entry.publish(part.fd!, opts.force === true);
         closeQuietly(part.fd);

@@ -107,10 +107,10 @@ async function answer(s: Session, req: HttpRequestHead, reply: HttpReply): Promi
     cutShort(x, err);
     reply.abort();
   } finally {
-    x.entry.durationMs = performance.now() - x.started;
-    s.ctx.log(x.entry);
     // Waiting for the next request (keep-alive) is the header phase again: evictable, under a fresh deadline.
     s.conn.expectRequest();
+    x.entry.durationMs = performance.now() - x.started;
+    s.ctx.log(x.entry);
   }
 }
 
