@@ -50,15 +50,15 @@ export function percentDecode(raw: string): string {
 }
 
 /**
- * Read a request-target. Origin form (`/a/b?q`) and absolute form (`http://host:port/a/b?q`, whose
- * authority is ignored: this server has one site) are accepted; anything else (`*`, authority form)
- * is refused. No dot-segment removal or other URL normalisation happens here: the decoded path goes
+ * Read a request-target. Origin form (`/a/b?q`) and absolute form (`http://host:port/a/b?q`, also
+ * https, whose authority is ignored: this server has one site) are accepted; anything else (`*`,
+ * authority form, other schemes) is refused. No dot-segment removal or other URL normalisation happens here: the decoded path goes
  * to the jail as it is, which judges `..` and the rest exactly as for file protocol v1.
  */
 export function parseTarget(target: string): Target {
   let rest = target;
   if (!rest.startsWith('/')) {
-    const m = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/.exec(rest);
+    const m = /^https?:\/\/[^/?#]*/i.exec(rest);
     if (!m) throw bad('the request target is neither a path nor an absolute URI');
     rest = rest.slice(m[0].length);
     if (!rest.startsWith('/')) rest = `/${rest}`;

@@ -58,7 +58,7 @@ describe('the request target', () => {
     expect(parseTarget(target)).toEqual({ path, query });
   });
 
-  test.each(['*', 'h:80', '/a%zz', '/a%2', '/%ff%fe', '/a#frag', 'mailto:x'])('%j is refused as BAD_REQUEST', (target) => {
+  test.each(['*', 'h:80', '/a%zz', '/a%2', '/%ff%fe', '/a#frag', 'mailto:x', 'file:///etc/passwd', 'ftp://h/x'])('%j is refused as BAD_REQUEST', (target) => {
     expect(codeOf(() => parseTarget(target))).toBe('BAD_REQUEST');
   });
 

@@ -130,7 +130,7 @@ export async function attemptHttp(c: Ctx, part: PartState, tally: Tally): Promis
   const src = opts.http!;
   const ifRange = recordedIfRange(part);
   if (part.have > 0 && ifRange === undefined) {
-    opts.onNotice?.(`starting over: the partial download of ${c.localName} has no validator to resume it safely`);
+    opts.onNotice?.(`starting over: ${c.target} cannot resume ${c.localName} (it announced no byte ranges, or no validator that tells the file is the same)`);
     part.have = 0;
     part.hash = undefined;
   }
