@@ -77,11 +77,11 @@ suite(`headless Chromium (${CHROMIUM})`, () => {
       expect(dialogs).toEqual([]);
       expect(errors).toEqual([]);
       // Every link stays in this directory: relative, no scheme, no query.
-      const hrefs = await page.$$eval('tbody a', (as) => as.map((a) => (a as HTMLAnchorElement).href));
+      const hrefs = await page.$$eval('tbody a', (as) => as.map((a) => (a as unknown as { href: string }).href));
       for (const h of hrefs) expect(h.startsWith(`http://127.0.0.1:${server.port}/`)).toBe(true);
 
       // Readable on a phone: nothing wider than the screen.
-      expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
+      expect(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth')).toBe(true);
       const shot = join(process.env.NETKIT_SCREENSHOT_DIR ?? base, 'listing.png');
       await page.screenshot({ path: shot, fullPage: true });
       const png = readFileSync(shot);
