@@ -125,6 +125,20 @@ withCurl('curl', () => {
   });
 });
 
+withCurl('--no-http', () => {
+  test('no url line, and curl gets the classic answer instead of HTTP', async () => {
+    const plain = await startServer(['file', 'serve', served, '--host', '127.0.0.1', '--port', '0', '--quiet', '--no-announce', '--no-http']);
+    try {
+      expect(plain.stdout()).not.toMatch(/^url /m);
+      expect(server.stdout()).toContain(`url http://127.0.0.1:${server.port}/`);
+      const r = await run('curl', ['-sS', '--http0.9', url('/tree/a.txt', plain.port)]);
+      expect(r.stdout).toBe('-1      ');
+    } finally {
+      await plain.stop();
+    }
+  });
+});
+
 withWget('wget', () => {
   test('-c resumes a download the network cut', async () => {
     const p = await cuttingProxy();

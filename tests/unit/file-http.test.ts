@@ -258,6 +258,17 @@ describe('connections', () => {
     holder.destroy();
   });
 
+  test('a client that stops reading a body is cut at the idle timeout, and the log says so', async () => {
+    const { server, next } = await serve({ idleTimeoutMs: 300 });
+    const req = http.get({ host: '127.0.0.1', port: server.port, path: '/big.bin', agent: false });
+    req.on('error', () => undefined);
+    const [res] = (await once(req, 'response')) as [http.IncomingMessage];
+    res.on('error', () => undefined);
+    res.pause();
+    expect(await next()).toMatchObject({ protocol: 'http', name: '/big.bin', status: 200, outcome: 'timeout' });
+    req.destroy();
+  });
+
   test('--no-http: a request line is a classic name like any other', async () => {
     const { server } = await serve({ http: false });
     expect(server.http).toBe(false);
