@@ -114,6 +114,7 @@ describe('a file', () => {
     expect(a.status).toBe(304);
     expect(a.body.length).toBe(0);
     expect(a.headers.etag).toBe(headers.etag);
+    expect(a.headers['content-length']).toBeUndefined();
     expect((await request(server.port, '/hello.txt', { headers: { 'If-Modified-Since': headers['last-modified']! } })).status).toBe(304);
     expect((await request(server.port, '/hello.txt', { headers: { 'If-None-Match': '"x"', 'If-Modified-Since': headers['last-modified']! } })).status).toBe(200);
   });

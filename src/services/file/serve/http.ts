@@ -54,8 +54,10 @@ export class Exchange {
   async text(status: number, outcome: Outcome, message: string, headers: Record<string, string | number> = {}): Promise<void> {
     this.entry.outcome = outcome;
     if (outcome !== 'ok') this.entry.detail = message;
+    // A 304 has no content, and must not announce a length other than the file's (RFC 9110 8.6): none.
     const body = status === 304 ? '' : `${message}\n`;
-    this.start(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store', ...headers });
+    const content = status === 304 ? {} : { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body) };
+    this.start(status, { ...content, 'Cache-Control': 'no-store', ...headers });
     if (!this.head && body !== '') this.reply.body.write(body);
     await this.reply.end();
   }
