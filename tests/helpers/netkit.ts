@@ -18,6 +18,11 @@ export interface RunOptions {
   input?: string | Buffer;
   /** Hard cap so a hung child fails the test instead of hanging the suite. */
   timeoutMs?: number;
+  /**
+   * startServer only: a command that runs netkit, given netkit's argv after it, and execs it, so that
+   * the child's pid is the server's (e.g. unshare and a shell that mounts something first, then `exec "$@"`).
+   */
+  prefix?: readonly string[];
 }
 
 function childEnv(extra?: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
@@ -59,7 +64,9 @@ export interface Server {
  * Rejects (with its stderr) if the process exits first.
  */
 export async function startServer(args: readonly string[], opts: RunOptions = {}): Promise<Server> {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, env: childEnv(opts.env) });
+  const argv = [process.execPath, BIN, ...args];
+  const [cmd, ...rest] = opts.prefix ? [...opts.prefix, ...argv] : argv;
+  const child = spawn(cmd!, rest, { cwd: opts.cwd, env: childEnv(opts.env) });
   let out = '';
   let err = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
