@@ -36,7 +36,17 @@ export interface UdpSessionOptions {
   recvBufferSize?: number;
 }
 
-const keyBuffer = new Uint32Array(1);
+// Random keys from the CSPRNG, fetched 1,024 at a time: one call per key costs more than the rest of a
+// request (a live view of 1,000 hosts asks for 1,000 keys a round).
+const keyPool = new Uint32Array(1024);
+let keyNext = keyPool.length;
+function randomKey(): number {
+  if (keyNext === keyPool.length) {
+    randomFillSync(keyPool);
+    keyNext = 0;
+  }
+  return keyPool[keyNext++]!;
+}
 
 export class UdpSession {
   private readonly families = new Map<4 | 6, Promise<FamilySockets>>();
@@ -50,7 +60,7 @@ export class UdpSession {
   /** A random 32-bit key that no exchange in flight uses; reserved until the exchange that takes it ends. */
   newKey(): number {
     for (;;) {
-      const k = randomFillSync(keyBuffer)[0]!;
+      const k = randomKey();
       if (!this.pending.has(k)) {
         this.pending.set(k, null);
         return k;
