@@ -68,6 +68,9 @@ describe('disk query for monitoring', () => {
     const e = await runNetkit(['disk', 'query', '--hosts-file', empty]);
     expect(e.code).toBe(2);
     expect(e.stderr).toMatch(/names no host/);
+    const d = await runNetkit(['disk', 'query', '--hosts-file', dir]);
+    expect(d.code).toBe(2);
+    expect(d.stderr).toMatch(/^netkit: --hosts-file .* is a directory\n/);
   });
 
   test('thresholds: exit 0 below them, 12 WARNING, 13 CRITICAL; a bad SPEC is a usage error', async () => {
@@ -99,6 +102,10 @@ describe('disk query for monitoring', () => {
     const badOption = await runNetkit(['disk', 'query', h, '--format', 'nagios', '--bogus']);
     expect(badOption.code).toBe(3);
     expect(badOption.stdout).toMatch(/^DISK UNKNOWN - unknown option --bogus/);
+    // A check runs once: --watch with it is a bad option too.
+    const watching = await runNetkit(['disk', 'query', h, '--format', 'nagios', '--watch', '1s']);
+    expect(watching.code).toBe(3);
+    expect(watching.stdout).toBe('DISK UNKNOWN - --watch cannot be used with --format nagios: a check reports once and exits\n');
   });
 
   test('--format prom: node_exporter names with a host label, accepted by promtool where it is installed', async () => {

@@ -33,7 +33,8 @@ function shown(r: WatchRound): HostResult[] {
 
 export async function runWatch(targets: readonly QueryTarget[], opts: DiskQueryOptions, o: QueryRunOptions, intervalMs: number): Promise<void> {
   const out = process.stdout;
-  const tty = out.isTTY === true;
+  // The table on a terminal; NDJSON when piped, or when JSON was asked for.
+  const tty = out.isTTY === true && o.format !== 'json';
   const paint = await painter();
   const indexOf = new Map<HostResult['target'], number>(targets.map((t, i) => [t, i]));
   const draw = (r: WatchRound): void => {
