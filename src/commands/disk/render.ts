@@ -124,7 +124,8 @@ const NARROW: readonly FitStep[] = [
 
 /**
  * An aligned table, one line per filesystem; colour only when `paint` is given. With thresholds, a
- * line is coloured by its status (yellow WARNING, red CRITICAL); without, by df-style USE% (75 %, 90 %).
+ * line's USE% (and IUSE%, NOTE) is coloured by its status (yellow WARNING, red CRITICAL); without, by
+ * df-style USE% (75 %, 90 %).
  */
 export function renderTable(results: readonly HostResult[], paint?: Paint, o: TableOptions = {}): string {
   const rows = results.flatMap((r) => rowsOf(r, o));
@@ -152,25 +153,27 @@ export function renderTable(results: readonly HostResult[], paint?: Paint, o: Ta
   const { keep, widths } = o.fit ? fitColumns(head.slice(0, cols), natural, o.fit.columns, NARROW) : { keep: natural.map((_, i) => i), widths: natural };
   const last = keep[keep.length - 1];
   const width = o.fit?.columns ?? Infinity;
-  const line = (cells: string[]): string =>
-    clip(
-      keep
-        .map((i) => {
-          // A note reads from its start; a mount point or host name is recognised by both ends.
-          const cell = i === noteCol ? clip(cells[i]!, widths[i]!) : ellipsize(cells[i]!, widths[i]!);
-          return right[i] ? cell.padStart(widths[i]!) : i === last ? cell : cell.padEnd(widths[i]!);
-        })
-        .join('  ')
-        .trimEnd(),
-      width,
-    );
+  const laidOut = (cells: string[]): string[] =>
+    keep.map((i) => {
+      // A note reads from its start; a mount point or host name is recognised by both ends.
+      const cell = i === noteCol ? clip(cells[i]!, widths[i]!) : ellipsize(cells[i]!, widths[i]!);
+      return right[i] ? cell.padStart(widths[i]!) : i === last ? cell : cell.padEnd(widths[i]!);
+    });
+  const line = (cells: string[]): string => clip(laidOut(cells).join('  ').trimEnd(), width);
+  // Only the cells that say how full or how well a filesystem is take the status colour (USE%, IUSE%,
+  // NOTE), so the figures stay readable; a line that had to be cut is coloured whole instead.
+  const marked = keep.map((i) => ['USE%', 'IUSE%', 'NOTE'].includes(head[i]!));
+  const coloured = (cells: string[], colour: (s: string) => string): string => {
+    const parts = laidOut(cells);
+    const plain = parts.join('  ').trimEnd();
+    if (plain.length > width) return colour(clip(plain, width));
+    return parts.map((p, k) => (marked[k] && !['', '-'].includes(p.trim()) ? p.replace(/^(\s*)(.*?)(\s*)$/, (_, lead: string, text: string, tail: string) => `${lead}${colour(text)}${tail}`) : p)).join('  ').trimEnd();
+  };
   const out: string[] = [paint ? paint.header(line(head)) : line(head)];
   for (const r of shown) {
-    const text = line(r.cells);
     const level = levelOf(r);
-    if (!paint || level === Status.OK) out.push(text);
-    else if (level === Status.WARNING) out.push(paint.warn(text));
-    else out.push(paint.bad(text));
+    if (!paint || level === Status.OK) out.push(line(r.cells));
+    else out.push(coloured(r.cells, level === Status.WARNING ? paint.warn : paint.bad));
   }
   for (const t of trailer) out.push(clip(t, width));
   return `${out.join('\n')}\n`;
