@@ -1,4 +1,4 @@
-// File bench (issues 3 and 5): 1 GiB loopback transfer wall time for netkit vs nc vs curl+http.server,
+// File bench: 1 GiB loopback transfer wall time for netkit vs nc vs curl+http.server,
 // peak RSS of netkit's processes, 32 concurrent fetches, and TLS vs plain, all interleaved in one run.
 import { spawn } from 'node:child_process';
 import { createServer, connect } from 'node:net';
