@@ -56,7 +56,7 @@ export class Exchange {
     if (outcome !== 'ok') this.entry.detail = message;
     // A 304 has no content, and must not announce a length other than the file's (RFC 9110 8.6): none.
     const body = status === 304 ? '' : `${message}\n`;
-    const content = status === 304 ? {} : { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body) };
+    const content: Record<string, string | number> = status === 304 ? {} : { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body) };
     this.start(status, { ...content, 'Cache-Control': 'no-store', ...headers });
     if (!this.head && body !== '') this.reply.body.write(body);
     await this.reply.end();
