@@ -193,6 +193,43 @@ function discoverSection(r) {
   return L;
 }
 
+function httpSection(r) {
+  const h = r.result;
+  const L = ['### HTTP on the file port', '', ...header('http', r)];
+  L.push(
+    `Conditions: loopback; the ${sizeLabel(h.size)} file in the page cache; each server its own process on its own port, all running during the whole part: ` +
+      '`netkit file serve` (HTTP on by default; `--max-connections 256 --max-per-source 256` so that 100 connections from one address are let in), ' +
+      'nginx 1.22 with a generated minimal configuration (`master_process off`, one process, `sendfile on`, `tcp_nopush on`, no access log), and `python3 -m http.server`. ' +
+      `Whole file: \`curl -sS -f -o FILE URL\` into the page cache, timed from spawn to exit, then \`cmp\` against the source; ${h.rounds} rounds, the order rotated each round. ` +
+      `Ranges: one \`curl --parallel --parallel-immediate --parallel-max ${h.concurrent}\` with ${h.concurrent} \`-r a-b\` requests of 1 MiB at random 4 KiB-aligned offsets, each into its own file (checked against the source in the first round), ${h.range_rounds} rounds alternating netkit and nginx; requests/s = ${h.concurrent} / wall time. ` +
+      'Peak RSS: VmHWM of each server process at the end of the part (both tests).',
+    '',
+  );
+  L.push('| server | whole file: median | throughput | per round | failed | 100 × 1 MiB ranges: requests/s (median) | per round | peak RSS |', '|---|---:|---:|---|---:|---:|---|---:|');
+  for (const c of h.contenders) {
+    L.push(
+      `| ${c.label} | ${fmt.s(c.whole_median_ms)} | ${fmt.int(c.whole_mb_s)} MB/s | ${c.whole_runs_ms.map((x) => (x == null ? 'failed' : fmt.s(x))).join(', ')} | ${c.whole_failed} | ` +
+        `${c.ranges_median_rps == null ? '–' : fmt.int(c.ranges_median_rps)} | ${c.ranges_rps.map(fmt.int).join(', ') || '–'} | ${Number.isFinite(c.peak_rss_mib) ? `${c.peak_rss_mib.toFixed(1)} MiB` : '–'} |`,
+    );
+  }
+  for (const s of h.skipped) L.push(`| ${s.key} | ${cell(s.reason)} | | | | | | |`);
+  L.push('');
+  const nk = h.contenders.find((c) => c.key === 'netkit');
+  const ng = h.contenders.find((c) => c.key === 'nginx');
+  const py = h.contenders.find((c) => c.key === 'python');
+  if (nk && ng) {
+    const tput = ng.whole_median_ms / nk.whole_median_ms;
+    const pairs = nk.whole_runs_ms.map((x, i) => (x != null && ng.whole_runs_ms[i] != null ? ng.whole_runs_ms[i] / x : null)).filter((x) => x != null);
+    L.push(`- Target "whole-file throughput ≥ 0.9× nginx": netkit/nginx = ${fmt.ratio(tput)}; per-round paired ratios ${pairs.map(fmt.ratio).join(', ')} → ${verdict(tput >= 0.9)}.`);
+    const rps = nk.ranges_median_rps / ng.ranges_median_rps;
+    L.push(`- Target "${h.concurrent} concurrent 1 MiB ranges: requests/s ≥ 0.5× nginx": ${fmt.ratio(rps)} → ${verdict(rps >= 0.5)}.`);
+    if (py) L.push(`- netkit/python3 -m http.server whole-file throughput: ${fmt.ratio(py.whole_median_ms / nk.whole_median_ms)}.`);
+    L.push(`- Target "peak server RSS ≤ 100 MB during both": netkit ${nk.peak_rss_mib.toFixed(1)} MiB = ${((nk.peak_rss_mib * MiB) / 1e6).toFixed(1)} MB → ${verdict(nk.peak_rss_mib * MiB <= 100e6)}.`);
+  }
+  L.push('');
+  return L;
+}
+
 function fleetSection(r) {
   const f = r.result;
   const c = f.conditions;
@@ -251,9 +288,9 @@ function floodSection(r) {
   return L;
 }
 
-const SECTIONS = [['disk', diskSection], ['startup', startupSection], ['file', fileSection], ['tls', tlsSection], ['fleet', fleetSection], ['flood', floodSection], ['discover', discoverSection]];
+const SECTIONS = [['disk', diskSection], ['startup', startupSection], ['file', fileSection], ['tls', tlsSection], ['fleet', fleetSection], ['flood', floodSection], ['http', httpSection], ['discover', discoverSection]];
 /** Each part's heading, to keep its block from the current document when this run did not measure it. */
-const HEADINGS = { disk: '### Disk server capacity', startup: '### Whole-process start-up', file: '### File transfer', tls: '### TLS', fleet: '### Fleet', flood: '### Fresh clients under a spoofed-source flood', discover: '### Discovery' };
+const HEADINGS = { disk: '### Disk server capacity', startup: '### Whole-process start-up', file: '### File transfer', tls: '### TLS', fleet: '### Fleet', flood: '### Fresh clients under a spoofed-source flood', http: '### HTTP on the file port', discover: '### Discovery' };
 
 /** The lines of `part`'s block in an earlier generated section (its heading up to the next heading), if any. */
 function previousBlock(previous, part) {

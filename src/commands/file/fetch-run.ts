@@ -1,6 +1,6 @@
 // Running `netkit file fetch`: the bar on a terminal, one line per retry, then one summary line (or one JSON object) on stdout.
 import { FETCH_DEFAULTS, fetchFile, type FetchResult, type RetryNotice } from '../../services/file/fetch/session.js';
-import { parseFetchSource } from '../../services/target.js';
+import { parseFetchSource, parseHttpUrl, type HttpUrlSource } from '../../services/target.js';
 import { tcpTransport, type StreamTransport } from '../../transport/tcp.js';
 import { formatBytes, formatDuration, formatRate, jsonLine, sanitize } from '../../cli/output.js';
 import { createProgressBar, type Progress } from '../../cli/progress.js';
@@ -39,7 +39,8 @@ function summary(r: FetchResult): string {
   const resumed = r.resumedFrom > 0 ? `, resumed at ${formatBytes(r.resumedFrom)}` : '';
   const retried = r.retries > 0 ? `, ${r.retries} ${r.retries === 1 ? 'retry' : 'retries'}` : '';
   if (!r.verified) {
-    return `saved ${where} (${formatBytes(r.size)}, UNVERIFIED: the classic protocol has no checksum; sha256 of what arrived ${r.sha256}, ${rate})\n`;
+    const why = r.protocol === 'http' ? 'the server sent no digest (Repr-Digest or Digest)' : 'the classic protocol has no checksum';
+    return `saved ${where} (${formatBytes(r.size)}, UNVERIFIED: ${why}; sha256 of what arrived ${r.sha256}, ${rate}${resumed}${retried})\n`;
   }
   return `saved ${where} (${formatBytes(r.size)}, sha256 ${r.sha256} verified, ${rate}${resumed}${retried})\n`;
 }
@@ -51,21 +52,34 @@ export function retryLine(r: RetryNotice): string {
   return `${r.reason}${dropped ? '' : where}${dropped}; retrying in ${formatDuration(r.delayMs).replace(/\.0s$/, 's')} (${r.attempt}/${r.of})`;
 }
 
+/** An http(s):// URL names the server itself: the options that name one too, or another protocol, cannot go with it. */
+function checkUrlOptions(url: HttpUrlSource, o: FetchRunOptions): void {
+  const clash = o.host !== undefined ? '-H/--host' : o.port !== undefined ? '--port' : o.classic ? '--classic' : o.discover ? '--discover' : undefined;
+  if (clash) throw new NetkitError('USAGE', `${clash} does not go with a URL: the URL names the server and the protocol`, 'give the URL alone, or a NAME with -H HOST[:PORT]');
+  if (url.scheme === 'http' && (o.tls || o.tlsFingerprint !== undefined || o.tlsCa !== undefined)) {
+    throw new NetkitError('USAGE', 'the TLS options go with an https:// URL, not http://', 'write https:// to fetch over TLS');
+  }
+}
+
 export async function runFileFetch(o: FetchRunOptions): Promise<void> {
-  const source = parseFetchSource(o.name, o.host, o.port, FETCH_DEFAULTS);
+  const url = parseHttpUrl(o.name);
+  if (url) checkUrlOptions(url, o);
+  const source = url ?? parseFetchSource(o.name, o.host, o.port, FETCH_DEFAULTS);
   const secret = await loadCliSecret(o.tokenFile);
   if (secret && o.classic) {
     throw new NetkitError('USAGE', `--classic cannot be used with a secret (${secret.source}): the classic protocol cannot authenticate`, 'unset NETKIT_TOKEN for a seed server, or leave out --classic');
   }
   // -H NAME may be an announced name; --discover finds the one server. Either way TLS still decides trust.
-  const { host, port, announced } = await locateFileServer({ ...o, host: source.host, port: source.port });
+  const { host, port, announced } = url ? { host: url.host, port: url.port, announced: undefined } : await locateFileServer({ ...o, host: source.host, port: source.port });
   let transport: StreamTransport = tcpTransport;
-  if (o.tls) {
+  if (o.tls || url?.scheme === 'https') {
     if (o.classic) throw new NetkitError('USAGE', '--classic and --tls do not go together: the seed programs have no TLS', "run 'netkit file fetch --help' for usage");
     const { tlsClientTransport } = await import('../../services/file-tls.js');
     transport = tlsClientTransport({
       fingerprint: o.tlsFingerprint,
       caFile: o.tlsCa,
+      // An https:// URL is checked like a browser would (the system's CAs) unless --tls asks for TOFU.
+      systemCa: url !== undefined && !o.tls,
       // Never silent, even with --quiet: accepting a new certificate is a trust decision.
       onFirstUse: (i) => {
         process.stderr.write(`netkit: first TLS connection to ${sanitize(i.host)}: trusting certificate ${i.fingerprint}; recorded in ${i.file}\n`);
@@ -81,6 +95,7 @@ export async function runFileFetch(o: FetchRunOptions): Promise<void> {
     process.stderr.write(`netkit: ${sanitize(line)}\n`);
   };
   // Ctrl-C or SIGTERM: the fetch stops, keeps what arrived, and says so; a second signal ends at once.
+  if (url?.scheme === 'http' && secret && !o.quiet) say(`not sending the secret (${secret.source}) over plain HTTP: only an https:// URL carries it`);
   const abort = new AbortController();
   const stopListening = onInterrupt((signal) => abort.abort(signal));
   try {
@@ -94,7 +109,8 @@ export async function runFileFetch(o: FetchRunOptions): Promise<void> {
       retries: o.retries,
       classic: o.classic,
       fsync: o.fsync,
-      secret: secret?.key('file'),
+      secret: url ? undefined : secret?.key('file'),
+      ...(url ? { http: { url: url.url, scheme: url.scheme, target: url.target, ...(secret && url.scheme === 'https' ? { bearer: secret.bearer() } : {}) } } : {}),
       transport,
       signal: abort.signal,
       onProgress: bar ? (received, total) => bar.update(received, total) : undefined,

@@ -29,7 +29,7 @@ export const fetchCommand: CommandModule<object, FetchArgs> = {
   describe: 'Download a file, verified and resumable',
   builder: (y) =>
     y
-      .positional('name', { type: 'string', demandOption: true, describe: "the file's path relative to the served directory (or HOST:NAME, or netkit://HOST[:PORT]/NAME)" })
+      .positional('name', { type: 'string', demandOption: true, describe: "the file's path relative to the served directory (or HOST:NAME, netkit://HOST[:PORT]/NAME, or an http:// or https:// URL of any web server)" })
       // No yargs defaults on options that take a value: `-H` with nothing after it must be an error, not localhost.
       .option('host', { alias: 'H', type: 'string', defaultDescription: 'localhost', describe: 'server to fetch from: HOST, HOST:PORT, [IPv6] or [IPv6]:PORT, or a name announced over DNS-SD' })
       .option('port', { alias: 'p', type: 'string', defaultDescription: '8881', describe: 'server TCP port (1-65535)', coerce: (v: unknown) => parsePort(v, '--port', 1) })
@@ -52,6 +52,7 @@ export const fetchCommand: CommandModule<object, FetchArgs> = {
       .example('$0 file fetch notes.txt -o /tmp --json', 'machine-readable result')
       .example('$0 file fetch notes.txt --tls-fingerprint sha256:…', 'encrypted, and only from the server with that certificate')
       .example('$0 file fetch notes.txt --token-file ~/.netkit-token', 'from a server that requires that secret (or set NETKIT_TOKEN)')
+      .example('$0 file fetch http://nas:8881/movies/big.iso', 'over HTTP from any web server: resumed with Range, verified when it sends a digest')
       .example('$0 file fetch notes.txt --discover', 'from the one file server that announces itself on this network'),
   handler: async (argv) => {
     const { runFileFetch } = await import('./fetch-run.js');

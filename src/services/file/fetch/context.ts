@@ -39,6 +39,8 @@ export interface FetchOptions {
   retries?: number;
   /** Speak the seed programs' classic protocol (no verification, no resume, no retry). */
   classic?: boolean;
+  /** Fetch over HTTP(S) from any web server (`name` is then the URL's decoded path; see HttpSource). */
+  http?: HttpSource;
   /**
    * Flush the file to the disk before giving it its final name (default true), so that a power failure
    * cannot leave a damaged file under that name. false trades that for speed, like nc, curl and rsync.
@@ -65,9 +67,11 @@ export interface FetchResult {
   size: number;
   /** Hex SHA-256 of the whole file (computed locally; for v1 it matched the server's). */
   sha256: string;
-  /** True when the server's SHA-256 matched ours (v1); classic transfers cannot be verified. */
+  /** True when the server's SHA-256 matched ours (v1; HTTP when the server sent a digest); classic transfers cannot be verified. */
   verified: boolean;
-  protocol: 'v1' | 'classic';
+  protocol: 'v1' | 'classic' | 'http';
+  /** For HTTP: the URL fetched. */
+  url?: string;
   /** Bytes already present from an earlier run's partial download. */
   resumedFrom: number;
   /** Bytes received over the network this time, over every attempt. */
@@ -77,6 +81,17 @@ export interface FetchResult {
   durationMs: number;
   host: string;
   port: number;
+}
+
+/** Where an HTTP fetch goes, besides host and port. */
+export interface HttpSource {
+  /** The URL as given, for messages and the result. */
+  url: string;
+  scheme: 'http' | 'https';
+  /** The request-target: the URL's path and query, percent-encoded as they are to be sent. */
+  target: string;
+  /** Sent as `Authorization: Bearer` (over HTTPS only: the caller never sets it for plain HTTP). */
+  bearer?: string;
 }
 
 /** Everything an attempt needs that does not change between attempts. */

@@ -11,6 +11,7 @@ import { attemptClassic } from './classic.js';
 import { FETCH_DEFAULTS, localNameOf, type Ctx, type FetchOptions, type FetchResult, type PartState } from './context.js';
 import { backoffMs, retryReason } from './retry.js';
 import { Staging, nameTaken, type StagedFile } from './staging.js';
+import { attemptHttp } from './http.js';
 import { attemptV1, progressText, type Tally } from './v1.js';
 import { interruption } from './receiver.js';
 import { flushFile, syncDir } from './writer.js';
@@ -94,7 +95,9 @@ export async function fetchFile(opts: FetchOptions): Promise<FetchResult> {
       const before = part.have;
       try {
         opts.signal?.throwIfAborted();
-        const got = await (opts.classic ? attemptClassic(c, part, tally) : attemptV1(c, part, tally));
+        const got: { size: number; sha256: string; verified?: boolean; restarted?: boolean } = await (opts.http ? attemptHttp(c, part, tally) : opts.classic ? attemptClassic(c, part, tally) : attemptV1(c, part, tally));
+        // An HTTP server may answer a resume with the whole file: then nothing was resumed after all.
+        if (got.restarted) resumedFrom = 0;
         await flushFile(part.fd!, entry.partPath, opts.fsync !== false);
         await entry.publish(part.fd!, opts.force === true);
         closeQuietly(part.fd);
@@ -105,8 +108,9 @@ export async function fetchFile(opts: FetchOptions): Promise<FetchResult> {
           path: entry.finalPath,
           size: got.size,
           sha256: got.sha256,
-          verified: !opts.classic,
-          protocol: opts.classic ? 'classic' : 'v1',
+          verified: got.verified ?? !opts.classic,
+          protocol: opts.http ? 'http' : opts.classic ? 'classic' : 'v1',
+          ...(opts.http ? { url: opts.http.url } : {}),
           resumedFrom,
           received: tally.received,
           retries,

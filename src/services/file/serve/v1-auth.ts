@@ -14,7 +14,7 @@ function requestedName(frame: Frame): string | undefined {
 }
 
 /** Wait `ms`, or less if the socket closes first (server shutdown, eviction, client gone). */
-function holdOff(socket: StreamSocket, ms: number): Promise<void> {
+export function holdOff(socket: StreamSocket, ms: number): Promise<void> {
   if (ms <= 0 || socket.destroyed) return Promise.resolve();
   return new Promise<void>((resolve) => {
     const done = (): void => {
