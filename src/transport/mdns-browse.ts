@@ -90,14 +90,13 @@ export async function browse(opts: BrowseOptions): Promise<Browser> {
   }
   const opened = await Promise.allSettled(infos.map((i) => openLink(i, warn)));
   const links: Link[] = [];
-  for (const r of opened) {
-    if (r.status === 'fulfilled') links.push(r.value);
-    else warn(r.reason instanceof Error ? r.reason.message : String(r.reason));
-  }
+  for (const r of opened) if (r.status === 'fulfilled') links.push(r.value);
   if (links.length === 0) {
+    // Said once, as the error; a warning per interface as well would repeat it.
     const first = opened.find((r) => r.status === 'rejected') as PromiseRejectedResult;
     throw first.reason;
   }
+  for (const r of opened) if (r.status === 'rejected') warn(r.reason instanceof Error ? r.reason.message : String(r.reason));
 
   const started = Date.now();
   const kinds = new Map(opts.kinds.map((k) => [typeDomain(k).toLowerCase(), k] as const));

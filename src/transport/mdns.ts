@@ -213,18 +213,26 @@ export async function openLink(info: LinkInfo, onWarning: (message: string) => v
   // The library answers every query itself, at once; this adapter answers instead (see handleQuery).
   mdns.removeAllListeners('query');
   let closed = false;
+  let ready = false;
   const closeSocket = (): Promise<void> => new Promise((resolve) => bonjour.destroy(() => resolve()));
   try {
     await new Promise<void>((resolve, reject) => {
-      mdns.once('ready', resolve);
-      mdns.once('error', reject);
+      mdns.once('ready', () => {
+        ready = true;
+        resolve();
+      });
+      // One listener for the socket's whole life: multicast-dns emits a failed bind twice (once from the
+      // socket, once from its bind callback), and an 'error' with no listener would end the process.
+      mdns.on('error', (err) => {
+        if (!ready) reject(err);
+        else if (!closed) onWarning(socketError(err, info).message);
+      });
     });
   } catch (err) {
     closed = true;
     await closeSocket();
     throw socketError(err, info);
   }
-  mdns.on('error', (err) => onWarning(socketError(err, info).message));
   mdns.on('warning', (err) => {
     // Group membership and send problems have a syscall; a packet that does not decode is just noise.
     if ((err as { syscall?: string }).syscall) onWarning(`mDNS on ${info.iface}: ${(err as { syscall?: string }).syscall} ${errnoOf(err) ?? err.message}`);
