@@ -63,8 +63,8 @@ export async function resolveTargets(o: Pick<QueryRunOptions, 'hosts' | 'hostsFi
   const fromFile = o.hostsFile !== undefined ? await readHostsFile(o.hostsFile) : [];
   if (o.hostsFile !== undefined && fromFile.length === 0 && o.hosts.length === 0) throw new NetkitError('USAGE', `--hosts-file ${o.hostsFile} names no host`);
   const hosts = [...o.hosts, ...fromFile];
-  // Bad ports and empty names are usage errors (exit 2) before anything is sent.
-  return (hosts.length > 0 || o.discover ? hosts : ['localhost']).map((h) => parseTarget(h, o.port));
+  // Bad ports and empty names are usage errors (exit 2) before anything is sent; `disk one` is an announced name.
+  return (hosts.length > 0 || o.discover ? hosts : ['localhost']).map((h) => parseTarget(h, o.port, { instanceNames: true }));
 }
 
 /** Keep only the filesystems the client-side filters select (the server already left out its exclusions). */
