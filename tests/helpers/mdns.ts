@@ -1,10 +1,21 @@
-// A crude mDNS responder (mdns-responder.mjs) run in a lab namespace: an old device, a clone or an impostor that announces a DNS-SD service and never renames.
+// mDNS peers written by hand, run in a lab namespace: a crude responder that never renames (an old device, a clone, an impostor), and raw askers.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type { LabHost } from './netns.js';
 
 const SCRIPT = fileURLToPath(new URL('./mdns-responder.mjs', import.meta.url));
+
+/** Run a helper script (tests/helpers/NAME) in `host`'s namespace with JSON options; resolves with its output (killed after 10 s). */
+export async function runHelper(host: LabHost, name: string, options: object): Promise<{ code: number | null; stdout: string }> {
+  const child = spawn('ip', ['netns', 'exec', host.ns, process.execPath, fileURLToPath(new URL(`./${name}`, import.meta.url)), JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let stdout = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  const [code] = (await once(child, 'close')) as [number | null];
+  clearTimeout(timer);
+  return { code, stdout };
+}
 
 export interface RogueService {
   /** The instance name, e.g. `dup`. */
