@@ -49,7 +49,7 @@ export function parseTarget(text: string, defaultPort: number, opts: ParseTarget
   if (colons === 1) {
     const [h, p] = t.split(':') as [string, string];
     if (h === '') throw usage(`missing host name in '${text}'`);
-    if (/[\s/]/.test(h)) return /^\d*$/.test(p) ? instance(h.trim(), checkPort(p), true) : instance(t, defaultPort, false);
+    if (/[\s/]/.test(t)) return /^\d*$/.test(p) ? instance(h.trim(), checkPort(p), true) : instance(t, defaultPort, false);
     return { label: text, host: h, port: checkPort(p), portGiven: true };
   }
   // No colon: a name or IPv4; several: a bare IPv6 literal (its port comes from the default).
