@@ -42,9 +42,6 @@ export interface Announcer {
 /** RFC 6762 section 8.1: three probes 250 ms apart. */
 const PROBES = 3;
 const PROBE_INTERVAL_MS = 250;
-/** Section 8.2: the loser of simultaneous probes waits a second and probes again. */
-const DEFER_MS = 1000;
-const MAX_DEFERRALS = 10;
 /** Announcements at 0, 1 and 3 s (section 8.3 asks for at least two, the interval doubling). */
 const ANNOUNCE_DELAYS_MS = [0, 1000, 3000];
 const MAX_RENAMES = 20;
@@ -181,11 +178,13 @@ export async function announce(opts: AnnounceOptions): Promise<Announcer> {
 
   /**
    * Probe the instance name and the host name on every open link (section 8.1). `instance`/`host`:
-   * another responder owns that name; `lost`: another prober claims it at the same time and wins (8.2).
+   * another responder owns that name, or claims it in a probe of its own at the same time and wins the
+   * tie-break (8.2). Section 8.2 has the loser wait a second and probe again; here it renames at once,
+   * since two servers that each win one of the two names would otherwise wait for each other forever.
    */
-  const probe = async (): Promise<{ instance: boolean; host: boolean; lost: boolean; by?: string }> => {
+  const probe = async (): Promise<{ instance: boolean; host: boolean; by?: string }> => {
     const entries = [...active.values()];
-    const out: { instance: boolean; host: boolean; lost: boolean; by?: string } = { instance: false, host: false, lost: false };
+    const out: { instance: boolean; host: boolean; by?: string } = { instance: false, host: false };
     if (entries.length === 0) return out;
     const { instanceName, hostName } = claim();
     const names = [instanceName.toLowerCase(), hostName.toLowerCase()];
@@ -198,16 +197,19 @@ export async function announce(opts: AnnounceOptions): Promise<Announcer> {
       }),
       e.link.onQuery((packet, from) => {
         // Another probe for one of our names (a query with proposed records): the later set of records wins.
-        for (const name of names) {
+        // Our own probes come back identical (a tie); this machine's other servers share the host name.
+        for (const [i, name] of names.entries()) {
           const theirs = (packet.authorities ?? []).filter((r) => r && typeof r.name === 'string' && r.name.toLowerCase() === name);
-          if (theirs.length === 0 || (name === names[1] && own().has(from.toLowerCase()))) continue;
-          if (compareClaims(proposed(e).filter((r) => r.name.toLowerCase() === name), theirs) < 0) out.lost = true;
+          if (theirs.length === 0 || (i === 1 && own().has(from.toLowerCase()))) continue;
+          if (compareClaims(proposed(e).filter((r) => r.name.toLowerCase() === name), theirs) >= 0) continue;
+          if (i === 0) out.instance = true;
+          else if (!out.host) Object.assign(out, { host: true, by: from });
         }
       }),
     ]);
     try {
       await wait(Math.random() * PROBE_INTERVAL_MS, sleepers);
-      for (let i = 0; i < PROBES && !out.instance && !out.host && !out.lost && !closed; i++) {
+      for (let i = 0; i < PROBES && !out.instance && !out.host && !closed; i++) {
         await Promise.all(
           entries.map((e) => {
             const packet: MdnsPacket = {
@@ -256,19 +258,13 @@ export async function announce(opts: AnnounceOptions): Promise<Announcer> {
     clearTimeout(timer);
   };
 
-  /** Probe (renaming what another responder owns, deferring to a winning prober), then announce. */
+  /** Probe (renaming what another responder owns or wins), then announce. */
   const start = async (gen: number): Promise<void> => {
-    let deferrals = 0;
     for (;;) {
       if (closed || gen !== generation) return;
       const r = await probe();
       if (closed || gen !== generation) return;
-      if (!r.instance && !r.host) {
-        if (!r.lost) break;
-        if (++deferrals > MAX_DEFERRALS) break; // a prober that always wins the tie: announce anyway, and defend
-        await wait(DEFER_MS, sleepers);
-        continue;
-      }
+      if (!r.instance && !r.host) break;
       if (instanceRenames + hostRenames - 2 >= MAX_RENAMES) {
         emit({ type: 'warning', message: `every name from "${opts.instance}" to "${instance}" (host ${host}.local) is taken on the network; not announcing` });
         return;

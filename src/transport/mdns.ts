@@ -86,6 +86,11 @@ const SHARED_DELAY_MS = [20, 120] as const;
 const MIN_REPEAT_MS = 1000;
 /** Questions looked at in one query: a hostile packet cannot make us do more. */
 const MAX_QUESTIONS = 16;
+/**
+ * Direct (unicast) copies for QU questions: one per asker and question a second, and this many a second
+ * in all, so that forged QU queries cannot turn a server into a reflector aimed at a neighbour.
+ */
+const MAX_UNICAST_PER_S = 16;
 /** dns-packet 5.6.1 decodes class IN with the QU bit (0x8001) as this name. */
 const IN_QU = 'UNKNOWN_32769';
 
@@ -172,6 +177,15 @@ export async function openLink(info: LinkInfo, onWarning: (message: string) => v
   let owned = new Set<string>();
   const lastSent = new Map<string, number>();
   const timers = new Set<NodeJS.Timeout>();
+  const unicast = { second: 0, count: 0, sent: new Map<string, number>() };
+  const unicastAllowed = (key: string, now: number): boolean => {
+    const second = Math.floor(now / 1000);
+    if (second !== unicast.second) Object.assign(unicast, { second, count: 0, sent: new Map() });
+    if (unicast.count >= MAX_UNICAST_PER_S || unicast.sent.has(key)) return false;
+    unicast.count++;
+    unicast.sent.set(key, now);
+    return true;
+  };
 
   const knownByAsker = (packet: MdnsPacket, q: MdnsQuestion): boolean => {
     // Known-answer suppression (RFC 6762 section 7.1): the asker holds our record with at least half its TTL.
@@ -205,7 +219,7 @@ export async function openLink(info: LinkInfo, onWarning: (message: string) => v
       const recent = now - (lastSent.get(key) ?? -Infinity) < MIN_REPEAT_MS;
       if (recent && !probe) {
         // Multicast just now: a QU asker (a browser that has just started) gets its own copy, the rest wait.
-        if (q.qu) answer(q, { address: rinfo.address, port: rinfo.port });
+        if (q.qu && unicastAllowed(`${rinfo.address}|${rinfo.port}|${key}`, now)) answer(q, { address: rinfo.address, port: rinfo.port });
         continue;
       }
       lastSent.set(key, now);

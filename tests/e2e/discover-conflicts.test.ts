@@ -103,6 +103,19 @@ describeInNamespaces('discovery: collisions, partial answers and names people ty
     expect(none.stderr).toMatch(/cannot resolve host 'nobody\.local': the system resolver does not know it, and no host answered for it over multicast DNS within 1\.0s/);
   });
 
+  unshareTest('two machines with one host name and one instance name that start together settle it: each name ends up held by one machine', async () => {
+    const both = await Promise.all([r1, r2].map((h) => serve(h, ['disk', 'serve', '--name', 'pair'], { hostName: 'twins' })));
+    // The tie-break is per name: one server may lose both, or each one of the two.
+    const text = both.map((s) => s.stderr()).join('');
+    expect(text.match(/announcing as "pair \(2\)"/g)).toHaveLength(1);
+    expect(text.match(/announcing this machine as "twins-2\.local"/g)).toHaveLength(1);
+    const r = await discover(c, ['--type', 'disk']);
+    expect(r.list).toHaveLength(2);
+    expect(r.list.map((s) => s.name).sort()).toEqual(['pair', 'pair (2)']);
+    expect(r.list.map((s) => s.host).sort()).toEqual(['twins-2.local', 'twins.local']);
+    expect(r.list.map((s) => s.address).sort()).toEqual(['10.77.0.14', '10.77.0.15']);
+  });
+
   unshareTest('two servers that announced the same names apart meet on one link: one probes again and takes new names', async () => {
     const s1 = await serve(m1, ['file', 'serve', '.', '--name', 'same'], { hostName: 'merged', port: 8881 });
     const s2 = await serve(m2, ['file', 'serve', '.', '--name', 'same'], { hostName: 'merged', port: 8881 });
