@@ -181,6 +181,12 @@ describeInNamespaces('discovery: collisions, partial answers and names people ty
       expect(u.code).toBe(2);
     }
     expect((await runNetkit(['disk', 'query', 'disk one:70000'], { netns: c.ns })).code).toBe(2);
+    // The live view asks fixed addresses: it says so rather than failing on names it never looks up.
+    for (const args of [['disk one', '--watch', '1s'], ['--discover', '--watch', '1s']]) {
+      const watch = await runNetkit(['disk', 'query', ...args], { netns: c.ns });
+      expect(watch.code).toBe(2);
+      expect(watch.stderr).toMatch(/--watch cannot be used with (an announced name \('disk one'\)|--discover): the live view does not look servers up through DNS-SD/);
+    }
   });
 
   test('a question with the QU bit, just after the answer was multicast, is answered directly instead of a second later', async () => {

@@ -106,6 +106,12 @@ export async function runDiskQuery(o: QueryRunOptions): Promise<void> {
     throw new NetkitError('USAGE', `--watch cannot be used with --format ${o.format}: ${why}`, 'leave out --watch, and let your monitoring system or cron run the query');
   }
   if (o.watchMs !== undefined) {
+    // The live view asks the same addresses every round; it does not look anything up on the link.
+    const spaced = targets.find((t) => t.instance);
+    if (o.discover || spaced) {
+      const what = o.discover ? '--discover' : `an announced name ('${sanitize(spaced!.label, 64)}')`;
+      throw new NetkitError('USAGE', `--watch cannot be used with ${what}: the live view does not look servers up through DNS-SD`, 'find them first with `netkit discover`, then watch them by address or host name');
+    }
     const { runWatch } = await import('./watch-run.js');
     await runWatch(targets, queryOpts, o, o.watchMs);
     return;
