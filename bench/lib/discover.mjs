@@ -58,7 +58,7 @@ class Lab {
 
 function unavailable() {
   if (process.platform !== 'linux' || process.getuid?.() !== 0) return 'skipped: network namespaces need Linux and root';
-  for (const t of ['ip']) if (!which(t)) return `skipped: ${t} not installed (sudo apt-get install -y iproute2)`;
+  for (const t of ['ip', 'unshare']) if (!which(t)) return `skipped: ${t} not installed (sudo apt-get install -y iproute2 util-linux)`;
   try {
     const probe = `nkbprobe-${process.pid}`;
     ip('netns', 'add', probe);
@@ -77,7 +77,12 @@ function tracked(cmd, args, opts = {}) {
 }
 
 async function startServer(ns, i) {
-  const p = await startProcess('ip', ['netns', 'exec', ns, NODE, BIN, 'disk', 'serve', '--port', '9991', '--name', `srv${String(i).padStart(2, '0')}`, '--path', tmpdir()], { timeoutMs: 30000 });
+  const name = `srv${String(i).padStart(2, '0')}`;
+  // Each namespace is a machine of its own, with a host name of its own (namespaces otherwise share this
+  // machine's name, and every server would have to claim another one: <host>-2.local, -3…).
+  const own = which('unshare') ? ['unshare', '-u', 'sh', '-c', 'hostname "$0" && exec "$@"', name] : [];
+  const [cmd, ...args] = [...own, 'ip', 'netns', 'exec', ns, NODE, BIN, 'disk', 'serve', '--port', '9991', '--name', name, '--path', tmpdir()];
+  const p = await startProcess(cmd, args, { timeoutMs: 30000 });
   await waitUntil(() => /netkit: announcing /.test(p.stderr()), { timeoutMs: 30000, what: `srv${i} announcing` });
   return p;
 }
@@ -257,7 +262,7 @@ export async function runDiscover({ quick }) {
     return {
       conditions: {
         lab: 'one switch namespace with a Linux bridge; each server in its own namespace (veth, one IPv4 address, no default route); the client in another',
-        server: '`netkit disk serve --port 9991 --name srvNN` (announcing; probing done before timing)',
+        server: '`netkit disk serve --port 9991 --name srvNN` on a machine named srvNN (its own UTS namespace; announcing; probing done before timing)',
         client: '`netkit discover --type disk` (default 2 s timeout), spawned with `ip netns exec`; rounds alternate plain and --json runs',
         rounds: quick ? 2 : 5,
       },

@@ -41,6 +41,8 @@ export function announceReporter(write: (line: string) => void, quiet: boolean, 
         return note(`announcing "${sanitize(e.instance)}" (${type}) on ${where(e.interfaces)}`);
       case 'renamed':
         return write(`netkit: the name "${sanitize(e.from)}" is taken on the network; announcing as "${sanitize(e.to)}"\n`);
+      case 'host-renamed':
+        return write(`netkit: the host name "${sanitize(e.from)}" is taken on the network (${sanitize(e.by)} answers for it); announcing this machine as "${sanitize(e.to)}"\n`);
       case 'interface-up':
         return note(`${e.link.iface} came up: announcing there too (${e.link.address})`);
       case 'interface-down':
@@ -48,7 +50,7 @@ export function announceReporter(write: (line: string) => void, quiet: boolean, 
       case 'no-interface':
         return note('not announcing yet: no network interface with an IPv4 address besides loopback (announcing starts when one comes up)');
       case 'conflict':
-        return write(`netkit: warning: ${e.from} also announces the name "${sanitize(e.instance)}"; clients may reach either server (give one a different --name)\n`);
+        return write(`netkit: warning: ${sanitize(e.from)} also claims "${sanitize(e.name)}"; probing again (the loser takes another name)\n`);
       case 'warning':
         return write(`netkit: warning: ${sanitize(e.message)}\n`);
     }

@@ -1,8 +1,6 @@
 // Finding netkit servers with DNS-SD, and what their announced fingerprints say against known_hosts; results in, never printed here.
-import { isIP } from 'node:net';
 import { NetkitError } from '../errors.js';
 import { sanitize } from '../cli/output.js';
-import { resolveHost } from '../transport/udp.js';
 import { hostKey, knownHostsPath, parseFingerprint, readKnownHosts } from '../transport/trust.js';
 import type { FoundService } from '../transport/mdns-browse.js';
 import type { LinkInfo, ServiceKind } from '../transport/mdns.js';
@@ -27,8 +25,10 @@ export interface DiscoveredServer {
   host: string;
   port: number;
   addresses: string[];
-  /** The address to use: the one the answer came from when it is announced, else the first IPv4. */
+  /** The address to use: the one the answer came from when it is announced (or when none was), else the first IPv4. */
   address: string;
+  /** Reported at the deadline without its address records (`address` is where its SRV answer came from) or its TXT record. */
+  missing?: ('addresses' | 'txt')[];
   /** TXT v, auth, tls (undefined when absent or not understood). */
   version?: number;
   auth?: boolean;
@@ -40,6 +40,8 @@ export interface DiscoveredServer {
   trust?: FingerprintTrust;
   /** When it was found, ms after discovery started. */
   elapsedMs: number;
+  /** The responder: where its SRV answer came from. */
+  source: string;
 }
 
 export interface DiscoverOptions {
@@ -83,8 +85,8 @@ export function fingerprintTrust(fingerprint: string, names: readonly string[], 
 }
 
 /** The names a client may have recorded this server under: instance, host (with and without .local), addresses. */
-function trustNames(s: FoundService): string[] {
-  return [s.instance, s.host, s.host.replace(/\.local$/i, ''), ...s.addresses];
+function trustNames(s: FoundService, address: string): string[] {
+  return [s.instance, s.host, s.host.replace(/\.local$/i, ''), ...s.addresses, address];
 }
 
 export function toDiscovered(s: FoundService, knownHostsFile?: string): DiscoveredServer {
@@ -97,7 +99,9 @@ export function toDiscovered(s: FoundService, knownHostsFile?: string): Discover
     addresses: s.addresses,
     address: s.addresses.includes(s.source) ? s.source : (s.addresses[0] ?? s.source),
     elapsedMs: s.foundMs,
+    source: s.source,
   };
+  if (s.missing?.length) d.missing = [...s.missing];
   if (version !== undefined) d.version = version;
   const auth = flag(s.txt.auth);
   const tls = flag(s.txt.tls);
@@ -106,7 +110,7 @@ export function toDiscovered(s: FoundService, knownHostsFile?: string): Discover
   if (s.txt.fp !== undefined) {
     try {
       d.fingerprint = parseFingerprint(s.txt.fp);
-      d.trust = fingerprintTrust(d.fingerprint, trustNames(s), s.port, knownHostsFile);
+      d.trust = fingerprintTrust(d.fingerprint, trustNames(s, d.address), s.port, knownHostsFile);
     } catch {
       d.badFingerprint = s.txt.fp.slice(0, 100);
     }
@@ -114,7 +118,16 @@ export function toDiscovered(s: FoundService, knownHostsFile?: string): Discover
   return d;
 }
 
-/** Listen for `timeoutMs` (asking again meanwhile) and return every server that answered, in the order found. */
+/** The same service twice: one responder's report and a later one. */
+function sameService(a: DiscoveredServer, s: FoundService): boolean {
+  return a.kind === s.kind && a.name === s.instance && a.source === s.source;
+}
+
+/**
+ * Listen for `timeoutMs` (asking again meanwhile) and return every server that answered, in the order
+ * found. One name answered by two responders is two servers. At the deadline, a server that sent its
+ * SRV but not its addresses or TXT is reported with what it lacks; one that never sent its SRV is a warning.
+ */
 export async function discoverServers(opts: DiscoverOptions): Promise<DiscoverResult> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_DISCOVER_MS;
   const { browse } = await import('../transport/mdns-browse.js');
@@ -126,21 +139,26 @@ export async function discoverServers(opts: DiscoverOptions): Promise<DiscoverRe
       servers.push(d);
       opts.onFound?.(d);
     },
-    onDown: (kind, name) => {
-      const i = servers.findIndex((s) => s.kind === kind && s.name === name);
+    onDown: (s) => {
+      const i = servers.findIndex((d) => sameService(d, s));
       if (i >= 0) opts.onGone?.(servers.splice(i, 1)[0]!);
     },
     ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
     ...(opts.links ? { links: opts.links } : {}),
   });
   await new Promise((resolve) => setTimeout(resolve, timeoutMs));
+  browser.finish();
+  for (const n of browser.nameless()) {
+    opts.onWarning?.(`"${sanitize(n.instance, 64)}" (${n.kind}) answered, but did not say where it listens (no SRV record) within ${(timeoutMs / 1000).toFixed(1)}s`);
+  }
   await browser.close();
   return { servers, interfaces: browser.interfaces.map((l) => l.iface), timeoutMs };
 }
 
 const KIND_NAMES: Record<ServiceKind, string> = { disk: 'disk', file: 'file' };
 
-function what(kinds: readonly ServiceKind[]): string {
+/** `netkit file server`, `netkit disk server`, or `netkit server` for both. */
+export function what(kinds: readonly ServiceKind[]): string {
   return kinds.length === 1 ? `netkit ${KIND_NAMES[kinds[0]!]} server` : 'netkit server';
 }
 
@@ -162,76 +180,25 @@ export function describeServer(s: DiscoveredServer): string {
   return `"${sanitize(s.name, 64)}" (${at})`;
 }
 
+/** Several servers where one was needed: list them all, and say how to choose (by name, or by address where names repeat). */
+export function ambiguous(servers: readonly DiscoveredServer[], summary: string): NetkitError {
+  const list = servers.map((s) => `\n  ${describeServer(s)}`).join('');
+  const names = new Set(servers.map((s) => s.name));
+  const first = servers[0]!;
+  const hint =
+    names.size < servers.length
+      ? `the same name is announced by different machines; name one by address, e.g. -H ${first.address.includes(':') ? `[${first.address}]` : first.address}:${first.port}`
+      : `name it with -H, e.g. -H '${sanitize(first.name, 64).replace(/'/g, "'\\''")}'`;
+  return new NetkitError('AMBIGUOUS', `${servers.length} ${summary}; choose one:${list}`, hint);
+}
+
 /**
- * The one server of `kind` on the link. None: NOT_FOUND with the fallback; several: AMBIGUOUS listing
- * them, so the caller never picks one at random.
+ * The one server of `kind` on the link. None: NOT_FOUND with the fallback; several (two names, or one
+ * name answered by two machines): AMBIGUOUS listing them, so the caller never picks one at random.
  */
 export async function discoverOne(kind: ServiceKind, opts: Omit<DiscoverOptions, 'kinds'> = {}): Promise<DiscoveredServer> {
   const result = await discoverServers({ ...opts, kinds: [kind] });
   if (result.servers.length === 0) throw nothingFound([kind], result);
-  if (result.servers.length > 1) {
-    const list = result.servers.map((s) => `\n  ${describeServer(s)}`).join('');
-    const first = sanitize(result.servers[0]!.name, 64);
-    throw new NetkitError('AMBIGUOUS', `${result.servers.length} ${what([kind])}s announced themselves; choose one:${list}`, `name it with -H, e.g. -H '${first.replace(/'/g, "'\\''")}'`);
-  }
+  if (result.servers.length > 1) throw ambiguous(result.servers, `${what([kind])}s announced themselves`);
   return result.servers[0]!;
-}
-
-/** Look one instance name up through DNS-SD (SRV, TXT, addresses); undefined when nothing answers in time. */
-export async function resolveServiceName(name: string, kind: ServiceKind, opts: Omit<DiscoverOptions, 'kinds' | 'onFound'> = {}): Promise<DiscoveredServer | undefined> {
-  const { browse } = await import('../transport/mdns-browse.js');
-  let found: FoundService | undefined;
-  let done: () => void = () => undefined;
-  const answered = new Promise<void>((resolve) => (done = resolve));
-  const browser = await browse({
-    kinds: [kind],
-    browse: false,
-    instances: [{ kind, instance: name }],
-    onUp: (s) => {
-      found ??= s;
-      done();
-    },
-    ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
-    ...(opts.links ? { links: opts.links } : {}),
-  });
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([answered, new Promise<void>((resolve) => (timer = setTimeout(resolve, opts.timeoutMs ?? DEFAULT_DISCOVER_MS)))]);
-  clearTimeout(timer);
-  await browser.close();
-  return found ? toDiscovered(found, opts.knownHostsFile) : undefined;
-}
-
-export interface ResolvedTarget {
-  /** What to connect to: the name as given (the system resolver knows it) or an announced address. */
-  host: string;
-  /** The announced port, when the name was an instance name. */
-  port?: number;
-  /** The announcement, when the name was resolved through DNS-SD. */
-  server?: DiscoveredServer;
-}
-
-/**
- * `-H NAME`: the system resolver first; a one-label name it does not know is looked up as a DNS-SD
- * instance of `kind`. An unknown name stays HOST_NOT_FOUND, saying both were asked.
- */
-export async function resolveTarget(host: string, kind: ServiceKind, opts: Omit<DiscoverOptions, 'kinds' | 'onFound'> = {}): Promise<ResolvedTarget> {
-  if (isIP(host) !== 0) return { host };
-  try {
-    await resolveHost(host);
-    return { host };
-  } catch (err) {
-    // Only a one-label name can be an announced instance name here (netkit's names have no dots); a dotted
-    // name is a DNS name, and asking the link about it would only add a wait.
-    if (!(err instanceof NetkitError) || err.code !== 'HOST_NOT_FOUND' || host.includes('.')) throw err;
-    let server: DiscoveredServer | undefined;
-    try {
-      server = await resolveServiceName(host, kind, opts);
-    } catch (mdnsErr) {
-      opts.onWarning?.(`cannot ask DNS-SD for '${sanitize(host, 64)}': ${mdnsErr instanceof Error ? mdnsErr.message : String(mdnsErr)}`);
-    }
-    if (!server) {
-      throw new NetkitError('HOST_NOT_FOUND', `cannot resolve host '${sanitize(host, 200)}': the system resolver does not know it, and no ${what([kind])} announces that name`, 'check the spelling, use an IP address, or list what announces itself with `netkit discover`', { cause: err });
-    }
-    return { host: server.address, port: server.port, server };
-  }
 }

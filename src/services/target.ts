@@ -9,15 +9,25 @@ export interface Target {
   port: number;
   /** True when the text carried the port (HOST:PORT), false when it came from the default. */
   portGiven?: boolean;
+  /** The text cannot be a DNS host name (it has a space, say): only an announced DNS-SD instance name can match it. */
+  instance?: boolean;
 }
 
 const HINT = 'write HOST, HOST:PORT, [IPv6] or [IPv6]:PORT, with a port from 1 to 65535';
+
+export interface ParseTargetOptions {
+  /**
+   * Text that cannot be a host name (a space, a slash…) is an announced instance name such as
+   * `Office NAS` (or `Office NAS:PORT`), for commands that look names up through DNS-SD.
+   */
+  instanceNames?: boolean;
+}
 
 /**
  * Parse HOST, HOST:PORT, [V6], [V6]:PORT or a bare IPv6 literal. Throws a USAGE NetkitError for a bad
  * port or an empty name, so an invalid port gets its own message, distinct from an unknown host.
  */
-export function parseTarget(text: string, defaultPort: number): Target {
+export function parseTarget(text: string, defaultPort: number, opts: ParseTargetOptions = {}): Target {
   const usage = (msg: string): NetkitError => new NetkitError('USAGE', msg, HINT);
   const checkPort = (p: string): number => {
     if (!/^\d{1,5}$/.test(p) || Number(p) < 1 || Number(p) > 65535) throw usage(`invalid port '${p}' in '${text}'`);
@@ -30,15 +40,20 @@ export function parseTarget(text: string, defaultPort: number): Target {
     const given = bracket[2] !== undefined;
     return { label: text, host: bracket[1]!, port: given ? checkPort(bracket[2]!) : defaultPort, portGiven: given };
   }
+  // An instance name is one DNS label of printable text (as `--name` accepts it); '[' starts an IPv6 address.
+  const instance = (name: string, port: number, portGiven: boolean): Target => {
+    if (!opts.instanceNames || t.startsWith('[') || /[\u0000-\u001f\u007f-\u009f]/.test(name) || Buffer.byteLength(name) > 63) throw usage(`invalid host '${text}'`);
+    return { label: text, host: name, port, portGiven, instance: true };
+  };
   const colons = t.split(':').length - 1;
   if (colons === 1) {
     const [h, p] = t.split(':') as [string, string];
     if (h === '') throw usage(`missing host name in '${text}'`);
-    if (/[\s/]/.test(h)) throw usage(`invalid host '${text}'`);
+    if (/[\s/]/.test(t)) return /^\d*$/.test(p) ? instance(h.trim(), checkPort(p), true) : instance(t, defaultPort, false);
     return { label: text, host: h, port: checkPort(p), portGiven: true };
   }
   // No colon: a name or IPv4; several: a bare IPv6 literal (its port comes from the default).
-  if (/[\s/[\]]/.test(t)) throw usage(`invalid host '${text}'`);
+  if (/[\s/[\]]/.test(t)) return instance(t, defaultPort, false);
   return { label: text, host: t, port: defaultPort, portGiven: false };
 }
 
@@ -46,22 +61,32 @@ export interface FetchSource {
   host: string;
   port: number;
   name: string;
+  /** -H named an announced instance name that cannot be a host name (see Target.instance). */
+  instance?: boolean;
 }
 
 /**
- * Where `file fetch NAME` fetches from. `--host` (HOST[:PORT]) and `--port` as given (undefined when
- * absent). NAME may carry the server itself, as `netkit://HOST[:PORT]/NAME`, or scp's `HOST:NAME` when
- * no --host is given (a name with a colon from the default server: `-H localhost NAME`).
+ * Where `file fetch NAME` fetches from. `--host` (HOST[:PORT], or an announced instance name) and
+ * `--port` as given (undefined when absent). NAME may carry the server itself, as
+ * `netkit://HOST[:PORT]/NAME`, or scp's `HOST:NAME` when no --host is given (a name with a colon from
+ * the default server: `-H localhost NAME`). With `discover` (--discover finds the server), naming one
+ * as well is a usage error, and NAME is only a file name.
  */
-export function parseFetchSource(name: string, host: string | undefined, port: number | undefined, defaults: { host: string; port: number }): FetchSource {
-  const twice = (how: string): NetkitError =>
-    new NetkitError('USAGE', `the server is given twice: in ${how} and with ${host !== undefined ? '-H/--host' : '--port'}`, 'name the server once: -H HOST[:PORT] NAME, or netkit://HOST[:PORT]/NAME');
+export function parseFetchSource(name: string, host: string | undefined, port: number | undefined, defaults: { host: string; port: number }, opts: { discover?: boolean } = {}): FetchSource {
+  const by = host !== undefined ? '-H/--host' : opts.discover ? '--discover' : '--port';
+  const twice = (how: string, other = by): NetkitError =>
+    new NetkitError('USAGE', `the server is given twice: ${how} and with ${other}`, opts.discover ? 'give either --discover or the server (-H HOST[:PORT], netkit://HOST[:PORT]/NAME), not both' : 'name the server once: -H HOST[:PORT] NAME, or netkit://HOST[:PORT]/NAME');
   const url = /^netkit:\/\/([^/]*)\/(.*)$/s.exec(name);
   if (url || /^netkit:/i.test(name)) {
     if (!url || url[2] === '') throw new NetkitError('USAGE', `cannot read '${name}' as netkit://HOST[:PORT]/NAME`, 'for example netkit://nas:8881/movies/big.iso, or -H nas movies/big.iso');
-    if (host !== undefined || port !== undefined) throw twice(`'${name}'`);
+    if (host !== undefined || port !== undefined || opts.discover) throw twice(`in '${name}'`);
     const t = parseTarget(url[1]!, defaults.port);
     return { host: t.host, port: t.port, name: url[2]! };
+  }
+  if (opts.discover) {
+    if (host !== undefined) throw twice(`with -H ${/\s/.test(host) ? `'${host}'` : host}`, '--discover');
+    if (port !== undefined) throw new NetkitError('USAGE', '--port does not go with --discover: the port is the one the server announces', 'leave out --port, or name the server with -H HOST:PORT');
+    return { ...defaults, name };
   }
   if (host === undefined) {
     // scp's HOST:NAME (HOST without a slash; [IPv6]:NAME too). Not a bare IPv6 address, not a drive letter.
@@ -71,11 +96,11 @@ export function parseFetchSource(name: string, host: string | undefined, port: n
       return { host: t.host, port: t.port, name: scp[2]! };
     }
   }
-  const t = parseTarget(host ?? defaults.host, port ?? defaults.port);
+  const t = parseTarget(host ?? defaults.host, port ?? defaults.port, { instanceNames: host !== undefined });
   if (t.portGiven && port !== undefined && port !== t.port) {
     throw new NetkitError('USAGE', `-H ${host} and --port ${port} name two different ports`, 'give the port once');
   }
-  return { host: t.host, port: t.port, name };
+  return { host: t.host, port: t.port, name, ...(t.instance ? { instance: true } : {}) };
 }
 
 /** `file fetch http(s)://HOST[:PORT]/PATH`: where to connect, what to send, and the name the file is saved under. */

@@ -1,8 +1,10 @@
-// mDNS/DNS-SD adapter: one multicast socket per interface, built on bonjour-service; the library stays in this file.
-import { networkInterfaces } from 'node:os';
+// mDNS/DNS-SD adapter: one multicast socket per interface, built on bonjour-service (and its dns-packet); the libraries stay in this file.
+import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import BonjourModule from 'bonjour-service';
+import dnsPacket from 'dns-packet';
 import { NetkitError, errnoOf } from '../errors.js';
+import { MDNS_GROUP, MDNS_PORT, SERVICE_TYPES, answersFor, onSubnet, type LinkInfo, type MdnsPacket, type MdnsQuestion, type MdnsRecord, type ServiceSpec } from './mdns-records.js';
 
 // bonjour-service 1.4.4 works around nothing of the following, so this adapter does (each is tested):
 // - one socket whose multicast interface is "0.0.0.0": the kernel picks one interface by route, so a
@@ -16,70 +18,15 @@ import { NetkitError, errnoOf } from '../errors.js';
 //   record per second per link, no answer the asker already holds).
 // - no 'error' listener on the socket (EADDRINUSE on 5353 would crash the process): here it becomes
 //   a NetkitError.
+// - no unicast-response (QU) bit: dns-packet 5.6.1 cannot encode it (the class is a name) and decodes
+//   it as class "UNKNOWN_32769". Here queries are encoded with the bit set by hand, and a QU question
+//   whose answer was just multicast is answered directly to the asker (RFC 6762 section 5.4).
+// - SRV answers without the target's addresses: here they come as additional records (RFC 6763 section 12.2).
 // Probing, announcing, goodbyes and browsing are built on this file by mdns-announce.ts and
 // mdns-browse.ts, which never touch the library.
 
-export const MDNS_PORT = 5353;
-export const MDNS_GROUP = '224.0.0.251';
-
-export type ServiceKind = 'disk' | 'file';
-
-const SERVICE_TYPES: Record<ServiceKind, { name: string; protocol: 'udp' | 'tcp' }> = {
-  disk: { name: 'netkit-disk', protocol: 'udp' },
-  file: { name: 'netkit-file', protocol: 'tcp' },
-};
-
-/** `_netkit-disk._udp` or `_netkit-file._tcp`. */
-export function serviceType(kind: ServiceKind): string {
-  const t = SERVICE_TYPES[kind];
-  return `_${t.name}._${t.protocol}`;
-}
-
-/** `_netkit-file._tcp.local`: the name browsers ask PTR records of. */
-export function typeDomain(kind: ServiceKind): string {
-  return `${serviceType(kind)}.local`;
-}
-
-/** `<instance>._netkit-file._tcp.local`. */
-export function instanceDomain(kind: ServiceKind, instance: string): string {
-  return `${instance}.${typeDomain(kind)}`;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Records and packets, as dns-packet (under multicast-dns) encodes and decodes them
-
-export interface MdnsRecord {
-  name: string;
-  type: string;
-  ttl?: number;
-  class?: string;
-  /** The cache-flush bit: this record set is unique to its owner (RFC 6762 section 10.2). */
-  flush?: boolean;
-  data?: unknown;
-}
-
-export interface MdnsQuestion {
-  name: string;
-  type: string;
-  class?: string;
-}
-
-export interface MdnsPacket {
-  type?: 'query' | 'response';
-  questions?: MdnsQuestion[];
-  answers?: MdnsRecord[];
-  authorities?: MdnsRecord[];
-  additionals?: MdnsRecord[];
-}
-
-export interface ServiceSpec {
-  kind: ServiceKind;
-  instance: string;
-  /** The host's name without ".local" (the SRV target is `<host>.local`). */
-  host: string;
-  port: number;
-  txt: Record<string, string>;
-}
+export { MDNS_GROUP, MDNS_PORT, currentLinks, instanceDomain, onSubnet, serviceType, typeDomain } from './mdns-records.js';
+export type { LinkInfo, MdnsPacket, MdnsQuestion, MdnsRecord, ServiceKind, ServiceSpec } from './mdns-records.js';
 
 /**
  * The records announcing `spec` on one link: PTR (type -> instance), SRV, TXT, the DNS-SD type
@@ -102,63 +49,17 @@ export function serviceRecords(spec: ServiceSpec, addresses: readonly string[]):
 function noop(): void {}
 
 // ---------------------------------------------------------------------------------------------
-// Interfaces
-
-export interface LinkInfo {
-  /** Interface name, e.g. eth0. */
-  iface: string;
-  /** Its first IPv4 address: mDNS is spoken over IPv4 (224.0.0.251) on this interface. */
-  address: string;
-  netmask: string;
-  /** Its IPv6 addresses other than link-local ones (announced as AAAA records). */
-  v6: string[];
-}
-
-/** Up, non-loopback interfaces that have an IPv4 address, in the order the system lists them. */
-export function currentLinks(): LinkInfo[] {
-  const links: LinkInfo[] = [];
-  for (const [iface, addrs] of Object.entries(networkInterfaces())) {
-    const v4 = addrs?.find((a) => a.family === 'IPv4' && !a.internal);
-    if (!v4) continue;
-    const v6 = (addrs ?? []).filter((a) => a.family === 'IPv6' && !a.internal && !/^fe[89ab]/i.test(a.address)).map((a) => a.address);
-    links.push({ iface, address: v4.address, netmask: v4.netmask, v6 });
-  }
-  return links;
-}
-
-function ipv4ToInt(a: string): number {
-  return a.split('.').reduce((n, part) => ((n << 8) | Number(part)) >>> 0, 0);
-}
-
-/** Whether an IPv4 source address is on the link's subnet (or IPv4 link-local): only such peers are answered. */
-export function onSubnet(info: LinkInfo, source: string): boolean {
-  if (!/^\d+\.\d+\.\d+\.\d+$/.test(source)) return false;
-  if (source.startsWith('169.254.')) return true;
-  const mask = ipv4ToInt(info.netmask);
-  return (ipv4ToInt(source) & mask) === (ipv4ToInt(info.address) & mask);
-}
-
-// ---------------------------------------------------------------------------------------------
 // One link: a socket bound to *:5353, in the group on one interface, sending out of that interface
+
+type Rinfo = { address: string; port: number };
 
 /** The multicast-dns instance bonjour-service creates, as far as this adapter uses it. */
 interface MulticastDns {
-  on(event: 'response' | 'query', fn: (packet: MdnsPacket, rinfo: { address: string; port: number }) => void): void;
-  on(event: 'ready', fn: () => void): void;
+  on(event: 'response' | 'query', fn: (packet: MdnsPacket, rinfo: Rinfo) => void): void;
   on(event: 'error' | 'warning', fn: (err: Error) => void): void;
   once(event: 'ready', fn: () => void): void;
-  once(event: 'error', fn: (err: Error) => void): void;
-  off(event: string, fn: (...args: never[]) => void): void;
   removeAllListeners(event: string): void;
-  query(packet: MdnsPacket, cb: (err?: Error | null) => void): void;
-  respond(packet: MdnsPacket, cb: (err?: Error | null) => void): void;
-}
-
-interface BonjourServer {
-  mdns: MulticastDns;
-  register(records: MdnsRecord[]): void;
-  unregister(records: MdnsRecord[]): void;
-  respondToQuery(query: MdnsPacket): void;
+  respond(packet: MdnsPacket, rinfo: Rinfo | null, cb: (err?: Error | null) => void): void;
 }
 
 export type PacketListener = (packet: MdnsPacket, from: string) => void;
@@ -167,7 +68,9 @@ export interface Link {
   readonly info: LinkInfo;
   /** Every mDNS response heard on this socket (from any interface: Linux delivers the group's traffic to every member socket). */
   onResponse(fn: PacketListener): () => void;
-  /** Send a query out of this interface (known answers in `answers`, proposed records in `authorities`). */
+  /** Every mDNS query heard (probes of other responders among them), questions with their QU bit read. */
+  onQuery(fn: PacketListener): () => void;
+  /** Send a query out of this interface (known answers in `answers`, proposed records in `authorities`; `qu` questions ask for a direct answer). */
   query(packet: MdnsPacket): Promise<void>;
   /** Send an unsolicited response (an announcement or a goodbye) out of this interface. */
   respond(packet: MdnsPacket): Promise<void>;
@@ -183,6 +86,30 @@ const SHARED_DELAY_MS = [20, 120] as const;
 const MIN_REPEAT_MS = 1000;
 /** Questions looked at in one query: a hostile packet cannot make us do more. */
 const MAX_QUESTIONS = 16;
+/**
+ * Direct (unicast) copies for QU questions: one per asker and question a second, and this many a second
+ * in all, so that forged QU queries cannot turn a server into a reflector aimed at a neighbour.
+ */
+const MAX_UNICAST_PER_S = 16;
+/** dns-packet 5.6.1 decodes class IN with the QU bit (0x8001) as this name. */
+const IN_QU = 'UNKNOWN_32769';
+
+/** A query as bytes, with the QU bit set in the class of every question that asks for it. */
+export function encodeQuery(packet: MdnsPacket): Buffer {
+  const questions = (packet.questions ?? []).map(({ qu: _qu, ...q }) => ({ ...q, class: 'IN' }));
+  const buf = dnsPacket.encode({ ...packet, type: 'query', id: 0, flags: 0, questions });
+  let offset = 12; // the header; names are not compressed by dns-packet
+  for (const q of packet.questions ?? []) {
+    offset += dnsPacket.question.encodingLength(q);
+    if (q.qu) buf.writeUInt16BE(buf.readUInt16BE(offset - 2) | 0x8000, offset - 2);
+  }
+  return buf;
+}
+
+/** A received question with its QU bit read back (see IN_QU). */
+function readQuestion(q: MdnsQuestion): MdnsQuestion {
+  return q.class === IN_QU ? { ...q, class: 'IN', qu: true } : q;
+}
 
 function socketError(err: unknown, info: LinkInfo): NetkitError {
   const where = `the mDNS port (UDP ${MDNS_PORT}) on ${info.iface} (${info.address})`;
@@ -202,43 +129,63 @@ function socketError(err: unknown, info: LinkInfo): NetkitError {
  * membership refused, a send that failed); malformed packets from the network are ignored silently.
  */
 export async function openLink(info: LinkInfo, onWarning: (message: string) => void = noop): Promise<Link> {
-  const opts = { interface: info.address, bind: '0.0.0.0', port: MDNS_PORT, ttl: 255, loopback: true, reuseAddr: true };
-  const bonjour = new BonjourModule(opts as never, (err: unknown) => onWarning(`mDNS answer on ${info.iface} not sent: ${errnoOf(err) ?? String(err)}`));
-  const server = (bonjour as unknown as { server?: BonjourServer }).server;
-  if (!server?.mdns || typeof server.respondToQuery !== 'function' || typeof server.register !== 'function') {
+  // The socket is made here so that queries can be sent as bytes (encodeQuery); multicast-dns binds it,
+  // joins the group on this interface and sets the multicast interface, TTL and loopback.
+  const socket: Socket = createSocket({ type: 'udp4', reuseAddr: true });
+  const opts = { socket, interface: info.address, bind: '0.0.0.0', port: MDNS_PORT, ttl: 255, loopback: true };
+  const bonjour = new BonjourModule(opts as never);
+  const mdns = (bonjour as unknown as { server?: { mdns?: MulticastDns } }).server?.mdns;
+  if (!mdns || typeof mdns.respond !== 'function') {
     bonjour.destroy();
     throw new NetkitError('INTERNAL', 'bonjour-service changed: src/transport/mdns.ts needs a review');
   }
-  const mdns = server.mdns;
-  // The library answers every query itself, at once; this adapter answers instead (see handleQuery).
+  // The library answers every query itself, at once; this adapter answers instead (see the 'query' listener).
   mdns.removeAllListeners('query');
   let closed = false;
+  let ready = false;
   const closeSocket = (): Promise<void> => new Promise((resolve) => bonjour.destroy(() => resolve()));
   try {
     await new Promise<void>((resolve, reject) => {
-      mdns.once('ready', resolve);
-      mdns.once('error', reject);
+      mdns.once('ready', () => {
+        ready = true;
+        resolve();
+      });
+      // One listener for the socket's whole life: multicast-dns emits a failed bind twice (once from the
+      // socket, once from its bind callback), and an 'error' with no listener would end the process.
+      mdns.on('error', (err) => {
+        if (!ready) reject(err);
+        else if (!closed) onWarning(socketError(err, info).message);
+      });
     });
   } catch (err) {
     closed = true;
     await closeSocket();
     throw socketError(err, info);
   }
-  mdns.on('error', (err) => onWarning(socketError(err, info).message));
   mdns.on('warning', (err) => {
     // Group membership and send problems have a syscall; a packet that does not decode is just noise.
     if ((err as { syscall?: string }).syscall) onWarning(`mDNS on ${info.iface}: ${(err as { syscall?: string }).syscall} ${errnoOf(err) ?? err.message}`);
   });
 
-  const listeners = new Set<PacketListener>();
+  const responseListeners = new Set<PacketListener>();
+  const queryListeners = new Set<PacketListener>();
   mdns.on('response', (packet, rinfo) => {
-    for (const fn of listeners) fn(packet, rinfo.address);
+    for (const fn of responseListeners) fn(packet, rinfo.address);
   });
 
   let served: MdnsRecord[] = [];
   let owned = new Set<string>();
   const lastSent = new Map<string, number>();
   const timers = new Set<NodeJS.Timeout>();
+  const unicast = { second: 0, count: 0, sent: new Map<string, number>() };
+  const unicastAllowed = (key: string, now: number): boolean => {
+    const second = Math.floor(now / 1000);
+    if (second !== unicast.second) Object.assign(unicast, { second, count: 0, sent: new Map() });
+    if (unicast.count >= MAX_UNICAST_PER_S || unicast.sent.has(key)) return false;
+    unicast.count++;
+    unicast.sent.set(key, now);
+    return true;
+  };
 
   const knownByAsker = (packet: MdnsPacket, q: MdnsQuestion): boolean => {
     // Known-answer suppression (RFC 6762 section 7.1): the asker holds our record with at least half its TTL.
@@ -249,52 +196,82 @@ export async function openLink(info: LinkInfo, onWarning: (message: string) => v
     );
   };
 
-  mdns.on('query', (packet, rinfo) => {
-    if (closed || served.length === 0 || !onSubnet(info, rinfo.address)) return;
+  const answer = (q: MdnsQuestion, to: Rinfo | null): void => {
+    if (closed) return;
+    const { answers, additionals } = answersFor(served, q);
+    if (answers.length === 0) return;
+    mdns.respond({ answers, additionals }, to, (err) => {
+      if (err && !closed) onWarning(`mDNS answer on ${info.iface} not sent: ${errnoOf(err) ?? String(err)}`);
+    });
+  };
+
+  mdns.on('query', (raw, rinfo) => {
+    if (closed) return;
+    const packet: MdnsPacket = { ...raw, questions: (raw.questions ?? []).slice(0, MAX_QUESTIONS).filter((q) => q && typeof q.name === 'string').map(readQuestion) };
+    for (const fn of queryListeners) fn(packet, rinfo.address);
+    if (served.length === 0 || !onSubnet(info, rinfo.address)) return;
     const probe = (packet.authorities ?? []).length > 0;
-    for (const q of (packet.questions ?? []).slice(0, MAX_QUESTIONS)) {
-      if (typeof q.name !== 'string' || !owned.has(q.name.toLowerCase())) continue;
+    for (const q of packet.questions!) {
+      if (!owned.has(q.name.toLowerCase())) continue;
       if (q.type === 'PTR' && knownByAsker(packet, q)) continue;
       const key = `${q.name.toLowerCase()}/${q.type}`;
       const now = Date.now();
-      if (!probe && now - (lastSent.get(key) ?? -Infinity) < MIN_REPEAT_MS) continue;
+      const recent = now - (lastSent.get(key) ?? -Infinity) < MIN_REPEAT_MS;
+      if (recent && !probe) {
+        // Multicast just now: a QU asker (a browser that has just started) gets its own copy, the rest wait.
+        if (q.qu && unicastAllowed(`${rinfo.address}|${rinfo.port}|${key}`, now)) answer(q, { address: rinfo.address, port: rinfo.port });
+        continue;
+      }
       lastSent.set(key, now);
-      const delay = q.type === 'PTR' ? SHARED_DELAY_MS[0] + Math.random() * (SHARED_DELAY_MS[1] - SHARED_DELAY_MS[0]) : 0;
+      const delay = q.type === 'PTR' && !probe ? SHARED_DELAY_MS[0] + Math.random() * (SHARED_DELAY_MS[1] - SHARED_DELAY_MS[0]) : 0;
+      if (delay === 0) {
+        answer(q, null);
+        continue;
+      }
       const timer = setTimeout(() => {
         timers.delete(timer);
-        if (!closed) server.respondToQuery({ questions: [q] });
+        answer(q, null);
       }, delay);
       timers.add(timer);
     }
   });
 
-  const send = (how: 'query' | 'respond', packet: MdnsPacket): Promise<void> =>
+  const sendQuery = (packet: MdnsPacket): Promise<void> =>
     new Promise((resolve, reject) => {
       if (closed) return resolve();
-      mdns[how]({ ...packet }, (err) => (err ? reject(socketError(err, info)) : resolve()));
+      const bytes = encodeQuery(packet);
+      socket.send(bytes, 0, bytes.length, MDNS_PORT, MDNS_GROUP, (err) => (err && !closed ? reject(socketError(err, info)) : resolve()));
+    });
+  const sendResponse = (packet: MdnsPacket): Promise<void> =>
+    new Promise((resolve, reject) => {
+      if (closed) return resolve();
+      mdns.respond({ ...packet }, null, (err) => (err && !closed ? reject(socketError(err, info)) : resolve()));
     });
 
   return {
     info,
     onResponse(fn) {
-      listeners.add(fn);
-      return () => listeners.delete(fn);
+      responseListeners.add(fn);
+      return () => responseListeners.delete(fn);
     },
-    query: (packet) => send('query', packet),
-    respond: (packet) => send('respond', packet),
+    onQuery(fn) {
+      queryListeners.add(fn);
+      return () => queryListeners.delete(fn);
+    },
+    query: sendQuery,
+    respond: sendResponse,
     serve(records) {
-      if (served.length > 0) server.unregister(served);
       served = records ? [...records] : [];
       owned = new Set(served.map((r) => r.name.toLowerCase()));
       lastSent.clear();
-      if (served.length > 0) server.register(served);
     },
     async close() {
       if (closed) return;
       closed = true;
       for (const t of timers) clearTimeout(t);
       timers.clear();
-      listeners.clear();
+      responseListeners.clear();
+      queryListeners.clear();
       await closeSocket();
     },
   };

@@ -83,7 +83,7 @@ const title = 'netkit and avahi-daemon see each other';
 
   test('netkit discover finds a service published with avahi-publish', async () => {
     published.push(await avahi.publish(['-s', 'avahi box', '_netkit-disk._udp', '9991', 'v=1', 'auth=1', 'tls=0']));
-    const r = await runNetkit(['discover', '--type', 'disk', '--json', '--timeout', '1.5s'], { netns: b.ns });
+    const r = await runNetkit(['discover', '--type', 'disk', '--json', '--timeout', '3s'], { netns: b.ns });
     expect(r.code).toBe(0);
     const found = (JSON.parse(r.stdout) as { name: string }[]).find((x) => x.name === 'avahi box');
     expect(found).toMatchObject({ type: 'disk', host: 'avbox.local', port: 9991, addresses: ['10.77.0.3'], version: 1, auth: true, tls: false });
@@ -99,7 +99,7 @@ const title = 'netkit and avahi-daemon see each other';
     mkdirSync(join(cfg, 'netkit'), { recursive: true });
     writeFileSync(join(cfg, 'netkit', 'known_hosts'), `10.77.0.3:${real.port} ${fp}\n`);
     const env = { XDG_CONFIG_HOME: cfg };
-    const d = await runNetkit(['discover', '--type', 'file', '--timeout', '1.5s'], { netns: b.ns, env });
+    const d = await runNetkit(['discover', '--type', 'file', '--timeout', '3s'], { netns: b.ns, env });
     expect(d.stdout).toMatch(new RegExp(`^file\\s+forged\\s.*${forged} CHANGED$`, 'm'));
     expect(d.stderr).toMatch(/WARNING: "forged" announces the TLS certificate sha256:1{64}, but .*known_hosts line 1 \(10\.77\.0\.3:\d+\) holds sha256:[0-9a-f]{64}/);
     const out = mkdtempSync(join(dir, 'out-'));

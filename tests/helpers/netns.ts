@@ -60,6 +60,8 @@ export class Lab {
   readonly switchNs: string;
   private readonly namespaces: string[] = [];
   private readonly hosts = new Map<string, LabHost>();
+  /** The switch-side port of each host interface, by `<host>/<iface>`. */
+  private readonly ports = new Map<string, string>();
   private links = 0;
 
   private constructor(private readonly tag: string) {
@@ -102,10 +104,16 @@ export class Lab {
     const port = `p${n}${iface}`.slice(0, 15);
     ip('link', 'add', inside, 'netns', host.ns, 'type', 'veth', 'peer', 'name', port, 'netns', this.switchNs);
     ip('-n', this.switchNs, 'link', 'set', port, 'master', bridge, 'up');
+    this.ports.set(`${host.name}/${iface}`, port);
     ip('-n', host.ns, 'link', 'set', inside, 'name', iface);
     ip('-n', host.ns, 'addr', 'add', cidr, 'dev', iface);
     if (up) ip('-n', host.ns, 'link', 'set', iface, 'up');
     host.addresses[iface] = cidr.split('/')[0]!;
+  }
+
+  /** Move `host`'s `iface` to another bridge, as if its cable were plugged into another switch. */
+  rewire(host: LabHost, iface: string, bridge: string): void {
+    ip('-n', this.switchNs, 'link', 'set', this.ports.get(`${host.name}/${iface}`)!, 'master', bridge);
   }
 
   setLink(host: LabHost, iface: string, state: 'up' | 'down'): void {
@@ -138,6 +146,21 @@ export class Lab {
   }
 }
 
+/** A command prefix that runs the rest in a UTS namespace of its own whose host name is `name` (needs `unshare`). */
+export function withHostName(name: string): string[] {
+  return ['unshare', '-u', 'sh', '-c', 'hostname "$0" && exec "$@"', name];
+}
+
+export interface LabServerOptions {
+  /**
+   * The host name the server sees: each lab host is a machine of its own, named `<host>` by default
+   * (namespaces otherwise share this machine's name, and servers in them would all claim it).
+   */
+  hostName?: string;
+  /** A fixed port instead of 0 (safe: the namespace is the test's own). */
+  port?: number;
+}
+
 /** netkit servers started in a lab's namespaces (port 0, a config directory per host under `dir`), stopped by stopAll(). */
 export class LabServers {
   private readonly all: Server[] = [];
@@ -145,8 +168,14 @@ export class LabServers {
   constructor(private readonly dir: string) {}
 
   /** Start `netkit args… --port 0` in `host` and, unless --no-announce, wait until it says it is announcing. */
-  async start(host: LabHost, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Server> {
-    const s = await startServer([...args, '--port', '0'], { netns: host.ns, cwd: this.dir, env: { XDG_CONFIG_HOME: join(this.dir, `cfg-${host.name}`), ...env } });
+  async start(host: LabHost, args: string[], env: NodeJS.ProcessEnv = {}, o: LabServerOptions = {}): Promise<Server> {
+    const hostName = o.hostName ?? host.name;
+    const s = await startServer([...args, '--port', String(o.port ?? 0)], {
+      netns: host.ns,
+      cwd: this.dir,
+      env: { XDG_CONFIG_HOME: join(this.dir, `cfg-${host.name}`), ...env },
+      ...(have('unshare') ? { prefix: withHostName(hostName) } : {}),
+    });
     this.all.push(s);
     if (!args.includes('--no-announce')) await serverSaid(s, /netkit: announcing /);
     return s;

@@ -24,6 +24,28 @@ describe('parseTarget', () => {
   });
 });
 
+describe('parseTarget with announced instance names (-H, disk query hosts)', () => {
+  const I = { instanceNames: true };
+  test.each([
+    ['Office NAS', { host: 'Office NAS', port: 8881, portGiven: false, instance: true }],
+    ['Office NAS:9000', { host: 'Office NAS', port: 9000, portGiven: true, instance: true }],
+    ['NAS: media', { host: 'NAS: media', port: 8881, instance: true }],
+    ['A/V room', { host: 'A/V room', instance: true }],
+    ['nas (2)', { host: 'nas (2)', instance: true }],
+    ['nas', { host: 'nas', port: 8881, portGiven: false }],
+    ['[::1]:9', { host: '::1', port: 9 }],
+  ])('%p', (text, want) => expect(parseTarget(text, 8881, I)).toMatchObject(want));
+
+  test('a plain host name is not marked as an instance name', () => {
+    expect(parseTarget('nas:1', 8881, I).instance).toBeUndefined();
+  });
+
+  // Still malformed: empty, a bad port, a broken bracket, control characters, more than one DNS label's 63 bytes.
+  test.each(['', ' ', 'Office NAS:0', 'Office NAS:', 'Office NAS:65536', 'h:0', ':1', '[::1', '[::1]:x', 'a\u0007b c', `${'x'.repeat(61)} yz`])('%j is a usage error', (text) => {
+    expect(codeOf(() => parseTarget(text, 8881, I))).toBe('USAGE');
+  });
+});
+
 describe('parseFetchSource', () => {
   test.each([
     ['notes.txt', undefined, undefined, { host: 'localhost', port: 8881, name: 'notes.txt' }],
@@ -48,6 +70,24 @@ describe('parseFetchSource', () => {
     ['x', 'h:0', undefined],
   ] as const)('%p with -H %p --port %p is a usage error', (name, host, port) => {
     expect(codeOf(() => parseFetchSource(name, host, port, D))).toBe('USAGE');
+  });
+
+  test('-H takes an announced name with spaces', () => {
+    expect(parseFetchSource('notes.txt', 'plain share', undefined, D)).toEqual({ host: 'plain share', port: 8881, name: 'notes.txt', instance: true });
+    expect(codeOf(() => parseFetchSource('notes.txt', 'plain share:0', undefined, D))).toBe('USAGE');
+  });
+
+  test('with --discover, NAME is a file name, and naming a server as well is a usage error', () => {
+    const discover = { discover: true };
+    expect(parseFetchSource('ab:c.txt', undefined, undefined, D, discover)).toEqual({ host: 'localhost', port: 8881, name: 'ab:c.txt' });
+    for (const [name, host, port] of [['x', '127.0.0.1:18881', undefined], ['netkit://nas/x', undefined, undefined], ['x', undefined, 9000]] as const) {
+      expect(codeOf(() => parseFetchSource(name, host, port, D, discover))).toBe('USAGE');
+    }
+    try {
+      parseFetchSource('x', 'nas', undefined, D, discover);
+    } catch (err) {
+      expect((err as Error).message).toBe('the server is given twice: with -H nas and with --discover');
+    }
   });
 });
 

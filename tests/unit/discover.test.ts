@@ -1,12 +1,14 @@
-// Discovery's pure parts: TXT, names, which links to announce on, fingerprints against known_hosts, rendering; and lazy loading of the mDNS code.
+// Discovery's pure parts: TXT, names, which links to announce on, the browser's cache, the responder's answers and conflicts, fingerprints against known_hosts, rendering; and lazy loading of the mDNS code.
 import { describe, expect, test } from '@jest/globals';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeTxt } from '../../src/transport/mdns-browse.js';
-import { eligibleLinks, renamed } from '../../src/transport/mdns-announce.js';
-import { onSubnet, serviceRecords, type LinkInfo } from '../../src/transport/mdns.js';
+import { conflicts, eligibleLinks, renamed, renamedHost } from '../../src/transport/mdns-announce.js';
+import { encodeQuery, onSubnet, serviceRecords, type LinkInfo, type MdnsRecord } from '../../src/transport/mdns.js';
+import { answersFor, compareClaims } from '../../src/transport/mdns-records.js';
+import { ServiceCache } from '../../src/transport/mdns-cache.js';
 import { defaultInstanceName, hostLabel, isLoopback, serverTxt } from '../../src/services/announce.js';
 import { fingerprintTrust, toDiscovered } from '../../src/services/discover.js';
 import { parseInstanceName } from '../../src/commands/announce-option.js';
@@ -140,5 +142,111 @@ describe('start-up', () => {
     expect(mdnsChunks.length).toBeGreaterThan(0);
     for (const f of seen) expect(readFileSync(f, 'utf8')).not.toContain('224.0.0.251');
     expect(seen.size).toBeGreaterThan(1);
+  });
+});
+
+describe('the browser\'s cache: per responder, malformed and partial answers', () => {
+  const T = '_netkit-file._tcp.local';
+  const ptr = (inst: string, ttl = 4500): MdnsRecord => ({ name: T, type: 'PTR', ttl, data: `${inst}.${T}` });
+  const srv = (inst: string, port: number, target: string, ttl = 120): MdnsRecord => ({ name: `${inst}.${T}`, type: 'SRV', ttl, data: { priority: 0, weight: 0, port, target } });
+  const txt = (inst: string): MdnsRecord => ({ name: `${inst}.${T}`, type: 'TXT', ttl: 4500, data: [Buffer.from('v=1')] });
+  const a = (host: string, addr: string): MdnsRecord => ({ name: host, type: 'A', ttl: 120, data: addr });
+
+  test('one name from two responders is two services, each with its own addresses; a goodbye drops one', () => {
+    const cache = new ServiceCache(['file'], true, [], 0);
+    const first = cache.apply({ answers: [ptr('dup'), srv('dup', 8881, 'clone.local'), txt('dup'), a('clone.local', '10.0.0.1')] }, '10.0.0.1', 10);
+    expect(first.up.map((s) => [s.instance, s.addresses, s.source])).toEqual([['dup', ['10.0.0.1'], '10.0.0.1']]);
+    const second = cache.apply({ answers: [ptr('dup'), srv('dup', 8881, 'clone.local'), txt('dup'), a('clone.local', '10.0.0.2')] }, '10.0.0.2', 20);
+    expect(second.up.map((s) => [s.instance, s.addresses, s.source])).toEqual([['dup', ['10.0.0.2'], '10.0.0.2']]);
+    expect(cache.services()).toHaveLength(2);
+    const bye = cache.apply({ answers: [{ ...ptr('dup'), ttl: 0 }] }, '10.0.0.1', 30);
+    expect(bye.down.map((s) => s.source)).toEqual(['10.0.0.1']);
+    expect(cache.services().map((s) => s.source)).toEqual(['10.0.0.2']);
+  });
+
+  test('a second responder\'s SRV never borrows the first one\'s addresses; a host announced by another responder alone is used', () => {
+    const cache = new ServiceCache(['file'], true, [], 0);
+    cache.apply({ answers: [ptr('dup'), srv('dup', 8881, 'clone.local'), txt('dup'), a('clone.local', '10.0.0.1')] }, '10.0.0.1', 10);
+    const copy = cache.apply({ answers: [srv('dup', 8881, 'clone.local'), txt('dup')] }, '10.0.0.9', 20);
+    expect(copy.up).toEqual([]);
+    expect(copy.incomplete).toEqual([`dup.${T}`]);
+    const proxied = cache.apply({ answers: [ptr('proxy'), srv('proxy', 9000, 'box.local'), txt('proxy')] }, '10.0.0.5', 30);
+    expect(proxied.up).toEqual([]);
+    expect(cache.apply({ answers: [a('box.local', '10.0.0.6')] }, '10.0.0.6', 40).up.map((s) => [s.instance, s.addresses])).toEqual([['proxy', ['10.0.0.6']]]);
+  });
+
+  test('an SRV with port 0 is malformed and ignored; follow-ups ask SRV, TXT, A and AAAA together, as far as they are missing', () => {
+    const cache = new ServiceCache(['file'], true, [], 0);
+    const zero = cache.apply({ answers: [ptr('z'), srv('z', 0, 'z.local'), txt('z'), a('z.local', '10.0.0.3')] }, '10.0.0.3', 10);
+    expect(zero.up).toEqual([]);
+    expect(cache.followUp(`z.${T}`)).toEqual([{ name: `z.${T}`, type: 'SRV' }]);
+    cache.apply({ answers: [ptr('n')] }, '10.0.0.4', 10);
+    expect(cache.followUp(`n.${T}`)).toEqual([{ name: `n.${T}`, type: 'SRV' }, { name: `n.${T}`, type: 'TXT' }]);
+    cache.apply({ answers: [srv('n', 1, 'n.local')] }, '10.0.0.4', 11);
+    expect(cache.followUp(`n.${T}`)).toEqual([{ name: `n.${T}`, type: 'TXT' }, { name: 'n.local', type: 'A' }, { name: 'n.local', type: 'AAAA' }]);
+  });
+
+  test('at the deadline, an SRV without addresses or TXT is reported as it is, with what it lacks; a bare PTR is nameless', () => {
+    const cache = new ServiceCache(['file'], true, [], 0);
+    cache.apply({ answers: [ptr('late'), srv('late', 8881, 'late.local')] }, '10.0.0.7', 10);
+    cache.apply({ answers: [ptr('silent')] }, '10.0.0.8', 10);
+    const late = cache.finish(1500);
+    expect(late).toEqual([expect.objectContaining({ instance: 'late', port: 8881, addresses: [], source: '10.0.0.7', missing: ['addresses', 'txt'], foundMs: 1500 })]);
+    expect(cache.finish(1600)).toEqual([]);
+    expect(cache.nameless()).toEqual([{ kind: 'file', instance: 'silent' }]);
+    const d = toDiscovered(late[0]!);
+    expect(d).toMatchObject({ address: '10.0.0.7', missing: ['addresses', 'txt'] });
+    expect(serverJson(d)).toMatchObject({ addresses: [], address: '10.0.0.7', missing: ['addresses', 'txt'], auth: null });
+  });
+});
+
+describe('the responder: answers, probes, conflicts', () => {
+  const spec = { kind: 'file' as const, instance: 'nas', host: 'box', port: 8881, txt: { v: '1' } };
+  const served = serviceRecords(spec, ['10.1.0.5']);
+  const claim = { instanceName: 'nas._netkit-file._tcp.local', hostName: 'box.local', port: 8881 };
+  const own = (): Set<string> => new Set(['10.1.0.5']);
+
+  test('an SRV answer carries its target\'s addresses; a PTR answer the SRV, TXT and addresses', () => {
+    const bySrv = answersFor(served, { name: 'NAS._netkit-file._tcp.local', type: 'SRV' });
+    expect(bySrv.answers.map((r) => r.type)).toEqual(['SRV']);
+    expect(bySrv.additionals.map((r) => r.type)).toEqual(['A']);
+    const byPtr = answersFor(served, { name: '_netkit-file._tcp.local', type: 'PTR' });
+    expect(byPtr.additionals.map((r) => r.type).sort()).toEqual(['A', 'SRV', 'TXT']);
+    expect(answersFor(served, { name: 'box.local', type: 'ANY' }).answers.map((r) => r.data)).toEqual(['10.1.0.5']);
+  });
+
+  test('queries carry the QU bit where asked, in each question\'s class', () => {
+    const bytes = encodeQuery({ questions: [{ name: 'a.local', type: 'A', qu: true }, { name: 'b.local', type: 'A' }] });
+    // header 12, "a.local" 9 bytes + type 2 + class 2, then "b.local" likewise
+    expect(bytes.readUInt16BE(12 + 9 + 2)).toBe(0x8001);
+    expect(bytes.readUInt16BE(12 + 13 + 9 + 2)).toBe(0x0001);
+  });
+
+  test('a conflict: another port or target for our instance, an address of another machine for our host name', () => {
+    const pkt = (records: MdnsRecord[]): { answers: MdnsRecord[] } => ({ answers: records });
+    const srvOf = (port: number, target: string): MdnsRecord => ({ name: claim.instanceName, type: 'SRV', ttl: 120, data: { port, target } });
+    expect(conflicts(pkt([srvOf(8881, 'box.local')]), '10.1.0.9', claim, own)).toEqual({ instance: false, host: false });
+    expect(conflicts(pkt([srvOf(8882, 'box.local')]), '10.1.0.9', claim, own)).toEqual({ instance: true, host: false });
+    expect(conflicts(pkt([{ name: 'BOX.local', type: 'A', ttl: 120, data: '10.1.0.9' }]), '10.1.0.9', claim, own)).toEqual({ instance: false, host: true });
+    // Our own address (another netkit server on this machine), or a goodbye: no conflict.
+    expect(conflicts(pkt([{ name: 'box.local', type: 'A', ttl: 120, data: '10.1.0.5' }]), '10.1.0.5', claim, own).host).toBe(false);
+    expect(conflicts(pkt([{ name: 'box.local', type: 'A', ttl: 0, data: '10.1.0.9' }]), '10.1.0.9', claim, own).host).toBe(false);
+  });
+
+  test('simultaneous probes: the lexicographically later records win, the same records tie', () => {
+    const mine: MdnsRecord[] = [{ name: 'box.local', type: 'A', data: '10.1.0.5' }];
+    expect(compareClaims(mine, [{ name: 'box.local', type: 'A', data: '10.1.0.9' }])).toBeLessThan(0);
+    expect(compareClaims(mine, [{ name: 'box.local', type: 'A', data: '10.1.0.40' }])).toBeLessThan(0);
+    expect(compareClaims(mine, [{ name: 'box.local', type: 'A', data: '9.200.0.1' }])).toBeGreaterThan(0);
+    expect(compareClaims(mine, mine)).toBe(0);
+    const srvA: MdnsRecord = { name: 'n', type: 'SRV', data: { priority: 0, weight: 0, port: 8881, target: 'a.local' } };
+    const srvB: MdnsRecord = { name: 'n', type: 'SRV', data: { priority: 0, weight: 0, port: 8882, target: 'a.local' } };
+    expect(compareClaims([srvA], [srvB])).toBeLessThan(0);
+    expect(compareClaims([srvA, srvB], [srvA])).toBeGreaterThan(0); // the set that runs out first loses
+  });
+
+  test('a renamed host stays one DNS label', () => {
+    expect(renamedHost('clone', 2)).toBe('clone-2');
+    expect(renamedHost('x'.repeat(63), 12)).toBe(`${'x'.repeat(60)}-12`);
   });
 });

@@ -54,6 +54,16 @@ export function serverLine(s: DiscoveredServer, paint?: Paint): string {
   return `${paint && s.trust?.status === 'changed' ? paint.bad(text) : text}\n`;
 }
 
+/** What a server reported at the deadline lacked, and what netkit does instead; undefined when it lacked nothing. */
+export function incompleteNote(s: DiscoveredServer, timeoutMs: number): string | undefined {
+  if (!s.missing?.length) return undefined;
+  const within = `within ${(timeoutMs / 1000).toFixed(1)}s`;
+  const parts: string[] = [];
+  if (s.missing.includes('addresses')) parts.push(`no address records for ${sanitize(s.host, 64)} ${within}: using ${s.address}, where its answer came from`);
+  if (s.missing.includes('txt')) parts.push(`no TXT record ${within}: whether it needs a secret or TLS is unknown`);
+  return `netkit: "${sanitize(s.name, 64)}" (${s.kind}) sent ${parts.join('; and ')}\n`;
+}
+
 /** The loud warning for a fingerprint that differs from known_hosts; undefined when there is nothing to say. */
 export function fingerprintWarning(s: DiscoveredServer): string | undefined {
   if (s.trust?.status !== 'changed') return undefined;
@@ -78,6 +88,7 @@ export function serverJson(s: DiscoveredServer): unknown {
     auth: s.auth ?? null,
     tls: s.tls ?? null,
     fingerprint: s.fingerprint ?? s.badFingerprint ?? null,
+    ...(s.missing?.length ? { missing: s.missing } : {}),
     fingerprintStatus: s.badFingerprint !== undefined ? 'invalid' : s.fingerprint ? (s.trust?.status ?? 'new') : null,
     ...(s.trust?.status === 'changed' ? { knownHosts: { file: s.trust.file, line: s.trust.line, fingerprint: s.trust.expected } } : {}),
     elapsedMs: s.elapsedMs,

@@ -1,7 +1,7 @@
 // Running `netkit discover`: print each server as it answers (or JSON at the end), warn about fingerprints, explain an empty result.
 import { discoverServers, nothingFound, type ServiceKind } from '../../services/discover.js';
 import { safeJson, sanitize, useColor } from '../../cli/output.js';
-import { fingerprintWarning, headerLine, serverJson, serverLine, type Paint } from './render.js';
+import { fingerprintWarning, headerLine, incompleteNote, serverJson, serverLine, type Paint } from './render.js';
 
 export interface DiscoverRunOptions {
   kinds: ServiceKind[];
@@ -24,6 +24,8 @@ export async function runDiscover(o: DiscoverRunOptions): Promise<void> {
     onFound: (s) => {
       const warning = fingerprintWarning(s);
       if (warning) process.stderr.write(warning);
+      const note = incompleteNote(s, o.timeoutMs);
+      if (note) process.stderr.write(note);
       if (o.json) return;
       if (shown++ === 0) process.stdout.write(headerLine(paint));
       process.stdout.write(serverLine(s, paint));

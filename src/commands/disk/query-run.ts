@@ -63,8 +63,8 @@ export async function resolveTargets(o: Pick<QueryRunOptions, 'hosts' | 'hostsFi
   const fromFile = o.hostsFile !== undefined ? await readHostsFile(o.hostsFile) : [];
   if (o.hostsFile !== undefined && fromFile.length === 0 && o.hosts.length === 0) throw new NetkitError('USAGE', `--hosts-file ${o.hostsFile} names no host`);
   const hosts = [...o.hosts, ...fromFile];
-  // Bad ports and empty names are usage errors (exit 2) before anything is sent.
-  return (hosts.length > 0 || o.discover ? hosts : ['localhost']).map((h) => parseTarget(h, o.port));
+  // Bad ports and empty names are usage errors (exit 2) before anything is sent; `disk one` is an announced name.
+  return (hosts.length > 0 || o.discover ? hosts : ['localhost']).map((h) => parseTarget(h, o.port, { instanceNames: true }));
 }
 
 /** Keep only the filesystems the client-side filters select (the server already left out its exclusions). */
@@ -106,6 +106,12 @@ export async function runDiskQuery(o: QueryRunOptions): Promise<void> {
     throw new NetkitError('USAGE', `--watch cannot be used with --format ${o.format}: ${why}`, 'leave out --watch, and let your monitoring system or cron run the query');
   }
   if (o.watchMs !== undefined) {
+    // The live view asks the same addresses every round; it does not look anything up on the link.
+    const spaced = targets.find((t) => t.instance);
+    if (o.discover || spaced) {
+      const what = o.discover ? '--discover' : `an announced name ('${sanitize(spaced!.label, 64)}')`;
+      throw new NetkitError('USAGE', `--watch cannot be used with ${what}: the live view does not look servers up through DNS-SD`, 'find them first with `netkit discover`, then watch them by address or host name');
+    }
     const { runWatch } = await import('./watch-run.js');
     await runWatch(targets, queryOpts, o, o.watchMs);
     return;

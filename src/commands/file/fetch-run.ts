@@ -64,13 +64,13 @@ function checkUrlOptions(url: HttpUrlSource, o: FetchRunOptions): void {
 export async function runFileFetch(o: FetchRunOptions): Promise<void> {
   const url = parseHttpUrl(o.name);
   if (url) checkUrlOptions(url, o);
-  const source = url ?? parseFetchSource(o.name, o.host, o.port, FETCH_DEFAULTS);
+  const source = url ?? parseFetchSource(o.name, o.host, o.port, FETCH_DEFAULTS, { discover: o.discover });
   const secret = await loadCliSecret(o.tokenFile);
   if (secret && o.classic) {
     throw new NetkitError('USAGE', `--classic cannot be used with a secret (${secret.source}): the classic protocol cannot authenticate`, 'unset NETKIT_TOKEN for a seed server, or leave out --classic');
   }
   // -H NAME may be an announced name; --discover finds the one server. Either way TLS still decides trust.
-  const { host, port, announced } = url ? { host: url.host, port: url.port, announced: undefined } : await locateFileServer({ ...o, host: source.host, port: source.port });
+  const { host, port, announced } = url ? { host: url.host, port: url.port, announced: undefined } : await locateFileServer({ ...o, host: source.host, port: source.port, instance: 'instance' in source && source.instance === true });
   let transport: StreamTransport = tcpTransport;
   if (o.tls || url?.scheme === 'https') {
     if (o.classic) throw new NetkitError('USAGE', '--classic and --tls do not go together: the seed programs have no TLS', "run 'netkit file fetch --help' for usage");

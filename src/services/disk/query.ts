@@ -1,7 +1,7 @@
 // Asking disk servers (v1 or classic) for their figures, several hosts at once; results in, never printed here.
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { NetkitError } from '../../errors.js';
-import { parseTarget as parseTargetText, type Target } from '../target.js';
+import { parseTarget as parseTargetText, type ParseTargetOptions, type Target } from '../target.js';
 import { udpExchange, type Verdict } from '../../transport/udp.js';
 import { UdpSession } from '../../transport/udp-session.js';
 import {
@@ -32,8 +32,8 @@ const CLASSIC_SERVICE = 'a classic disk server (a seed program, or `netkit disk 
 export type QueryTarget = Target;
 
 /** HOST, HOST:PORT, [V6], [V6]:PORT or a bare IPv6 literal (the parser every command shares). */
-export function parseTarget(text: string, defaultPort = DEFAULT_PORT): QueryTarget {
-  return parseTargetText(text, defaultPort);
+export function parseTarget(text: string, defaultPort = DEFAULT_PORT, opts?: ParseTargetOptions): QueryTarget {
+  return parseTargetText(text, defaultPort, opts);
 }
 
 export interface DiskQueryOptions {
