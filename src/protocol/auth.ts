@@ -210,55 +210,71 @@ function checkHandshake(n: HandshakeNonces): void {
 }
 
 /**
+ * In a session (both HELLOs set SESSION) every MAC input gains the request's sequence number, a u32
+ * counted from 0 for the first REQUEST or LIST of the connection; the RESPONSE, TRAILER or END that
+ * answers request i uses i too. So a frame replayed, dropped or moved inside the connection never
+ * verifies. Without a session there is no sequence number: the inputs are those of a single exchange.
+ */
+function sequenceParts(seq: number | undefined): Uint8Array[] {
+  if (seq === undefined) return [];
+  if (!Number.isInteger(seq) || seq < 0 || seq > 0xffffffff) throw new NetkitError('INTERNAL', `sequence number ${seq} is not a u32`);
+  const b = Buffer.allocUnsafe(4);
+  b.writeUInt32BE(seq);
+  return [b];
+}
+
+/**
  * The client's proof, carried in REQUEST:
- * HMAC(k_file, "netkit file v1 client" || 0x00 || server_nonce || client_nonce || request[0, macOffset)).
- * `request` is the REQUEST frame's payload (the bytes after the 3-byte frame header); `macOffset` is where
+ * HMAC(k_file, "netkit file v1 client" || 0x00 || server_nonce || client_nonce [|| u32(seq)] || request[0, macOffset)).
+ * `request` is the REQUEST (or LIST) frame's payload (the bytes after the 3-byte frame header); `macOffset` is where
  * the AUTH_MAC (0x10) value starts in it, which must be the payload's last 32 bytes.
  */
-export function fileClientMac(key: KeyObject, nonces: HandshakeNonces, request: Uint8Array, macOffset: number): Buffer {
+export function fileClientMac(key: KeyObject, nonces: HandshakeNonces, request: Uint8Array, macOffset: number, seq?: number): Buffer {
   checkHandshake(nonces);
   if (!Number.isSafeInteger(macOffset) || macOffset < 0 || macOffset > request.length) {
     throw new NetkitError('INTERNAL', `MAC offset ${macOffset} is outside the request`);
   }
-  return labelledMac(key, DOMAIN.fileClient, [nonces.server, nonces.client, request.subarray(0, macOffset)]);
+  return labelledMac(key, DOMAIN.fileClient, [nonces.server, nonces.client, ...sequenceParts(seq), request.subarray(0, macOffset)]);
 }
 
 /**
  * The server's proof, carried in RESPONSE:
- * HMAC(k_file, "netkit file v1 server" || 0x00 || client_nonce || server_nonce || response[0, macOffset)).
+ * HMAC(k_file, "netkit file v1 server" || 0x00 || client_nonce || server_nonce [|| u32(seq)] || response[0, macOffset)).
  */
-export function fileServerMac(key: KeyObject, nonces: HandshakeNonces, response: Uint8Array, macOffset: number): Buffer {
+export function fileServerMac(key: KeyObject, nonces: HandshakeNonces, response: Uint8Array, macOffset: number, seq?: number): Buffer {
   checkHandshake(nonces);
   if (!Number.isSafeInteger(macOffset) || macOffset < 0 || macOffset > response.length) {
     throw new NetkitError('INTERNAL', `MAC offset ${macOffset} is outside the response`);
   }
-  return labelledMac(key, DOMAIN.fileServer, [nonces.client, nonces.server, response.subarray(0, macOffset)]);
+  return labelledMac(key, DOMAIN.fileServer, [nonces.client, nonces.server, ...sequenceParts(seq), response.subarray(0, macOffset)]);
 }
 
 /**
  * The MAC of the end-of-transfer frame (the one that carries the content hash), so a machine in the
  * middle cannot swap the file bytes and the hash together:
- * HMAC(k_file, "netkit file v1 trailer" || 0x00 || client_nonce || server_nonce || trailer[0, macOffset)).
+ * HMAC(k_file, "netkit file v1 trailer" || 0x00 || client_nonce || server_nonce [|| u32(seq)] || trailer[0, macOffset)).
+ * END, which closes a listing, carries this MAC too.
  */
-export function fileTrailerMac(key: KeyObject, nonces: HandshakeNonces, trailer: Uint8Array, macOffset: number): Buffer {
+export function fileTrailerMac(key: KeyObject, nonces: HandshakeNonces, trailer: Uint8Array, macOffset: number, seq?: number): Buffer {
   checkHandshake(nonces);
   if (!Number.isSafeInteger(macOffset) || macOffset < 0 || macOffset > trailer.length) {
     throw new NetkitError('INTERNAL', `MAC offset ${macOffset} is outside the trailer`);
   }
-  return labelledMac(key, DOMAIN.fileTrailer, [nonces.client, nonces.server, trailer.subarray(0, macOffset)]);
+  return labelledMac(key, DOMAIN.fileTrailer, [nonces.client, nonces.server, ...sequenceParts(seq), trailer.subarray(0, macOffset)]);
 }
 
-/** Which file-protocol MAC: client proof (REQUEST), server proof (RESPONSE), or TRAILER. */
+/** Which file-protocol MAC: client proof (REQUEST, LIST), server proof (RESPONSE), or TRAILER (and END). */
 export type FileMacKind = 'client' | 'server' | 'trailer';
 const FILE_MAC = { client: fileClientMac, server: fileServerMac, trailer: fileTrailerMac } as const;
 
 /**
  * Write a file-protocol MAC into `payload[macOffset, macOffset + 32)` in place and return it. `payload` is
- * a frame's payload (REQUEST for 'client', RESPONSE for 'server', TRAILER for 'trailer'), without its header.
+ * a frame's payload (REQUEST or LIST for 'client', RESPONSE for 'server', TRAILER or END for 'trailer'),
+ * without its header; `seq` is the request's sequence number in a session (undefined outside one).
  */
-export function sealFileFrame(kind: FileMacKind, key: KeyObject, nonces: HandshakeNonces, payload: Buffer, macOffset: number): Buffer {
+export function sealFileFrame(kind: FileMacKind, key: KeyObject, nonces: HandshakeNonces, payload: Buffer, macOffset: number, seq?: number): Buffer {
   if (!checkMacOffset(payload, macOffset)) throw new NetkitError('INTERNAL', 'no room for the MAC in the frame');
-  FILE_MAC[kind](key, nonces, payload, macOffset).copy(payload, macOffset);
+  FILE_MAC[kind](key, nonces, payload, macOffset, seq).copy(payload, macOffset);
   return payload;
 }
 
@@ -266,9 +282,10 @@ export function sealFileFrame(kind: FileMacKind, key: KeyObject, nonces: Handsha
  * Verify a file-protocol MAC over a frame payload. The MAC value must end the payload exactly (no
  * padding: frames have a length), so anything after it is `malformed`.
  */
-export function verifyFileFrame(kind: FileMacKind, key: KeyObject, nonces: HandshakeNonces, payload: Uint8Array, macOffset: number): MacVerdict {
+export function verifyFileFrame(kind: FileMacKind, key: KeyObject, nonces: HandshakeNonces, payload: Uint8Array, macOffset: number, seq?: number): MacVerdict {
   if (nonces.client.length !== FILE_NONCE_LENGTH || nonces.server.length !== FILE_NONCE_LENGTH) return 'malformed';
   if (!Number.isSafeInteger(macOffset) || macOffset < 0 || macOffset + MAC_LENGTH !== payload.length) return 'malformed';
-  const expected = FILE_MAC[kind](key, nonces, payload, macOffset);
+  if (seq !== undefined && !(Number.isInteger(seq) && seq >= 0 && seq <= 0xffffffff)) return 'malformed';
+  const expected = FILE_MAC[kind](key, nonces, payload, macOffset, seq);
   return constantTimeEqual(expected, payload.subarray(macOffset, macOffset + MAC_LENGTH)) ? 'ok' : 'bad-mac';
 }

@@ -6,6 +6,7 @@ import { NetkitError } from '../../src/errors.js';
 import * as disk from '../../src/protocol/disk-v1.js';
 import { encodeClassicAnswer, isClassicRequest, parseClassicAnswer } from '../../src/protocol/disk-classic.js';
 import * as file from '../../src/protocol/file-v1.js';
+import * as list from '../../src/protocol/file-list.js';
 import { classicNameComplete, decodeClassicName, encodeClassicSize, parseClassicHead } from '../../src/protocol/file-classic.js';
 import { encodeAuthQuery, locateAuthFields, sealReply, verifyReply } from '../../src/protocol/disk-auth.js';
 import { MAC_PLACEHOLDER, checkFrame, sealFrame } from '../../src/protocol/auth-frames.js';
@@ -133,6 +134,20 @@ describe('disk classic', () => {
   });
 });
 
+const DECODERS = [file.decodeHello, file.decodeRequest, file.decodeResponse, file.decodeTrailer, list.decodeList, list.decodeEntry, list.decodeEnd];
+
+/** Every frame of `bytes` pushed in the given chunking; nothing may be left over. */
+function readAllFrames(bytes: Buffer, sizes: number[]): file.Frame[] {
+  const reader = new file.FrameReader();
+  const frames: file.Frame[] = [];
+  for (const piece of chunk(bytes, sizes)) {
+    reader.push(piece);
+    for (let f = reader.next(); f; f = reader.next()) frames.push(f);
+  }
+  expect(reader.buffered).toBe(0);
+  return frames;
+}
+
 describe('file protocol v1', () => {
   const arbRequest = fc.record({
     name: fc.string({ minLength: 1, maxLength: 200 }).filter((s) => Buffer.byteLength(s) <= file.MAX_NAME_BYTES),
@@ -192,7 +207,7 @@ describe('file protocol v1', () => {
             reader.push(piece);
             for (let f = reader.next(); f; f = reader.next()) {
               expect(f.payload.length).toBeLessThanOrEqual(file.MAX_FRAME_PAYLOAD);
-              for (const decode of [file.decodeHello, file.decodeRequest, file.decodeResponse, file.decodeTrailer]) onlyThrows(['PROTOCOL'], () => decode(f));
+              for (const decode of DECODERS) onlyThrows(['PROTOCOL'], () => decode(f));
               onlyThrows(['PROTOCOL'], () => file.decodeFields(f.payload));
             }
           }
@@ -215,7 +230,52 @@ describe('file protocol v1', () => {
         const reader = new file.FrameReader();
         reader.push(frame);
         const f = reader.next()!;
-        for (const decode of [file.decodeHello, file.decodeRequest, file.decodeResponse, file.decodeTrailer]) onlyThrows(['PROTOCOL'], () => decode(f));
+        for (const decode of DECODERS) onlyThrows(['PROTOCOL'], () => decode(f));
+      }),
+      RUNS,
+    );
+  });
+
+  const arbEntry = fc.record({
+    name: fc.string({ minLength: 1, maxLength: 120 }).filter((s) => Buffer.byteLength(s) <= file.MAX_NAME_BYTES),
+    kind: fc.integer({ min: 0, max: 255 }),
+    size: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+    mtimeMs: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+    mode: fc.integer({ min: 0, max: file.MAX_MODE }),
+  });
+
+  test('a pipelined session (REQUESTs and LISTs up, RESPONSEs, ENTRYs and ENDs down) in random chunkings: the same frames, each round-trips', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(arbRequest.map((r) => ({ r })), fc.record({ l: fc.record({ name: fc.string({ maxLength: 60 }), recursive: fc.boolean() }) })), { minLength: 1, maxLength: 6 }),
+        fc.array(arbEntry, { maxLength: 6 }),
+        fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+        fc.integer({ min: 0, max: file.MAX_MODE }),
+        fc.array(fc.integer({ min: 1, max: 64 }), { maxLength: 30 }),
+        (requests, entries, mtimeMs, mode, sizes) => {
+          const up = Buffer.concat(requests.map((q) => ('r' in q ? file.encodeRequest(q.r) : list.encodeList(q.l))));
+          const end = { count: entries.length, skipped: mtimeMs % 7, sha256: randomBytes(32) };
+          const ok = { status: file.Status.OK, size: 10, offset: 0, validator: Buffer.alloc(0), message: '', mtimeMs, mode };
+          const down = Buffer.concat([file.encodeResponse(ok), ...entries.map(list.encodeEntry), list.encodeEnd(end)]);
+          const upFrames = readAllFrames(up, sizes);
+          expect(upFrames.map((f) => (f.type === file.FrameType.REQUEST ? { r: file.decodeRequest(f) } : { l: list.decodeList(f) }))).toEqual(requests);
+          const downFrames = readAllFrames(down, sizes);
+          expect(file.decodeResponse(downFrames[0]!)).toEqual(ok);
+          expect(downFrames.slice(1, -1).map(list.decodeEntry)).toEqual(entries);
+          expect(list.decodeEnd(downFrames[downFrames.length - 1]!)).toEqual(end);
+        },
+      ),
+      RUNS,
+    );
+  });
+
+  test('listing frames with random fields: LIST, ENTRY and END decoders throw only PROTOCOL', () => {
+    const arbField = fc.tuple(fc.constantFrom(0x03, 0x02, 0x07, 0x09, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x7f), fc.uint8Array({ maxLength: 40 }));
+    fc.assert(
+      fc.property(fc.constantFrom(list.decodeList, list.decodeEntry, list.decodeEnd), fc.constantFrom(0x05, 0x06, 0x07), fc.array(arbField, { maxLength: 7 }), (decode, type, fields) => {
+        const unique = [...new Map(fields.map(([t, v]) => [t, v])).entries()];
+        const f = readAllFrames(file.encodeFrame(type, unique), [])[0]!;
+        onlyThrows(['PROTOCOL'], () => decode(f));
       }),
       RUNS,
     );
@@ -295,9 +355,12 @@ describe('authentication fields', () => {
 
   test('file: checkFrame never throws on garbage payloads; sealed frames verify only for their kind', () => {
     fc.assert(
-      fc.property(bytes(300), fc.string({ minLength: 1, maxLength: 100 }), (raw, name) => {
+      fc.property(bytes(300), fc.string({ minLength: 1, maxLength: 100 }), fc.option(fc.integer({ min: -2, max: 2 ** 32 + 1 })), (raw, name, seq) => {
         const nonces = { client: randomBytes(32), server: randomBytes(32) };
-        for (const kind of ['client', 'server', 'trailer'] as const) expect(['missing', 'malformed', 'bad-mac']).toContain(checkFrame(kind, fileKey, nonces, raw));
+        for (const kind of ['client', 'server', 'trailer'] as const) {
+          expect(['missing', 'malformed', 'bad-mac']).toContain(checkFrame(kind, fileKey, nonces, raw));
+          expect(['missing', 'malformed', 'bad-mac']).toContain(checkFrame(kind, fileKey, nonces, raw, seq ?? undefined));
+        }
         const frame = sealFrame('client', fileKey, nonces, file.encodeRequest({ name, offset: 0, validator: Buffer.alloc(0) }, [MAC_PLACEHOLDER]));
         const payload = frame.subarray(file.FRAME_HEADER_LENGTH);
         expect(checkFrame('client', fileKey, nonces, payload)).toBe('ok');

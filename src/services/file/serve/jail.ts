@@ -27,17 +27,44 @@ const FORBIDDEN_CHARS = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/
  */
 export function normaliseName(name: string): string[] {
   if (name.length === 0) throw refuse('BAD_REQUEST', 'empty name');
+  const segments = normaliseDir(name);
+  if (segments.length === 0) throw refuse('FORBIDDEN', 'the name is the served directory itself');
+  return segments;
+}
+
+/**
+ * The same rules for a directory to list, where the empty name (or '.', './') is the served directory
+ * itself: returns [] for it.
+ */
+export function normaliseDir(name: string): string[] {
   if (FORBIDDEN_CHARS.test(name)) throw refuse('BAD_REQUEST', 'name contains control characters');
   if (name.includes('\\')) throw refuse('FORBIDDEN', 'name contains a backslash');
   if (/^[A-Za-z]:/.test(name)) throw refuse('FORBIDDEN', 'name starts with a drive letter');
   if (name.startsWith('/')) throw refuse('FORBIDDEN', 'absolute paths are not served');
   const segments = name.split('/').filter((s) => s !== '' && s !== '.');
   if (segments.some((s) => s === '..')) throw refuse('FORBIDDEN', "'..' segments are not allowed");
-  if (segments.length === 0) throw refuse('FORBIDDEN', 'the name is the served directory itself');
   return segments;
 }
 
-function inside(root: string, candidate: string): boolean {
+/** Whether `segments`, joined by '/', is a name normaliseName accepts as exactly these segments. */
+export function isRequestableName(segments: readonly string[]): boolean {
+  const name = segments.join('/');
+  try {
+    return normaliseName(name).length === segments.length;
+  } catch {
+    return false;
+  }
+}
+
+/** The refusal's message when a REQUEST names a directory (a session client gets IS_DIRECTORY for it). */
+export const IS_A_DIRECTORY = 'is a directory';
+
+/** Whether a jail refusal was for a directory. */
+export function isDirectoryRefusal(err: NetkitError): boolean {
+  return err.code === 'FORBIDDEN' && err.message === IS_A_DIRECTORY;
+}
+
+export function inside(root: string, candidate: string): boolean {
   return candidate === root || candidate.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
 }
 
@@ -80,13 +107,13 @@ export async function openInJail(root: string, name: string, opts: JailOptions =
     if (errno === 'ENOENT' || errno === 'ENOTDIR') throw refuse('NOT_FOUND', 'no such file');
     if (errno === 'ELOOP' || errno === 'EMLINK') throw refuse('FORBIDDEN', 'the name changed into a symbolic link');
     if (errno === 'EACCES' || errno === 'EPERM') throw refuse('FORBIDDEN', 'permission denied');
-    if (errno === 'EISDIR') throw refuse('FORBIDDEN', 'is a directory');
+    if (errno === 'EISDIR') throw refuse('FORBIDDEN', IS_A_DIRECTORY);
     if (errno === 'ENXIO' || errno === 'ENODEV') throw refuse('FORBIDDEN', 'not a regular file');
     throw err;
   }
   try {
     const stat = await handle.stat({ bigint: true });
-    if (stat.isDirectory()) throw refuse('FORBIDDEN', 'is a directory');
+    if (stat.isDirectory()) throw refuse('FORBIDDEN', IS_A_DIRECTORY);
     if (!stat.isFile()) throw refuse('FORBIDDEN', 'not a regular file');
     if (opts.refuseHardLinks && stat.nlink > 1n) throw refuse('FORBIDDEN', `the file has ${stat.nlink} hard links, and this server refuses hard-linked files`);
     if (process.platform === 'linux') {
