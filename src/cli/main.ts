@@ -96,7 +96,7 @@ function rejectEmptyValues(args: readonly string[], argv: Record<string, unknown
     const value = argv[key];
     if (value === undefined || typeof value === 'boolean' || optional(key)) return; // a flag, an optional value, or not an option of this command
     const next = words[i + 1];
-    if (next === undefined || (next.startsWith('-') && !/^-\d/.test(next))) {
+    if (next === undefined || (next.startsWith('-') && next !== '-' && !/^-\d/.test(next))) {
       throw new NetkitError('USAGE', `option ${flagName(key)} needs a value`, `run '${locate(args).path} --help' for usage`);
     }
   });

@@ -104,9 +104,10 @@ for (const tls of [false, true]) {
       const a = out();
       const none = await fetch(server.port, a, pin, noSecret);
       expect(none.code).toBe(4);
-      expect(none.stderr).toMatch(/^netkit: 127\.0\.0\.1:\d+ requires a shared secret; nothing was requested\nhint: set NETKIT_TOKEN or --token-file/m);
+      expect(none.stderr).toMatch(/^netkit: 127\.0\.0\.1:\d+ requires a shared secret; nothing was fetched\nhint: set NETKIT_TOKEN or --token-file/m);
       expect(readdirSync(a)).toEqual([]);
-      await stderrMatch(server, /127\.0\.0\.1:\d+ v1 - 0B in \S+ unauthorized: the client left after the HELLO that requires a secret/);
+      // The name went with the HELLO (no secret, so no reason to wait); refused without a proof, and logged.
+      await stderrMatch(server, /127\.0\.0\.1:\d+ v1 "f\.bin" 0B in \S+ unauthorized: /);
 
       const b = out();
       const wrong = await fetch(server.port, b, pin, withToken('another-secret-that-is-long-enough-0123456789'));

@@ -203,7 +203,7 @@ describe('file service with a shared secret', () => {
     expect(checkFrame('server', KEY, nonces, request!.payload)).toBe('bad-mac');
   });
 
-  test('no secret: the client stops after the HELLO (UNAUTHORIZED, exit 4, hint), requests nothing, and the server logs it', async () => {
+  test('no secret: the first request goes with the HELLO (no round trip saved is wasted), the server refuses it, the client stops with UNAUTHORIZED (exit 4, hint)', async () => {
     const { server, next } = await serve();
     const proxy = await proxyTo(server.port);
     const out = outDir();
@@ -215,9 +215,10 @@ describe('file service with a shared secret', () => {
     expect(readdirSync(out)).toEqual([]);
     const log = await next();
     expect(log).toMatchObject({ protocol: 'v1', outcome: 'unauthorized' });
-    expect(log.name).toBeUndefined();
-    // Only the preamble and the HELLO went out: the name was never sent.
-    expect(framesOf(Buffer.concat(proxy.toServer).subarray(5)).map((f) => f.type)).toEqual([FrameType.HELLO]);
+    // The preamble, the HELLO and the early REQUEST (without a proof) went out together; nothing after.
+    const frames = framesOf(Buffer.concat(proxy.toServer).subarray(5));
+    expect(frames.map((f) => f.type)).toEqual([FrameType.HELLO, FrameType.REQUEST]);
+    expect(decodeRequest(frames[1]!).name).toBe('data.bin');
   });
 
   test('a wrong secret is refused with UNAUTHORIZED after the hold-off, logged with the peer; nothing is written', async () => {

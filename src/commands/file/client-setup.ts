@@ -1,0 +1,61 @@
+// What `file fetch` and `file list` share before the first byte: which server (-H, HOST:NAME, netkit://, --discover), the secret, and the transport (TCP, or TLS with its trust policy).
+import type { KeyObject } from 'node:crypto';
+import { FETCH_DEFAULTS } from '../../services/file/fetch/context.js';
+import { parseFetchSource } from '../../services/target.js';
+import { tcpTransport, type StreamTransport } from '../../transport/tcp.js';
+import { sanitize } from '../../cli/output.js';
+import { NetkitError } from '../../errors.js';
+import { loadCliSecret } from '../secret-option.js';
+import { locateFileServer } from '../discover/locate.js';
+
+export interface ClientArgs {
+  /** -H as given (HOST, HOST:PORT, [v6], [v6]:PORT); undefined: localhost, or the server named in a NAME. */
+  host?: string | undefined;
+  port?: number | undefined;
+  quiet: boolean;
+  classic?: boolean;
+  tls?: boolean;
+  tlsFingerprint?: string | undefined;
+  tlsCa?: string | undefined;
+  tokenFile?: string | undefined;
+  discover?: boolean;
+  discoverTimeoutMs?: number;
+}
+
+export interface Client {
+  host: string;
+  port: number;
+  /** The names with any server part (HOST:NAME, netkit://HOST/NAME) taken off. */
+  names: string[];
+  transport: StreamTransport;
+  key: KeyObject | undefined;
+}
+
+/** Resolve the server and the names: the first NAME may carry the server (HOST:NAME, netkit://), and the others come from it. */
+export async function setUpClient(o: ClientArgs, names: readonly string[]): Promise<Client> {
+  const first = parseFetchSource(names[0]!, o.host, o.port, FETCH_DEFAULTS);
+  const others = names.slice(1).map((n) => (o.host !== undefined || o.port !== undefined ? parseFetchSource(n, o.host, o.port, FETCH_DEFAULTS).name : n));
+  const secret = await loadCliSecret(o.tokenFile);
+  if (secret && o.classic) {
+    throw new NetkitError('USAGE', `--classic cannot be used with a secret (${secret.source}): the classic protocol cannot authenticate`, 'unset NETKIT_TOKEN for a seed server, or leave out --classic');
+  }
+  // -H NAME may be an announced name; --discover finds the one server. Either way TLS still decides trust.
+  const { host, port, announced } = await locateFileServer({ ...o, host: first.host, port: first.port });
+  let transport: StreamTransport = tcpTransport;
+  if (o.tls) {
+    if (o.classic) throw new NetkitError('USAGE', '--classic and --tls do not go together: the seed programs have no TLS', "run 'netkit file fetch --help' for usage");
+    const { tlsClientTransport } = await import('../../services/file-tls.js');
+    transport = tlsClientTransport({
+      fingerprint: o.tlsFingerprint,
+      caFile: o.tlsCa,
+      // Never silent, even with --quiet: accepting a new certificate is a trust decision.
+      onFirstUse: (i) => {
+        process.stderr.write(`netkit: first TLS connection to ${sanitize(i.host)}: trusting certificate ${i.fingerprint}; recorded in ${i.file}\n`);
+        if (announced?.fingerprint && announced.fingerprint !== i.fingerprint) {
+          process.stderr.write(`netkit: WARNING: that certificate is not the one "${sanitize(announced.name, 64)}" announced (${announced.fingerprint}): something else may be answering in its place\n`);
+        }
+      },
+    });
+  }
+  return { host, port, names: [first.name, ...others], transport, key: secret?.key('file') };
+}
