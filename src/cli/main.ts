@@ -11,7 +11,7 @@ import { fileCommand } from '../commands/file/index.js';
 import { tokenCommand } from '../commands/token.js';
 import { discoverCommand } from '../commands/discover/index.js';
 
-const COMMANDS: Record<string, readonly string[]> = { disk: ['serve', 'query'], file: ['serve', 'fetch'], discover: [], token: [] };
+const COMMANDS: Record<string, readonly string[]> = { disk: ['serve', 'query'], file: ['serve', 'fetch', 'list'], discover: [], token: [] };
 
 /**
  * Where argv stands in the command tree: the command path it names (for pointing a usage error at the
