@@ -8,7 +8,9 @@ import { classicProtocol } from './classic.js';
 import { ConnectionTable, type Conn } from './connections.js';
 import { dispatch, type Mode, type Protocol } from './dispatch.js';
 import { HashCache } from './hash-cache.js';
+import { PrefetchBudget } from './prefetch-budget.js';
 import { PrefixHashBudget } from './prefix-budget.js';
+import { ReaderPool, SMALL_FILE } from './reader-pool.js';
 import { Session, type ServeContext } from './session.js';
 import { ConnectionEnd, SERVE_DEFAULTS, type FileServer, type ServeOptions, type TransferLog } from './types.js';
 import { v1Protocol } from './v1.js';
@@ -41,6 +43,8 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
     pool: new BufferPool(),
     hashCache: new HashCache(),
     prefixBudget: new PrefixHashBudget(),
+    readers: new ReaderPool({ small: SMALL_FILE }),
+    prefetch: new PrefetchBudget(),
     idleTimeoutMs: opts.idleTimeoutMs ?? SERVE_DEFAULTS.idleTimeoutMs,
     classicGapMs: opts.classicGapMs ?? SERVE_DEFAULTS.classicGapMs,
     refuseHardLinks: opts.refuseHardLinks ?? false,
@@ -136,6 +140,7 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
         if (table.size > 0) await new Promise<void>((resolve) => idleWaiters.add(resolve));
       }
       await closed;
+      ctx.readers.close();
       return { finished: finishedDuringClose, aborted };
     },
   };
