@@ -26,6 +26,8 @@ const files: Array<{ path: string; data: Buffer; mode: number }> = [
   { path: 'nested/deep/er/file.bin', data: randomBytes(64 * 1024), mode: 0o644 },
   { path: 'big.bin', data: big, mode: 0o644 },
 ];
+/** A time in seconds that reads back as exactly `ms` milliseconds (the middle of that millisecond). */
+const seconds = (ms: number): number => (ms + 0.5) / 1000;
 const dirs = ['emptydir', 'ünïcödé', 'nested', 'nested/deep', 'nested/deep/er'];
 
 beforeAll(async () => {
@@ -37,12 +39,12 @@ beforeAll(async () => {
   files.forEach((f, i) => {
     writeFileSync(join(tree, f.path), f.data);
     chmodSync(join(tree, f.path), f.mode);
-    utimesSync(join(tree, f.path), (T + i * 1001) / 1000, (T + i * 1001) / 1000);
+    utimesSync(join(tree, f.path), seconds(T + i * 1001), seconds(T + i * 1001));
   });
   symlinkSync('a.txt', join(tree, 'link-in'));
   symlinkSync('/etc/hostname', join(tree, 'link-out'));
   spawnSync('mkfifo', [join(tree, 'fifo')]);
-  dirs.forEach((d, i) => utimesSync(join(tree, d), (T + 500_000 + i) / 1000, (T + 500_000 + i) / 1000));
+  dirs.forEach((d, i) => utimesSync(join(tree, d), seconds(T + 500_000 + i), seconds(T + 500_000 + i)));
   server = await startServer(['file', 'serve', served, '--host', '127.0.0.1', '--port', '0', '--quiet', '--no-announce']);
 }, 60_000);
 

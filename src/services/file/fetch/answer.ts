@@ -123,6 +123,14 @@ export class Reconnect extends Error {
   }
 }
 
+function refusalOf(r: Response, asked: Asked): unknown {
+  try {
+    throwRefusal(r, asked);
+  } catch (err) {
+    return err;
+  }
+}
+
 async function refused(run: RunState, op: Op & { t: 'get' }, r: Response, asked: Asked): Promise<void> {
   const { item } = op;
   if (r.status === Status.IS_DIRECTORY && item.origin === 'name' && !run.filesOnly) {
@@ -133,6 +141,14 @@ async function refused(run: RunState, op: Op & { t: 'get' }, r: Response, asked:
     run.single = false;
     run.queue.push({ t: 'list', spec: { ...item.spec, kind: 'dir' }, dir: item.remote, recursive: true });
     return;
+  }
+  if (r.status === Status.BUSY) {
+    // The server will not hash this file's resumed prefix for us yet: this file waits for a later run.
+    return failItem(run, item, refusalOf(r, asked));
+  }
+  if (r.status === Status.CHANGED && (op.offset ?? 0) === 0) {
+    // The file changed while the server read it ahead: ask again (counted as a retry).
+    return changedWhileSent(run, op, 0);
   }
   const st = item.staged;
   if (st && (op.offset ?? 0) > 0 && (r.status === Status.CHANGED || r.status === Status.BAD_OFFSET)) {
