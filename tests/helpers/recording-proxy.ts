@@ -29,10 +29,11 @@ export async function tcpRecordingProxy(targetPort: number, targetHost = '127.0.
   const events: TcpRecordingProxy['events'] = [];
   const sockets = new Set<net.Socket>();
   let connections = 0;
-  const server = net.createServer((client) => {
+  // Half-open both ways: a client's half-close (after its last request) is passed on, and the answers still come back.
+  const server = net.createServer({ allowHalfOpen: true }, (client) => {
     const index = connections++;
     let relayed = 0;
-    const upstream = net.connect(targetPort, targetHost);
+    const upstream = net.connect({ port: targetPort, host: targetHost, allowHalfOpen: true });
     sockets.add(client);
     sockets.add(upstream);
     client.on('data', (d: Buffer) => {

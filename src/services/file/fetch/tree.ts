@@ -263,7 +263,10 @@ async function attempt(run: RunState): Promise<void> {
       }
       run.inflight.shift();
       if (run.fatal) throw run.fatal;
-      if (sc.session) void refill();
+      if (sc.session) {
+        await refill();
+        check();
+      }
     }
     await pumping;
     check();
@@ -272,6 +275,8 @@ async function attempt(run: RunState): Promise<void> {
     sc.destroy();
     throw err;
   }
+  // Half-close once every answer is in: the server ends the session at once. (Not earlier: a relay
+  // that does not pass half-closes, such as socat, would cut the answers still on their way.)
   open = false;
   sc.end();
   const timer = setTimeout(() => sc.destroy(), 2000);
