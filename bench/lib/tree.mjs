@@ -1,6 +1,6 @@
 // Tree bench: many files on loopback. netkit file fetch of a whole directory against `tar c | nc` -> `nc | tar x`
 // and `rsync -a` from an rsync daemon, interleaved; a re-run with nothing changed against rsync's; peak RSS.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { randomFillSync } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -58,6 +58,17 @@ function mixedTree(quick) {
   return tree(quick ? 'tree-mixed-256m' : 'tree-mixed-1g', sizes.map((size, i) => ({ path: `m${String(i % 10)}/f${String(i).padStart(3, '0')}.bin`, size: Math.max(KiB, size) })));
 }
 
+/**
+ * Remove an output and flush the file system, untimed: on a file system mounted with `discard` (this VM's
+ * ext4), freeing 10,000 files costs each of the next creates until the journal commits; every contender
+ * starts clean instead of paying for the one before it.
+ */
+function clean(dir) {
+  rmSync(dir, { recursive: true, force: true });
+  spawnSync('sync', ['-f', join(dir, '..')], { stdio: 'ignore' });
+  mkdirSync(dir, { recursive: true });
+}
+
 /** diff -r between the source tree and what arrived. */
 async function same(src, out) {
   const r = await runTimed('diff', ['-r', '-q', src, out], { timeoutMs: 300000 });
@@ -73,8 +84,7 @@ async function netkitServer(dir) {
 
 /** netkit file fetch NAME -o OUT: wall time from the client's start to its exit. `keep`: leave the output (for a re-run). */
 async function netkitFetch(t, port, out, extra = [], { keep = false, check = true, wrap } = {}) {
-  if (!keep) rmSync(out, { recursive: true, force: true });
-  mkdirSync(out, { recursive: true });
+  if (!keep) clean(out);
   const args = [BIN, 'file', 'fetch', t.name, '-H', `127.0.0.1:${port}`, '-o', out, '--quiet', '--json', ...extra];
   const r = wrap ? await runTimed(wrap[0], [...wrap.slice(1), NODE, ...args], { timeoutMs: 600000 }) : await runTimed(NODE, args, { timeoutMs: 600000 });
   let ok = r.code === 0;
@@ -85,8 +95,7 @@ async function netkitFetch(t, port, out, extra = [], { keep = false, check = tru
 
 /** `tar c -C SRC NAME | nc -N` -> `nc -l | tar x -C OUT`: from the sender's start until both ends have exited. */
 async function tarNc(t, out) {
-  rmSync(out, { recursive: true, force: true });
-  mkdirSync(out, { recursive: true });
+  clean(out);
   const port = await freePort('tcp');
   const listener = track(spawn('sh', ['-c', `nc -l 127.0.0.1 ${port} | tar x -C "$0"`, out], { stdio: ['ignore', 'ignore', 'pipe'], env: cleanEnv() }));
   let lerr = '';
@@ -129,8 +138,7 @@ async function rsyncDaemon(work) {
 }
 
 async function rsyncFetch(t, port, out, { keep = false } = {}) {
-  if (!keep) rmSync(out, { recursive: true, force: true });
-  mkdirSync(out, { recursive: true });
+  if (!keep) clean(out);
   const r = await runTimed('rsync', ['-a', `rsync://127.0.0.1:${port}/bench/${t.name}`, `${out}/`], { timeoutMs: 600000 });
   let ok = r.code === 0;
   if (!ok) log(`tree: rsync failed (exit ${r.code}): ${r.stderr.trim().slice(0, 300)}`);
@@ -222,7 +230,7 @@ export async function runTree({ quick }) {
         rounds: n,
         small: { files: small.files, bytes: small.bytes, dirs: quick ? 20 : 100 },
         mixed: { files: mixed.files, bytes: mixed.bytes },
-        data: `random data in ${DATA_DIR} (page cache warm after the first run), output on the same file system, removed before each run`,
+        data: `random data in ${DATA_DIR} (page cache warm after the first run), output on the same file system, removed (and the file system flushed, untimed) before each run`,
         check: 'diff -r -q against the source after every run (a run that differs is not counted)',
       },
       small: smallRuns,

@@ -234,7 +234,7 @@ async function receiveSmall(run: RunState, sc: SessionConn, op: Op & { t: 'get' 
   const keep = await compareWithLocal(run, item, digest);
   if (keep === 'same') return;
   const meta = metaOf(run, item);
-  const f = { target: item.target, data: sink.data, mtimeMs: meta.mtimeMs, mode: meta.mode, replace: item.replace || keep === 'replace', sha256: digest };
+  const f = { target: item.target, data: sink.data, size: sink.data.length, mtimeMs: meta.mtimeMs, mode: meta.mode, replace: item.replace || keep === 'replace', sha256: digest };
   run.smallItems.set(f, item);
   run.small.add(f);
 }

@@ -48,6 +48,7 @@ function describe(st: fs.BigIntStats): string {
 export class LocalTree {
   private readonly dirs = new Map<string, Promise<void>>();
   private readonly made = new Set<string>();
+  private readonly mine = new Set<string>();
 
   constructor(readonly outDir: string) {}
 
@@ -88,6 +89,17 @@ export class LocalTree {
       this.made.delete(rel);
       throw new NetkitError('PERMISSION', `${sanitize(abs)} is ${describe(st)}, not a directory: refusing to save anything through it`, 'move it out of the way, or choose another --out');
     }
+    const me = process.getuid?.();
+    if (this.made.has(rel) && me !== undefined && Number(st.uid) === me && (st.mode & 0o022n) === 0n) this.mine.add(rel);
+  }
+
+  /**
+   * True when this fetch made the directory `rel` and nobody else can write in it (ours, no group or
+   * other write bit): nothing but this fetch has put a name there, so a verified file may be written
+   * next to its final name and renamed onto it.
+   */
+  private(rel: string): boolean {
+    return this.mine.has(rel);
   }
 
   /** True when this fetch created the directory `rel` (so it held nothing of its own before). */

@@ -192,6 +192,7 @@ async function decideAll(run: RunState, files: Item[]): Promise<Array<'fetch' | 
 
 /** Bytes an earlier run left in staging for this file (0 when none); such a file resumes through a partial file. */
 async function leftoverBytes(run: RunState, item: Item): Promise<number> {
+  if (!run.partials) return 0;
   const key = stagingKey(item.target);
   if (!run.stagingNames.has(`${key}.part`)) return 0;
   const st = await fsp.lstat(path.join(run.staging.dir, `${key}.part`)).catch(() => undefined);
@@ -200,5 +201,5 @@ async function leftoverBytes(run: RunState, item: Item): Promise<number> {
 
 /** Whether a listed file goes through a partial file in staging: large, or with a partial download to resume. */
 export function needsStaging(run: RunState, item: Item): boolean {
-  return item.origin === 'name' || (item.size ?? 0) > SMALL_FILE || run.stagingNames.has(`${stagingKey(item.target)}.part`);
+  return item.origin === 'name' || (item.size ?? 0) > SMALL_FILE || (run.partials && run.stagingNames.has(`${stagingKey(item.target)}.part`));
 }

@@ -1,37 +1,22 @@
-// Small files of a tree fetch, written behind the socket: each verified file goes to a private temporary name in staging, a whole group is flushed at once, then each is published under its final name without clobbering anything.
-import { execFile } from 'node:child_process';
-import fs, { constants as fsc } from 'node:fs';
+// Small files of a tree fetch, written behind the socket: each verified file is written under a temporary name by the writer thread, a whole group is flushed at once, then each takes its final name without clobbering anything.
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { NetkitError, errnoOf, fsError } from '../../../errors.js';
+import { NetkitError, fsError } from '../../../errors.js';
 import type { LocalTree } from './local-tree.js';
 import type { BodySink } from './receiver.js';
 import { stagingKey, type Staging } from './staging.js';
+import { WriterThread, type WriteJob, type WriteResult } from './write-thread.js';
 
 /** Files up to this size are received into memory and written whole; larger ones stream into a resumable partial file. */
 export const SMALL_FILE = 1024 * 1024;
 /** Bytes of received small files waiting for the disk before the socket is left to wait. */
 const BACKLOG_BYTES = 16 * 1024 * 1024;
-/** A group flushed together: at most this many files (each holds a descriptor until the flush) or bytes. */
-const GROUP_FILES = 256;
+/** A group flushed together: at most this many files or bytes. */
+const GROUP_FILES = 1024;
 const GROUP_BYTES = 8 * 1024 * 1024;
-/** File-system calls of one group in flight at once. */
-const PARALLEL = 16;
-
-const NOFOLLOW = fsc.O_NOFOLLOW ?? 0;
-const CREATE = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | NOFOLLOW;
-
-const open = promisify(fs.open);
-const write = promisify(fs.write);
-const futimes = promisify(fs.futimes);
-const fsync = promisify(fs.fsync);
-const close = promisify(fs.close);
-const link = promisify(fs.link);
-const rename = promisify(fs.rename);
-const unlink = promisify(fs.unlink);
 
 /** A body received into memory (a small file): the Receiver reads into its buffer, never past it. */
 export class MemorySink implements BodySink {
+  /** Its own memory (not a pooled slice), so it can move to the writer thread without a copy. */
   readonly data: Buffer;
   private fill = 0;
   readonly high = false;
@@ -40,7 +25,7 @@ export class MemorySink implements BodySink {
   onFail: (err: NetkitError) => void = () => undefined;
 
   constructor(size: number) {
-    this.data = Buffer.allocUnsafe(size);
+    this.data = Buffer.allocUnsafeSlow(size);
   }
 
   get length(): number {
@@ -63,7 +48,9 @@ export class MemorySink implements BodySink {
 
 export interface SmallFile {
   target: string;
+  /** Handed to the writer thread (empty afterwards): `size` says how long it was. */
   data: Buffer;
+  size: number;
   /** The server's time (ms), to keep; undefined: the time of the fetch. */
   mtimeMs: number | undefined;
   /** The mode to create it with (umask still applies). */
@@ -76,49 +63,19 @@ export interface SmallFile {
 /** How a small file ended: published, found identical under its name (someone else's copy), or failed. */
 export type SmallOutcome = { kind: 'published' } | { kind: 'same' } | { kind: 'failed'; error: NetkitError };
 
-let syncfsWorks: boolean | undefined = process.platform === 'linux' ? undefined : false;
-
-/**
- * Flush every file system holding `dir` with one syncfs(2) (coreutils `sync -f`): one call makes a
- * whole group durable, where an fsync(2) per file waits once per file. False when it cannot be used.
- */
-function syncfs(dir: string): Promise<boolean> {
-  if (syncfsWorks === false) return Promise.resolve(false);
-  return new Promise((resolve, reject) => {
-    execFile('sync', ['-f', dir], { timeout: 0 }, (err) => {
-      if (!err) {
-        syncfsWorks = true;
-        resolve(true);
-      } else if (syncfsWorks === undefined) {
-        syncfsWorks = false; // no `sync -f` here: fsync each file instead
-        resolve(false);
-      } else {
-        reject(new NetkitError('LOCAL_IO', `cannot flush ${dir} to the disk: ${err.message}`));
-      }
-    });
-  });
-}
-
-/** Run `fn` over `items`, at most PARALLEL at a time. */
-async function each<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) await fn(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(PARALLEL, items.length) }, worker));
-}
-
 /**
  * The write-behind queue of small files. add() never waits; roomFor() lets the receiving side wait while
- * too many bytes are queued. Groups are written to `KEY.<pid>.new` in staging (new files, never through
- * a link), flushed together (unless --no-fsync), then published with link(2) (which never replaces
- * anything) or, with `replace`, rename(2); each directory that gained names is flushed once per group.
+ * too many bytes are queued. A file goes next to its final name when this fetch made that directory and
+ * nobody else can write there (then rename(2)), else to `KEY.PID.new` in staging (then link(2), which
+ * never replaces anything); created new, never through a link. Each group is flushed before any of it
+ * is named (unless --no-fsync), and each directory that gained names is flushed once per group.
  */
 export class SmallFiles {
   private readonly queue: SmallFile[] = [];
   private queued = 0;
   private running: Promise<void> | undefined;
   private waiters: Array<() => void> = [];
+  private readonly thread = new WriterThread();
 
   constructor(
     private readonly staging: Staging,
@@ -134,7 +91,7 @@ export class SmallFiles {
 
   add(f: SmallFile): void {
     this.queue.push(f);
-    this.queued += f.data.length;
+    this.queued += f.size;
     this.running ??= this.loop().finally(() => {
       this.running = undefined;
       this.wake();
@@ -151,6 +108,11 @@ export class SmallFiles {
     while (this.running) await this.running;
   }
 
+  /** Stop the writer thread (after drain()). */
+  close(): Promise<void> {
+    return this.thread.close();
+  }
+
   private wake(): void {
     const w = this.waiters;
     this.waiters = [];
@@ -161,131 +123,57 @@ export class SmallFiles {
     while (this.queue.length > 0) {
       let bytes = 0;
       let n = 0;
-      while (n < this.queue.length && n < GROUP_FILES && (n === 0 || bytes + this.queue[n]!.data.length <= GROUP_BYTES)) bytes += this.queue[n++]!.data.length;
+      while (n < this.queue.length && n < GROUP_FILES && (n === 0 || bytes + this.queue[n]!.size <= GROUP_BYTES)) bytes += this.queue[n++]!.size;
       const group = this.queue.splice(0, n);
-      await this.write(group);
+      try {
+        await this.write(group);
+      } catch (err) {
+        for (const f of group) this.done(f, { kind: 'failed', error: fsError(err, `cannot write ${this.tree.pathOf(f.target)}`) });
+      }
       this.queued -= bytes;
       this.wake();
     }
   }
 
-  private tempOf(f: SmallFile): string {
-    return path.join(this.staging.dir, `${stagingKey(f.target)}.${process.pid}.new`);
+  /** The directory of a target ('' is OUT). */
+  private dirOf(f: SmallFile): string {
+    const i = f.target.lastIndexOf('/');
+    return i < 0 ? '' : f.target.slice(0, i);
   }
 
   private async write(group: SmallFile[]): Promise<void> {
-    const opened = new Map<SmallFile, number>();
-    const failed = new Map<SmallFile, NetkitError>();
-    const fail = (f: SmallFile, err: unknown, what: string): void => void failed.set(f, fsError(err, what));
-    try {
-      await this.staging.recheck();
-    } catch (err) {
-      for (const f of group) this.done(f, { kind: 'failed', error: fsError(err, 'staging') });
-      return;
+    await this.staging.recheck();
+    const jobs: WriteJob[] = [];
+    const dirs = new Set<string>();
+    for (const f of group) {
+      const dir = this.dirOf(f);
+      await this.tree.ensureDir(dir); // made when the listing was planned: a look-up here
+      const inPlace = this.tree.private(dir);
+      const temp = inPlace
+        ? path.join(this.tree.pathOf(dir), `.netkit.${stagingKey(f.target)}.${process.pid}.new`)
+        : path.join(this.staging.dir, `${stagingKey(f.target)}.${process.pid}.new`);
+      dirs.add(dir === '' ? this.tree.outDir : this.tree.pathOf(dir));
+      jobs.push({ temp, final: this.tree.pathOf(f.target), data: f.data, mode: f.mode, mtimeMs: f.mtimeMs ?? -1, rename: inPlace || f.replace });
     }
-    await each(group, async (f) => {
-      const temp = this.tempOf(f);
-      try {
-        await this.tree.ensureDir(path.posix.dirname(f.target) === '.' ? '' : path.posix.dirname(f.target));
-        let fd: number;
-        try {
-          fd = await open(temp, CREATE, f.mode);
-        } catch (err) {
-          if (errnoOf(err) !== 'EEXIST') throw err;
-          await unlink(temp); // left by a killed run of the same pid
-          fd = await open(temp, CREATE, f.mode);
-        }
-        opened.set(f, fd);
-        for (let at = 0; at < f.data.length; ) at += (await write(fd, f.data, at, f.data.length - at, at)).bytesWritten;
-        if (f.mtimeMs !== undefined) {
-          const t = (f.mtimeMs + 0.5) / 1000;
-          await futimes(fd, t, t);
-        }
-      } catch (err) {
-        fail(f, err, `cannot write ${temp}`);
-      }
-    });
-    const written = group.filter((f) => opened.has(f) && !failed.has(f));
-    if (this.durable && written.length > 0 && !(await syncfs(this.staging.dir).catch(() => false))) {
-      await each(written, async (f) => {
-        try {
-          await fsync(opened.get(f)!);
-        } catch (err) {
-          fail(f, err, `cannot write ${this.tempOf(f)}`);
-        }
-      });
-    }
-    await each([...opened.values()], (fd) => close(fd).catch(() => undefined));
-    const outcomes = new Map<SmallFile, SmallOutcome>();
-    await each(group, async (f) => {
-      const err = failed.get(f);
-      if (err) {
-        await unlink(this.tempOf(f)).catch(() => undefined);
-        outcomes.set(f, { kind: 'failed', error: err });
-        return;
-      }
-      outcomes.set(f, await this.publish(f));
-    });
-    if (this.durable) {
-      const dirs = new Set(group.filter((f) => outcomes.get(f)?.kind === 'published').map((f) => path.dirname(this.tree.pathOf(f.target))));
-      await each([...dirs], (d) => syncDirQuietly(d));
-    }
-    for (const f of group) this.done(f, outcomes.get(f)!);
+    const results = await this.thread.run({ jobs, durable: this.durable, syncDir: this.staging.dir, dirs: [...dirs] });
+    for (const [i, f] of group.entries()) this.done(f, await this.outcome(f, results[i]!));
   }
 
-  private async publish(f: SmallFile): Promise<SmallOutcome> {
-    const temp = this.tempOf(f);
-    const final = this.tree.pathOf(f.target);
-    try {
-      if (f.replace) {
-        await rename(temp, final);
-        return { kind: 'published' };
-      }
-      try {
-        await link(temp, final);
-      } catch (err) {
-        const errno = errnoOf(err);
-        if (errno === 'EEXIST') return await this.appeared(f);
-        if (errno !== 'EPERM' && errno !== 'ENOTSUP' && errno !== 'EOPNOTSUPP') throw err;
-        // No hard links here: claim the name exclusively, then rename over our own claim.
-        const claim = await open(final, CREATE, 0o600).catch((e: unknown) => {
-          throw errnoOf(e) === 'EEXIST' ? new NetkitError('EXISTS', 'exists') : e;
-        });
-        await close(claim);
-        await rename(temp, final);
-        return { kind: 'published' };
-      }
-      return { kind: 'published' };
-    } catch (err) {
-      if (err instanceof NetkitError && err.code === 'EXISTS') return this.appeared(f);
-      return { kind: 'failed', error: fsError(err, `cannot create ${final}`) };
-    } finally {
-      await unlink(temp).catch(() => undefined);
-    }
+  private async outcome(f: SmallFile, r: WriteResult): Promise<SmallOutcome> {
+    if (r.ok) return { kind: 'published' };
+    if (r.exists) return this.appeared(f);
+    const err = Object.assign(new Error(r.message), { code: r.errno });
+    return { kind: 'failed', error: fsError(err, r.step === 'name' ? `cannot create ${r.path}` : `cannot write ${r.path}`) };
   }
 
   /** The final name was taken during the fetch: identical content counts as there; anything else is reported. */
   private async appeared(f: SmallFile): Promise<SmallOutcome> {
     const final = this.tree.pathOf(f.target);
     const there = await this.tree.present(f.target).catch(() => undefined);
-    if (there?.kind === 'file' && there.size === f.data.length) {
+    if (there?.kind === 'file' && there.size === f.size) {
       const same = await this.tree.hashOf(f.target).then((h) => h.equals(f.sha256), () => false);
       if (same) return { kind: 'same' };
     }
     return { kind: 'failed', error: new NetkitError('EXISTS', `${final} appeared during the download (another copy, different from the server's)`, 'use --force to overwrite it') };
-  }
-}
-
-/** fsync a directory so the names just added to it survive a power failure; not every platform can. */
-export async function syncDirQuietly(dir: string): Promise<void> {
-  try {
-    const fd = await open(dir, fsc.O_RDONLY);
-    try {
-      await fsync(fd);
-    } finally {
-      await close(fd);
-    }
-  } catch {
-    // the files themselves were flushed
   }
 }

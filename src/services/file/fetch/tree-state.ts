@@ -65,6 +65,8 @@ export class RunState {
   readonly smallItems = new Map<SmallFile, Item>();
   /** Names in staging when the fetch began (KEY.part: a partial download to resume). */
   stagingNames = new Set<string>();
+  /** Some partial download waits in staging (else no file needs its staging key looked up). */
+  partials = false;
   fetched = 0;
   skipped = 0;
   failed = 0;

@@ -38,7 +38,7 @@ export async function runSet(opts: SetOptions, how: { single?: boolean; filesOnl
   const small = new SmallFiles(staging, tree, opts.fsync !== false, (f, outcome) => {
     const item = run!.smallItems.get(f)!;
     run!.smallItems.delete(f);
-    if (outcome.kind === 'published') run!.end(item, { name: item.remote, path: tree.pathOf(item.target), status: 'fetched', size: f.data.length, sha256: f.sha256.toString('hex'), resumedFrom: 0 });
+    if (outcome.kind === 'published') run!.end(item, { name: item.remote, path: tree.pathOf(item.target), status: 'fetched', size: f.size, sha256: f.sha256.toString('hex'), resumedFrom: 0 });
     else if (outcome.kind === 'same') run!.skip(item, 'an identical copy appeared meanwhile');
     else {
       if (outcome.error.code === 'DISK_FULL') run!.fatal ??= outcome.error;
@@ -50,6 +50,7 @@ export async function runSet(opts: SetOptions, how: { single?: boolean; filesOnl
   run.filesOnly = how.filesOnly === true;
   try {
     run.stagingNames = await staging.names();
+    run.partials = [...run.stagingNames].some((n) => n.endsWith('.part'));
     await initialOps(run, specs);
     await loop(run);
   } catch (err) {
@@ -57,6 +58,7 @@ export async function runSet(opts: SetOptions, how: { single?: boolean; filesOnl
     run.fatal ??= opts.signal?.aborted ? interruption(opts.signal) : err;
   } finally {
     await small.drain();
+    await small.close();
     while (run.finishing.size > 0) await Promise.allSettled([...run.finishing]);
     await wrapUp(run);
   }
@@ -263,7 +265,8 @@ async function attempt(run: RunState): Promise<void> {
       }
       run.inflight.shift();
       if (run.fatal) throw run.fatal;
-      if (sc.session) {
+      // Refill in batches (one write for many requests), long before the server runs out of work.
+      if (sc.session && (run.inflight.length <= WINDOW / 2 || run.queue[0]?.t === 'list' || run.inflight.length === 0)) {
         await refill();
         check();
       }
