@@ -1,13 +1,15 @@
 // Trees that are cut off and fetched again (only what is missing crosses the wire), round trips before the first byte, an older server, and a hostile one, against the built binary.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FrameReader, FrameType } from '../../src/protocol/file-v1.js';
 import { EntryKind } from '../../src/protocol/file-list.js';
 import { STAGING_DIR } from '../../src/services/file/fetch/staging.js';
-import { runNetkit, spawnNetkit, startServer, type Server } from '../helpers/netkit.js';
+import { BIN, runNetkit, spawnNetkit, startServer, type Server } from '../helpers/netkit.js';
 import { tcpRecordingProxy, type TcpRecordingProxy } from '../helpers/recording-proxy.js';
 import { partialReaches } from '../helpers/staging.js';
 import { fakeFileServer, type FakeFile } from '../helpers/fake-file-server.js';
@@ -92,6 +94,83 @@ describe('a tree fetch cut off twice', () => {
     expect(wire(last)).toBeLessThan(afterKill + 64 * 1024);
     complete(out);
   }, 90_000);
+});
+
+describe('riding out an outage, stopping, running out of room', () => {
+  let server: Server;
+  beforeAll(async () => {
+    server = await startServer(['file', 'serve', served, '--host', '127.0.0.1', '--port', '0', '--quiet', '--no-announce']);
+  });
+  afterAll(async () => server.stop('SIGKILL'));
+
+  test('--retries: two cuts during a tree, two retry lines, every file there, nothing fetched twice but what was in flight', async () => {
+    const proxy = await tcpRecordingProxy(server.port, '127.0.0.1', { cut: (i, bytes) => i < 2 && bytes >= 9 * MiB });
+    try {
+      const out = mkdtempSync(join(base, 'retry-'));
+      const r = await runNetkit(['file', 'fetch', 't', '-H', `127.0.0.1:${proxy.port}`, '-o', out, '--json'], { timeoutMs: 30_000 });
+      expect(r.code).toBe(0);
+      const lines = r.stderr.split('\n').filter(Boolean);
+      expect(lines).toHaveLength(2);
+      lines.forEach((l, i) => expect(l).toMatch(new RegExp(`^netkit: connection lost after \\d+/43 files \\([\\d.]+M of [\\d.]+M\\); retrying in 1s \\(${i + 1}/5\\)$`)));
+      expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, fetched: 43, retries: 2 });
+      expect(wire(proxy)).toBeLessThan(total() + 2 * MiB);
+      complete(out);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test('Ctrl-C: what arrived is kept and said; the same command fetches the rest', async () => {
+    const out = mkdtempSync(join(base, 'int-'));
+    const f = spawnNetkit(['file', 'fetch', 't', '-H', `127.0.0.1:${server.port}`, '-o', out], { timeoutMs: 30_000 });
+    await partialReaches(out, 't/big0.bin', 1 * MiB);
+    f.child.kill('SIGINT');
+    const r = await f.done;
+    expect(r.code).toBe(130);
+    expect(r.stderr).toMatch(/^netkit: interrupted: \d+ of 43 files are there \(partial downloads kept in .*\.netkit\); run the same command to fetch the rest$/m);
+    expect(missing(out)).toBeLessThan(total());
+    const again = await runNetkit(['file', 'fetch', 't', '-H', `127.0.0.1:${server.port}`, '-o', out, '--json'], { timeoutMs: 30_000 });
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout).resumed).toBe(1);
+    complete(out);
+  });
+
+  const tmpfs = (dir: string): string | undefined => {
+    if (process.getuid?.() !== 0) return 'needs root to mount a small tmpfs';
+    const r = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', dir]);
+    return r.status === 0 ? undefined : `cannot mount a tmpfs: ${r.stderr.toString().trim()}`;
+  };
+
+  test('not enough room for the tree: refused before any byte is written, saying how much is needed (or skipped where no tmpfs can be mounted)', async () => {
+    const out = mkdtempSync(join(base, 'full-'));
+    const why = tmpfs(out);
+    if (why) {
+      console.warn(`skipped: ${why}`);
+      return;
+    }
+    try {
+      const r = await runNetkit(['file', 'fetch', 't', '-H', `127.0.0.1:${server.port}`, '-o', out], { timeoutMs: 30_000 });
+      expect(r.code).toBe(9);
+      expect(r.stderr).toMatch(/^netkit: not enough room in .*: the files need 36M more, [\d.]+M free$/m);
+      const found = spawnSync('find', [out, '-type', 'f'], { encoding: 'utf8' }).stdout.trim();
+      expect(found).toBe('');
+    } finally {
+      spawnSync('umount', [out]);
+    }
+  });
+
+  test('one bar for the set on a terminal: files done/total, bytes, speed, ETA and the current file', async () => {
+    const out = mkdtempSync(join(base, 'bar-'));
+    const cmd = [process.execPath, BIN, 'file', 'fetch', 't', '-H', `127.0.0.1:${server.port}`, '-o', out].map((a) => `'${a}'`).join(' ');
+    const child = spawn('script', ['-qfec', cmd, '/dev/null'], { env: { ...process.env, NO_COLOR: '1', COLUMNS: '160' } });
+    let text = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (text += d));
+    const [code] = (await once(child, 'close')) as [number];
+    expect(code).toBe(0);
+    expect(text).toMatch(/t\/(small\/s\d\d|big\d)\.bin \[[= ]*\] +\d+% \| \d+\/43 files \| [\d.]+[BKM]\/36M \| /);
+    expect(text).toMatch(/ETA /);
+    expect(text).toMatch(/^43 files in 1 directory: 43 fetched/m);
+  });
 });
 
 /** The frame types the client sent before the server's first byte on its first connection. */

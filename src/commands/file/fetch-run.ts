@@ -96,7 +96,7 @@ export async function runFileFetch(o: FetchRunOptions): Promise<void> {
         force: o.force,
         checksum: o.checksum,
         preserve: o.preserve,
-        onProgress: bar ? (p) => bar.update(p.bytesDone, p.bytesTotal, single ? undefined : { name: p.current || 'listing', filesDone: p.filesDone, filesTotal: p.filesTotal }) : undefined,
+        onProgress: bar ? (p) => bar.update(p.bytesDone, p.bytesTotal, p.set ? { name: p.current || 'listing', filesDone: p.filesDone, filesTotal: p.filesTotal } : undefined) : undefined,
       },
       { single },
     );

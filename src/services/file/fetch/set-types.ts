@@ -40,6 +40,8 @@ export interface SetProgress {
   bytesTotal: number;
   /** The file being received, relative to --out. */
   current: string;
+  /** False while this is one file named on the command line (then show it as one file). */
+  set: boolean;
 }
 
 export type FileStatus = 'fetched' | 'skipped' | 'failed';

@@ -178,7 +178,7 @@ export class RunState {
     if (!force && now - this.lastProgress < 50 && this.bytesDone - this.lastBytes < 256 * 1024) return;
     this.lastProgress = now;
     this.lastBytes = this.bytesDone;
-    const p: SetProgress = { filesDone: this.filesDone, filesTotal: this.filesTotal, bytesDone: this.bytesDone, bytesTotal: this.bytesTotal, current: this.current };
+    const p: SetProgress = { filesDone: this.filesDone, filesTotal: this.filesTotal, bytesDone: this.bytesDone, bytesTotal: this.bytesTotal, current: this.current, set: !this.single };
     this.opts.onProgress(p);
   }
 

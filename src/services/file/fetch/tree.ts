@@ -72,6 +72,7 @@ async function wrapUp(run: RunState): Promise<void> {
     for (const [rel, meta] of dirs) await run.tree.finishDir(rel, meta, run.umask).catch((err: unknown) => run.opts.onNotice?.(err instanceof Error ? err.message : String(err)));
   }
   const fatal = run.fatal;
+  if (fatal && !run.single) run.fatal = setFailure(run, fatal);
   for (const op of [...run.inflight, ...run.queue]) {
     if (op.t !== 'get') continue;
     if (run.single && fatal && op.item.staged) {
@@ -81,6 +82,19 @@ async function wrapUp(run: RunState): Promise<void> {
     await releaseStaged(op.item);
   }
   await run.staging.tidy();
+}
+
+/** What stopped a set of files, with how far it got and how to go on. */
+function setFailure(run: RunState, err: NetkitError): NetkitError {
+  const there = run.fetched + run.skipped;
+  const kept = run.inflight.concat(run.queue).some((op) => op.t === 'get' && (op.item.staged?.part.have ?? 0) > 0) ? ` (partial downloads kept in ${run.staging.dir})` : '';
+  const progress = `${there} of ${run.filesTotal} ${run.filesTotal === 1 ? 'file is' : 'files are'} there${kept}`;
+  if (err.code === 'INTERRUPTED' || err.code === 'TERMINATED') return new NetkitError(err.code, `interrupted: ${progress}; run the same command to fetch the rest`);
+  if (['PEER_CLOSED', 'TIMEOUT', 'CONNECT_REFUSED', 'UNREACHABLE', 'HOST_NOT_FOUND'].includes(err.code) && run.reached) {
+    const after = run.retries > 0 ? ` (after ${run.retries} ${run.retries === 1 ? 'retry' : 'retries'})` : '';
+    return new NetkitError(err.code, `${err.message}${after}; ${progress}`, 'run the same command again: what is there is skipped, partial downloads resume', { cause: err });
+  }
+  return err;
 }
 
 const pending = (run: RunState): boolean => run.queue.length > 0 || run.inflight.length > 0;
