@@ -19,6 +19,8 @@ export interface FakeOptions {
   listing?: (dir: string, recursive: boolean) => Entry[] | undefined;
   /** Data to send for a file instead of its own (the TRAILER still carries the hash of `data`): a lying server. */
   body?: (name: string) => Buffer | undefined;
+  /** Drop this ENTRY frame (by index) from the listing but keep it in END's count and hash: a listing cut on the way. */
+  dropEntry?: number;
 }
 
 export interface Recorded {
@@ -117,7 +119,8 @@ export async function fakeFileServer(files: FakeFile[], opts: FakeOptions = {}):
           const frames = (entries ?? listTree(files, l.name, l.recursive)).map(encodeEntry);
           const hash = createHash('sha256');
           for (const e of frames) hash.update(e);
-          s.write(Buffer.concat([encodeResponse({ status: Status.OK, size: 0, offset: 0, validator: Buffer.alloc(0), message: '' }), ...frames, encodeEnd({ count: frames.length, skipped: 0, sha256: hash.digest() })]));
+          const sent = frames.filter((_, i) => i !== opts.dropEntry);
+          s.write(Buffer.concat([encodeResponse({ status: Status.OK, size: 0, offset: 0, validator: Buffer.alloc(0), message: '' }), ...sent, encodeEnd({ count: frames.length, skipped: 0, sha256: hash.digest() })]));
           continue;
         }
         if (f.type !== FrameType.REQUEST) {

@@ -146,6 +146,15 @@ describe('a hostile server', () => {
     expect(readdirSync(join(out, 'docs'))).toEqual(['y.md']);
   });
 
+  test('a listing whose END does not match what arrived (an entry missing) is refused whole: nothing of it is written', async () => {
+    const s = await serve(tree, { dropEntry: 1 });
+    const out = outDir();
+    const run = await fetchFrom(s, ['docs/'], out);
+    expect(run.result()).toMatchObject({ fetched: 0, failed: 1 });
+    expect(run.outcomes[0]?.error?.message).toMatch(/the listing of 'docs' did not verify: .* said it held 2 entries, but sent 1/);
+    expect(readdirSync(out)).toEqual([]);
+  });
+
   test('the listing helper lists as the protocol says (depth-first, sorted)', () => {
     expect(listTree(tree, 'photos', true).map((e) => e.name)).toEqual(['photos/2024', 'photos/2024/a.jpg', 'photos/2024/b.jpg', 'photos/big.bin', 'photos/run.sh']);
   });

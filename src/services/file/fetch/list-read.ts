@@ -53,7 +53,8 @@ export async function readListing(sc: SessionConn, seq: number, asked: Asked, fi
     sc.prove('trailer', f, seq, asked);
     const end = decodeEnd(f);
     if (end.count !== entries.length) {
-      throw new NetkitError('PROTOCOL', `${sc.target} said its listing of '${asked.name}' held ${end.count} entries, but sent ${entries.length}`);
+      // END was read: the connection is still in step, only this listing is refused.
+      throw new NetkitError('INTEGRITY', `the listing of '${asked.name}' did not verify: ${sc.target} said it held ${end.count} entries, but sent ${entries.length}`, 'run the command again; if it fails again, the server or the network is broken');
     }
     if (!hash.digest().equals(end.sha256)) {
       throw new NetkitError('INTEGRITY', `the listing of '${asked.name}' did not verify: its SHA-256 does not match the server's`, 'run the command again; if it fails again, the network corrupts data');
