@@ -1,9 +1,9 @@
-// `npm run bench [-- disk|startup|file|tls|fleet|discover|tree ...] [--quick] [--no-docs]`: netkit against its peers, side by side.
+// `npm run bench [-- disk|startup|file|tls|fleet|flood|http|discover|tree ...] [--quick] [--no-docs]`: netkit against its peers, side by side.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { OUT, ensureDir, log, machineFacts, killAll } from './lib/common.mjs';
 
-const PARTS = ['disk', 'startup', 'file', 'tls', 'fleet', 'discover', 'tree'];
+const PARTS = ['disk', 'startup', 'file', 'tls', 'fleet', 'flood', 'http', 'discover', 'tree'];
 const USAGE = `usage: npm run bench -- [${PARTS.join('|')} ...] [--quick] [--no-docs]
 
   (no part)   run every part (about 5-10 minutes)
@@ -49,6 +49,8 @@ const runners = {
   file: async (o) => (await import('./lib/file.mjs')).runFile(o),
   tls: async (o) => (await import('./lib/file.mjs')).runTls(o),
   fleet: async (o) => (await import('./lib/fleet.mjs')).runFleet(o),
+  http: async (o) => (await import('./lib/http.mjs')).runHttp(o),
+  flood: async (o) => (await import('./lib/flood.mjs')).runFlood(o),
   discover: async (o) => (await import('./lib/discover.mjs')).runDiscover(o),
   tree: async (o) => (await import('./lib/tree.mjs')).runTree(o),
 };

@@ -204,6 +204,17 @@ export async function waitUntil(check, { timeoutMs = 5000, what = 'condition' } 
   }
 }
 
+/** A process's user + system CPU time so far, in seconds (from /proc/<pid>/stat); NaN once it is gone. */
+export function cpuSeconds(pid) {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return (Number(rest[11]) + Number(rest[12])) / 100; // utime + stime, in USER_HZ (100/s)
+  } catch {
+    return NaN;
+  }
+}
+
 export function machineFacts() {
   const cpu = cpus()[0]?.model?.trim() || 'unknown';
   let nproc = cpus().length;

@@ -1,4 +1,4 @@
-// Disk bench (issue 2): UDP answers/s with 16 requests in flight, and round-trip p50/p99 with one in flight,
+// Disk bench: UDP answers/s with 16 requests in flight, and round-trip p50/p99 with one in flight,
 // for netkit and its peers side by side in one run, interleaved.
 import { createSocket } from 'node:dgram';
 import { spawn, spawnSync } from 'node:child_process';
@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import {
   BENCH, OUT, BIN, NODE, cleanEnv, log, which, skippedTool, median, rotated, startProcess, runTimed, freePort,
-  netkitHas, ensureDir, nowMs, quantile, track,
+  netkitHas, ensureDir, nowMs, quantile, track, cpuSeconds,
 } from './common.mjs';
 import * as snmp from './snmp.mjs';
 
@@ -63,16 +63,6 @@ export function udpAsk(port, datagram, { timeoutMs = 1000, attempts = 5 } = {}) 
     });
     s.bind(0, '127.0.0.1', send);
   });
-}
-
-function cpuTicks(pid) {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-    return Number(rest[11]) + Number(rest[12]); // utime + stime, in USER_HZ (100/s)
-  } catch {
-    return NaN;
-  }
 }
 
 /** Build bench/out/udpload from bench/udpload.c; null (and a warning) when no C compiler works. */
@@ -312,12 +302,12 @@ export async function runDisk({ quick }) {
     const fresh = [];
     for (let r = 0; r < rounds; r++) {
       for (const c of rotated(list, r)) {
-        const cpu0 = cpuTicks(c.srv.pid);
+        const cpu0 = cpuSeconds(c.srv.pid);
         const sampler = c.freshness ? freshnessSampler(c.port) : null;
         const res = await load(exe, c.port, c.t, { inflight: 16, duration, warmup, timeoutMs: 200 });
         if (sampler) fresh.push(...sampler.stop());
-        const cpu1 = cpuTicks(c.srv.pid);
-        res.server_cpu_s = (cpu1 - cpu0) / 100;
+        const cpu1 = cpuSeconds(c.srv.pid);
+        res.server_cpu_s = cpu1 - cpu0;
         res.round = r;
         runs[c.key].push(res);
         rates[c.key].push(res.rate);

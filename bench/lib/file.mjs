@@ -1,4 +1,4 @@
-// File bench (issues 3 and 5): 1 GiB loopback transfer wall time for netkit vs nc vs curl+http.server,
+// File bench: 1 GiB loopback transfer wall time for netkit vs nc vs curl+http.server,
 // peak RSS of netkit's processes, 32 concurrent fetches, and TLS vs plain, all interleaved in one run.
 import { spawn } from 'node:child_process';
 import { createServer, connect } from 'node:net';
@@ -14,7 +14,7 @@ import {
 
 const MiB = 1 << 20;
 const GiB = 1 << 30;
-const DATA_DIR = join(tmpdir(), 'netkit-bench-data');
+export const DATA_DIR = join(tmpdir(), 'netkit-bench-data');
 
 async function sha256File(p) {
   const h = createHash('sha256');
@@ -26,7 +26,7 @@ async function sha256File(p) {
  * A random file of `size` bytes under the shared data dir, created once and reused across runs (its hash is
  * cached next to it). Hashing it also reads it once, so it starts in the page cache.
  */
-async function dataFile(size, name) {
+export async function dataFile(size, name) {
   mkdirSync(DATA_DIR, { recursive: true });
   const p = join(DATA_DIR, name);
   const meta = `${p}.sha256`;
@@ -51,7 +51,7 @@ async function dataFile(size, name) {
 }
 
 /** Is `out` byte-identical to `src`? cmp when present (fast, stops at the first difference), else SHA-256. */
-async function verify(src, out) {
+export async function verify(src, out) {
   if (fileSize(out) !== src.size) return false;
   if (which('cmp')) {
     const r = await runTimed('cmp', ['-s', src.path, out], { timeoutMs: 120000 });

@@ -23,7 +23,7 @@ function header(part, r) {
 
 function diskSection(r) {
   const d = r.result;
-  const L = ['### Disk server capacity (issue 2)', '', ...header('disk', r)];
+  const L = ['### Disk server capacity', '', ...header('disk', r)];
   const c = d.conditions;
   L.push(`Conditions: loopback only; load generator ${c.generator} keeps ${c.inflight} requests in flight, replaces a request unanswered after ${c.timeout_ms} ms, counts only valid replies (id echoed where the protocol has one); ` +
     `${c.rounds} rounds × ${c.duration_s} s per server after ${c.warmup_s} s warm-up, servers interleaved with the order rotated each round; the table shows the median round. ` +
@@ -69,7 +69,7 @@ function diskSection(r) {
 
 function startupSection(r) {
   const s = r.result;
-  const L = ['### Whole-process start-up (issue 2)', '', ...header('startup', r)];
+  const L = ['### Whole-process start-up', '', ...header('startup', r)];
   L.push(`Conditions: ${s.conditions.method}; ${s.conditions.env}; the query goes to a ${s.conditions.server ?? '(no server)'} started once before. Ratios are the median over rounds of each round's median ratio.`, '');
   L.push('| command | median wall time | per-round medians | ratio to `node -e 0` |', '|---|---:|---|---:|');
   for (const c of s.commands) L.push(`| ${c.label} | ${fmt.ms(c.median_ms)} | ${c.round_medians_ms.map((x) => x.toFixed(1)).join(', ')} | ${fmt.ratio(c.ratio_to_node)} |`);
@@ -88,7 +88,7 @@ function startupSection(r) {
 
 function fileSection(r) {
   const f = r.result;
-  const L = ['### File transfer (issue 3)', '', ...header('file', r)];
+  const L = ['### File transfer', '', ...header('file', r)];
   const c = f.conditions;
   L.push(`Conditions: ${sizeLabel(c.size)} of ${c.file}; output on the ${c.out}; ${c.verify} (a run that doesn't verify is not counted); ` +
     `${c.rounds} interleaved rounds, order rotated each round and reversed every other round. Wall time runs from the client's start to its exit (for nc, until both the sending client and the receiving listener have exited; for "then fsync", until fsync(2) of the output and of its directory returned, done by the bench process: the durability netkit's default gives before its rename); servers were already listening. Only netkit verifies anything.`, '');
@@ -148,7 +148,7 @@ function fileSection(r) {
 
 function tlsSection(r) {
   const t = r.result;
-  const L = ['### TLS (issue 5)', ''];
+  const L = ['### TLS', ''];
   if (t.skipped) return [...L, ...header('tls', r), `- ${t.skipped}`, ''];
   L.push(...header('tls', r));
   L.push(`Conditions: ${sizeLabel(t.conditions.size)} file, ${t.conditions.rounds} interleaved rounds, plain and \`--tls\` servers from the same build side by side, client pinned with \`--tls-fingerprint\`, both fetches with \`--no-fsync\` (the flush to disk is the same for both and varies by more than TLS costs).`, '');
@@ -231,13 +231,105 @@ function treeSection(r) {
     L.push(`- Peak RSS on the ${fmt.int(c.small.files)}-file tree: client ${fmt.mib(t.rss.client_kib)} (\`/usr/bin/time -f %M\`), server ${fmt.mib(t.rss.server_kib)} (VmHWM of a fresh server)${t.rss.ok ? '' : ' (the fetch FAILED)'}; target ≤ 100 MB each → ${verdict(under && t.rss.ok)}.`);
   }
   for (const s of t.skipped) L.push(`- ${s.key}: ${s.reason}`);
+
+function httpSection(r) {
+  const h = r.result;
+  const L = ['### HTTP on the file port', '', ...header('http', r)];
+  L.push(
+    `Conditions: loopback; the ${sizeLabel(h.size)} file in the page cache; each server its own process on its own port, all running during the whole part: ` +
+      '`netkit file serve` (HTTP on by default; `--max-connections 256 --max-per-source 256` so that 100 connections from one address are let in), ' +
+      'nginx 1.22 with a generated minimal configuration (`master_process off`, one process, `sendfile on`, `tcp_nopush on`, no access log), and `python3 -m http.server`. ' +
+      `Whole file: \`curl -sS -f -o FILE URL\` into the page cache, timed from spawn to exit, then \`cmp\` against the source; ${h.rounds} rounds, the order rotated each round. ` +
+      `Ranges: one \`curl --parallel --parallel-immediate --parallel-max ${h.concurrent}\` with ${h.concurrent} \`-r a-b\` requests of 1 MiB at random 4 KiB-aligned offsets, each into its own file (checked against the source in the first round), ${h.range_rounds} rounds alternating netkit and nginx; requests/s = ${h.concurrent} / wall time. ` +
+      'Peak RSS: VmHWM of each server process at the end of the part (both tests).',
+    '',
+  );
+  L.push('| server | whole file: median | throughput | per round | failed | 100 × 1 MiB ranges: requests/s (median) | per round | peak RSS |', '|---|---:|---:|---|---:|---:|---|---:|');
+  for (const c of h.contenders) {
+    L.push(
+      `| ${c.label} | ${fmt.s(c.whole_median_ms)} | ${fmt.int(c.whole_mb_s)} MB/s | ${c.whole_runs_ms.map((x) => (x == null ? 'failed' : fmt.s(x))).join(', ')} | ${c.whole_failed} | ` +
+        `${c.ranges_median_rps == null ? '–' : fmt.int(c.ranges_median_rps)} | ${c.ranges_rps.map(fmt.int).join(', ') || '–'} | ${Number.isFinite(c.peak_rss_mib) ? `${c.peak_rss_mib.toFixed(1)} MiB` : '–'} |`,
+    );
+  }
+  for (const s of h.skipped) L.push(`| ${s.key} | ${cell(s.reason)} | | | | | | |`);
+  L.push('');
+  const nk = h.contenders.find((c) => c.key === 'netkit');
+  const ng = h.contenders.find((c) => c.key === 'nginx');
+  const py = h.contenders.find((c) => c.key === 'python');
+  if (nk && ng) {
+    const tput = ng.whole_median_ms / nk.whole_median_ms;
+    const pairs = nk.whole_runs_ms.map((x, i) => (x != null && ng.whole_runs_ms[i] != null ? ng.whole_runs_ms[i] / x : null)).filter((x) => x != null);
+    L.push(`- Target "whole-file throughput ≥ 0.9× nginx": netkit/nginx = ${fmt.ratio(tput)}; per-round paired ratios ${pairs.map(fmt.ratio).join(', ')} → ${verdict(tput >= 0.9)}.`);
+    const rps = nk.ranges_median_rps / ng.ranges_median_rps;
+    L.push(`- Target "${h.concurrent} concurrent 1 MiB ranges: requests/s ≥ 0.5× nginx": ${fmt.ratio(rps)} → ${verdict(rps >= 0.5)}.`);
+    if (py) L.push(`- netkit/python3 -m http.server whole-file throughput: ${fmt.ratio(py.whole_median_ms / nk.whole_median_ms)}.`);
+    L.push(`- Target "peak server RSS ≤ 100 MB during both": netkit ${nk.peak_rss_mib.toFixed(1)} MiB = ${((nk.peak_rss_mib * MiB) / 1e6).toFixed(1)} MB → ${verdict(nk.peak_rss_mib * MiB <= 100e6)}.`);
+  }
   L.push('');
   return L;
 }
 
-const SECTIONS = [['disk', diskSection], ['startup', startupSection], ['file', fileSection], ['tls', tlsSection], ['discover', discoverSection], ['tree', treeSection]];
+function fleetSection(r) {
+  const f = r.result;
+  const c = f.conditions;
+  const L = ['### Fleet: 1,000 hosts, the live view, and /metrics', '', ...header('fleet', r)];
+  L.push(`Conditions: one \`netkit disk serve\` bound to every address (\`[::]\`, loopback exempt from the rate limit) answers on ${fmt.int(c.hosts)} loopback addresses (127.0.1.1 onward) and from 127.0.0.1 whatever address was asked; ` +
+    `one \`netkit disk query --hosts-file\` (${fmt.int(c.hosts)} lines) \`--json\` asks all of them, timed from spawn to exit with GNU time for the peak RSS, against a one-host query in the same rounds; ${c.rounds} rounds.`, '');
+  L.push('| query | median wall | runs | peak RSS | answered (after a retry) |', '|---|---:|---|---:|---|');
+  L.push(`| \`disk query\` of 1 host | ${fmt.ms(f.single.median_ms, 0)} | ${f.single.runs_ms.map((x) => x.toFixed(0)).join(', ')} ms | ${fmt.mib(f.single.median_rss_kib)} | |`);
+  const runs = f.fleet.runs;
+  L.push(`| \`disk query --hosts-file\` of ${fmt.int(c.hosts)} hosts | ${fmt.ms(f.fleet.median_ms, 0)} | ${runs.map((x) => x.ms.toFixed(0)).join(', ')} ms | ${fmt.mib(f.fleet.median_rss_kib)} | ${runs.map((x) => `${x.answered} (${x.retried})`).join(', ')} |`);
+  L.push('');
+  L.push(`- Goal "≤ 1.0 s wall": ${fmt.ms(f.fleet.median_ms, 0)} (${fmt.ratio(f.fleet.median_ms / f.single.median_ms)} the one-host query) → ${verdict(f.fleet.median_ms <= 1000)}; "≤ 120 MB RSS": largest ${fmt.mib(f.fleet.max_rss_kib)} → ${verdict(f.fleet.max_rss_kib * 1024 <= 120e6)}.`);
+  const p = f.profile;
+  if (p) {
+    const ph = p.phases_ms;
+    const k = Object.entries(p.network_ms_by_kind).map(([name, ms]) => `${KIND[name] ?? name} ${ms} ms`).join(', ');
+    L.push(`- Where the time goes (one more query, under \`node --cpu-prof\`, which slows it: ${p.wall_ms} ms): Node's own boot ${ph.boot} ms, netkit's start-up (code, arguments, hosts file) ${ph.startup} ms, ` +
+      `the queries ${ph.network} ms, rendering and writing the JSON ${ph.output} ms, exit ${ph.exit} ms. During the queries: ${k}.`);
+  }
+  L.push('');
+  const w = f.watch;
+  L.push(`**\`--watch 1\` on the same ${fmt.int(c.hosts)} hosts**, CPU over ${c.watch_seconds} s after the first round (user + system time from /proc):`, '');
+  L.push('| output | rounds | client CPU (one core) | server CPU |', '|---|---:|---:|---:|');
+  const row = (label, x) => (x.skipped ? L.push(`| ${label} | ${cell(x.skipped)} | | |`) : L.push(`| ${label} | ${x.rounds} | ${x.client_cpu_pct.toFixed(1)}% | ${x.server_cpu_pct.toFixed(1)}% |`));
+  row('piped (NDJSON, one line per round)', w.piped);
+  row('a terminal (tmux, 120×50: the table fitted to the screen)', w.terminal);
+  const worst = Math.max(w.piped.client_cpu_pct, w.terminal.client_cpu_pct ?? 0);
+  const worstSrv = Math.max(w.piped.server_cpu_pct, w.terminal.server_cpu_pct ?? 0);
+  L.push('', `- Goal "client ≤ 10% of one core, server ≤ 5%": client ${worst.toFixed(1)}% → ${verdict(worst <= 10)}; server ${worstSrv.toFixed(1)}% → ${verdict(worstSrv <= 5)}.`, '');
+  const sc = f.scrape;
+  if (sc.skipped) L.push(`**Scrape**: ${sc.skipped}.`, '');
+  else {
+    L.push(`**Scrape**: \`/metrics\` of a \`disk serve --metrics\` that sees ${sc.filesystems} filesystems (${sc.bench_mounts} tmpfs mounted for the bench in a private mount namespace, which ends with the server, plus the machine's), ` +
+      `${fmt.int(sc.scrapes)} scrapes one after another over one keep-alive connection, after 20 not counted; ${fmt.int(sc.body_bytes)} bytes each.`, '');
+    L.push(`- p50 ${sc.p50_ms.toFixed(2)} ms, p99 ${sc.p99_ms.toFixed(2)} ms, max ${sc.max_ms.toFixed(1)} ms; server CPU ${sc.server_cpu_ms_per_scrape.toFixed(2)} ms per scrape. Goal "≤ 20 ms at p99": ${verdict(sc.p99_ms <= 20)}.`, '');
+  }
+  return L;
+}
+
+const KIND = { socket: 'socket set-up', send: 'sends', receive: 'receiving and matching replies', gc: 'garbage collection', idle: 'waiting', other: 'other JavaScript', render: 'rendering', load: 'loading code' };
+
+function floodSection(r) {
+  const f = r.result;
+  const c = f.conditions;
+  const L = ['### Fresh clients under a spoofed-source flood', '', ...header('flood', r)];
+  L.push(`Conditions: ${c.server}, alone each time (a fresh server per row). Fresh clients: ${fmt.int(c.fresh_rate)} a second for ${c.seconds} s, each from a loopback address no server has seen (127.96.x.y onward), one 1,200-byte query, ` +
+    `one attempt, ${c.attempt_timeout_ms} ms wait; with a secret, the query carries a valid MAC (built from docs/protocol.md 1.8). Flood: ${fmt.int(c.flood_sources)} spoofed sources (127.64.x.y) taking turns at ${fmt.int(c.flood_rate)} datagrams/s in all ` +
+    '(tests/helpers/udp-flood.mjs), started before the fresh clients and running past them, so the rate limiter\'s table (4,096 sources) is full and churning the whole time. Everything on the same 2 cores.', '');
+  L.push('| server | flood | fresh clients answered | answers/s | median reply | server CPU |', '|---|---|---:|---:|---:|---:|');
+  for (const x of f.rows) {
+    const flood = x.flood ? `${fmt.int(x.flood.sources)} sources, ${fmt.int(x.flood.sent)} datagrams` : 'none';
+    L.push(`| ${x.secret ? 'with a secret' : 'without a secret'} | ${flood} | ${fmt.int(x.answered)} of ${fmt.int(x.offered)} (${((100 * x.answered) / x.offered).toFixed(1)}%) | ${fmt.int(x.answers_per_s)} | ${fmt.ms(x.median_reply_ms, 2)} | ${x.server_cpu_pct.toFixed(0)}% |`);
+  }
+  const worst = Math.min(...f.rows.filter((x) => x.flooded).map((x) => x.answered / x.offered));
+  L.push('', `- Requirement "a fresh client gets ≥ 95% of its queries answered under the flood": lowest ${(100 * worst).toFixed(1)}% with a single attempt → ${verdict(worst >= 0.95)}.`, '');
+  return L;
+}
+
+const SECTIONS = [['disk', diskSection], ['startup', startupSection], ['file', fileSection], ['tls', tlsSection], ['fleet', fleetSection], ['flood', floodSection], ['http', httpSection], ['discover', discoverSection], ['tree', treeSection]];
 /** Each part's heading, to keep its block from the current document when this run did not measure it. */
-const HEADINGS = { disk: '### Disk server capacity', startup: '### Whole-process start-up', file: '### File transfer', tls: '### TLS', discover: '### Discovery', tree: '### Trees' };
+const HEADINGS = { disk: '### Disk server capacity', startup: '### Whole-process start-up', file: '### File transfer', tls: '### TLS', fleet: '### Fleet', flood: '### Fresh clients under a spoofed-source flood', http: '### HTTP on the file port', discover: '### Discovery', tree: '### Trees' };
 
 /** The lines of `part`'s block in an earlier generated section (its heading up to the next heading), if any. */
 function previousBlock(previous, part) {
@@ -251,14 +343,16 @@ function previousBlock(previous, part) {
 
 export function renderSection(previous = '') {
   const L = [BEGIN, '', '<!-- Generated by `npm run bench` from bench/out/*.json; edit bench/lib/report.mjs, not this section. -->', ''];
-  for (const [part, render] of SECTIONS) {
+  for (const [part, render, title] of SECTIONS) {
     const p = join(OUT, `${part}.json`);
     if (!existsSync(p)) {
       // Not measured by this run: keep what the document already says about it.
       L.push(...(previousBlock(previous, part) ?? [`### ${part}`, '', `- not measured yet: run \`npm run bench -- ${part}\`.`, '']));
       continue;
     }
-    L.push(...render(JSON.parse(readFileSync(p, 'utf8'))));
+    const kept = old.find((blk) => blk[0].startsWith(title) && !blk.some((l) => l.includes('not measured yet')));
+    if (kept) L.push(...kept);
+    else L.push(title, '', `- not measured yet: run \`npm run bench -- ${part}\`.`, '');
   }
   L.push(END);
   return L.join('\n');

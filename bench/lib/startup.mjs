@@ -1,4 +1,4 @@
-// Start-up bench (issue 2): whole-process `netkit disk query --json` against the `node -e 0` floor, same run.
+// Start-up bench: whole-process `netkit disk query --json` against the `node -e 0` floor, same run.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';

@@ -1,4 +1,5 @@
 // Socket helpers shared by the file server and client: read until a parser is satisfied, drain, write, linger.
+import type { Writable } from 'node:stream';
 import type { FrameReader } from '../protocol/file-v1.js';
 import type { StreamSocket } from '../transport/tcp.js';
 
@@ -93,8 +94,8 @@ export function readUntil<T>(
   });
 }
 
-/** Resolve on 'drain'; reject if the peer goes away first. */
-export function drain(socket: StreamSocket, ends: EndFactory): Promise<void> {
+/** Resolve on 'drain'; reject if the peer goes away first. Any writable: a socket, or an HTTP response on one. */
+export function drain(socket: Writable, ends: EndFactory): Promise<void> {
   return new Promise((resolve, reject) => {
     if (socket.destroyed) {
       reject(ends.closed('close'));

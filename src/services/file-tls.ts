@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { NetkitError, fsError } from '../errors.js';
 import type { StreamTransport } from '../transport/tcp.js';
 import { tlsTransport, type TlsConnection } from '../transport/tls.js';
-import { loadOrCreateServerIdentity, loadServerIdentity, parseFingerprint, type ServerIdentity, type TrustPolicy } from '../transport/trust.js';
+import { loadOrCreateServerIdentity, loadServerIdentity, parseFingerprint, systemCaCertificates, type ServerIdentity, type TrustPolicy } from '../transport/trust.js';
 
 /** What a plain v1 client on a TLS server is told (a BAD_REQUEST RESPONSE in place of the HELLO). */
 export const TLS_REQUIRED_MESSAGE = 'this server requires TLS: fetch with --tls';
@@ -37,6 +37,8 @@ export interface TlsClientSetup {
   caFile?: string;
   /** Trust on first use otherwise; default $XDG_CONFIG_HOME/netkit/known_hosts. */
   knownHostsFile?: string;
+  /** Without a pin or CA file: verify against the system's CA certificates (an https:// URL) instead of TOFU. */
+  systemCa?: boolean;
   /** TOFU: a new server was recorded. Required: a new certificate is never accepted silently. */
   onFirstUse: (info: { host: string; fingerprint: string; file: string }) => void;
   /** The completed handshake, for --json or a verbose line. */
@@ -62,6 +64,8 @@ export function tlsClientTransport(setup: TlsClientSetup): StreamTransport {
       throw new NetkitError('USAGE', `--tls-ca ${setup.caFile} holds no PEM certificate`, 'give a PEM file with one or more CA certificates');
     }
     trust = { kind: 'ca', ca };
+  } else if (setup.systemCa) {
+    trust = { kind: 'ca', ca: systemCaCertificates() };
   } else {
     trust = { kind: 'tofu', knownHostsFile: setup.knownHostsFile, onFirstUse: setup.onFirstUse };
   }

@@ -77,3 +77,46 @@ export function parseFetchSource(name: string, host: string | undefined, port: n
   }
   return { host: t.host, port: t.port, name };
 }
+
+/** `file fetch http(s)://HOST[:PORT]/PATH`: where to connect, what to send, and the name the file is saved under. */
+export interface HttpUrlSource {
+  /** As given, for messages and the result. */
+  url: string;
+  scheme: 'http' | 'https';
+  /** Name or address, IPv6 without brackets. */
+  host: string;
+  port: number;
+  /** The request-target: the URL's path and query as they are sent (percent-encoded). */
+  target: string;
+  /** The path percent-decoded, without its leading '/': the local name is its last segment. */
+  name: string;
+}
+
+/** Read an http:// or https:// URL; undefined for anything else (a NAME, HOST:NAME, netkit://...). */
+export function parseHttpUrl(text: string): HttpUrlSource | undefined {
+  if (!/^https?:\/\//i.test(text)) return undefined;
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    throw new NetkitError('USAGE', `cannot read '${text}' as a URL`, 'for example http://nas:8881/movies/big.iso');
+  }
+  if (u.username !== '' || u.password !== '') {
+    throw new NetkitError('USAGE', 'a URL with a user name or password is not fetched: netkit sends no credentials in clear', 'over https://, give the secret with --token-file or NETKIT_TOKEN');
+  }
+  const scheme = u.protocol === 'https:' ? 'https' : 'http';
+  let name: string;
+  try {
+    name = decodeURIComponent(u.pathname);
+  } catch {
+    name = u.pathname;
+  }
+  return {
+    url: text,
+    scheme,
+    host: u.hostname.replace(/^\[|\]$/g, ''),
+    port: u.port === '' ? (scheme === 'https' ? 443 : 80) : Number(u.port),
+    target: `${u.pathname}${u.search}`,
+    name: name.replace(/^\/+/, ''),
+  };
+}

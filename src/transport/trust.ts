@@ -3,6 +3,7 @@ import { createHash, createPrivateKey, randomBytes, X509Certificate } from 'node
 import { chmodSync, closeSync, constants as fsc, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
 import { homedir } from 'node:os';
+import { rootCertificates } from 'node:tls';
 import { dirname, join } from 'node:path';
 import { NetkitError, errnoOf, fsError } from '../errors.js';
 import { generateSelfSigned, type SelfSignedOptions } from './cert.js';
@@ -45,6 +46,11 @@ export function parseFingerprint(text: string): string {
 
 export function fingerprintsEqual(a: string, b: string): boolean {
   return parseFingerprint(a) === parseFingerprint(b);
+}
+
+/** The CA certificates Node trusts by default (its bundled roots), as one PEM text: what an https:// URL is checked against. */
+export function systemCaCertificates(): string {
+  return rootCertificates.join('\n');
 }
 
 // ---------------------------------------------------------------------------------------------

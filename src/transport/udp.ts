@@ -147,13 +147,6 @@ export interface ExchangeOptions<T> {
   retryPayload?: (previous: Buffer) => Buffer;
   /** Names what should answer, as a phrase for "is … running there?", e.g. "`netkit disk serve`". */
   service?: string;
-  /**
-   * Also hand onReply datagrams that come from another address of the server (a multi-homed host, or
-   * one bound to every address, answers from whichever address the kernel picks). Only for protocols
-   * whose replies carry what matches them to the request (disk v1: the request id, and with a secret
-   * a MAC over the request's nonce).
-   */
-  anySource?: boolean;
 }
 
 export interface ExchangeResult<T> {
@@ -179,7 +172,7 @@ export async function resolveHost(host: string): Promise<{ address: string; fami
   }
 }
 
-function peerError(err: unknown, where: string, service: string | undefined): NetkitError {
+export function peerError(err: unknown, where: string, service: string | undefined): NetkitError {
   switch (errnoOf(err)) {
     case 'ECONNREFUSED':
       return new NetkitError('CONNECT_REFUSED', `${where} refused the query (ICMP port unreachable)`, service ? `is ${service} running there, on that port?` : 'nothing listens on that port', { cause: err });
@@ -198,28 +191,21 @@ function peerError(err: unknown, where: string, service: string | undefined): Ne
   }
 }
 
-/** A UDP socket bound to `port` (0: any) with SO_REUSEADDR, so that a second one can share the port. */
-function boundSocket(family: 4 | 6, port: number): Promise<dgram.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', reuseAddr: true });
-    s.once('error', reject);
-    s.bind(port, () => {
-      s.off('error', reject);
-      resolve(s);
-    });
-  });
+/** Where an exchange sends and hears: a connected socket of its own, or a shared session's sockets. */
+export interface ExchangeChannel {
+  send(payload: Buffer, callback: (err: Error | null) => void): void;
+  /** Start delivering datagrams (and the address they came from) and socket errors. */
+  listen(onMessage: (msg: Buffer, from: string) => void, onError: (err: Error) => void): void;
+  /** Stop delivering; called once, when the exchange settles. */
+  release(): void;
 }
 
 /**
- * One address: a connected socket, so the kernel reports ICMP errors (port unreachable) and drops
- * datagrams from strangers. With anySource, a second, unconnected socket shares its port and catches
- * replies from the server's other addresses (the kernel delivers a datagram to the connected socket
- * only when its source is the address we connected to).
+ * The request/retry state machine over a channel: send, wait with a doubling timeout, let onReply
+ * accept, ignore or ask for a resend, and turn socket errors into NetkitErrors.
  */
-async function exchangeWith<T>(address: string, family: 4 | 6, opts: ExchangeOptions<T>, started: number): Promise<ExchangeResult<T>> {
+export function runExchange<T>(channel: ExchangeChannel, opts: ExchangeOptions<T>, started: number): Promise<ExchangeResult<T>> {
   const where = formatHostPort(opts.host, opts.port);
-  const socket = opts.anySource ? await boundSocket(family, 0) : dgram.createSocket(family === 6 ? 'udp6' : 'udp4');
-  const stray = opts.anySource ? await boundSocket(family, socket.address().port).catch(() => undefined) : undefined;
   return new Promise((resolve, reject) => {
     let attempts = 0;
     let timer: NodeJS.Timeout | undefined;
@@ -229,21 +215,23 @@ async function exchangeWith<T>(address: string, family: 4 | 6, opts: ExchangeOpt
       if (settled) return;
       settled = true;
       if (timer) clearTimeout(timer);
-      socket.close();
-      stray?.close();
+      channel.release();
       fn();
     };
     const send = (): void => {
-      socket.send(payload, (err) => {
+      channel.send(payload, (err) => {
         if (err) finish(() => reject(peerError(err, where, opts.service)));
       });
+    };
+    const arm = (): void => {
+      // Doubling wait per attempt (an RTO backoff); a late answer to an earlier attempt still counts.
+      timer = setTimeout(onTimeout, opts.timeoutMs * 2 ** (attempts - 1));
     };
     const attempt = (): void => {
       attempts += 1;
       if (attempts > 1 && opts.retryPayload) payload = opts.retryPayload(payload);
       send();
-      // Doubling wait per attempt (an RTO backoff); a late answer to an earlier attempt still counts.
-      timer = setTimeout(onTimeout, opts.timeoutMs * 2 ** (attempts - 1));
+      arm();
     };
     const onTimeout = (): void => {
       if (attempts <= opts.retries) {
@@ -261,9 +249,8 @@ async function exchangeWith<T>(address: string, family: 4 | 6, opts: ExchangeOpt
         ),
       );
     };
-    socket.on('error', (err) => finish(() => reject(peerError(err, where, opts.service))));
-    stray?.on('error', () => undefined);
     const onMessage = (msg: Buffer, from: string): void => {
+      if (settled) return;
       let verdict: Verdict<T>;
       try {
         verdict = opts.onReply(msg);
@@ -276,18 +263,47 @@ async function exchangeWith<T>(address: string, family: 4 | 6, opts: ExchangeOpt
         payload = verdict.resend;
         if (timer) clearTimeout(timer);
         send();
-        timer = setTimeout(onTimeout, opts.timeoutMs * 2 ** (attempts - 1));
+        arm();
         return;
       }
       const value = verdict.accept;
       finish(() => resolve({ value, address: from, attempts, elapsedMs: Date.now() - started }));
     };
-    socket.on('message', (msg) => onMessage(msg, address));
-    stray?.on('message', (msg, rinfo) => onMessage(msg, rinfo.address));
+    channel.listen(onMessage, (err) => finish(() => reject(peerError(err, where, opts.service))));
+    attempt();
+  });
+}
+
+/**
+ * One address through a connected socket of its own, so the kernel reports ICMP errors (port
+ * unreachable) and drops datagrams from anyone but that address.
+ */
+async function exchangeWith<T>(address: string, family: 4 | 6, opts: ExchangeOptions<T>, started: number): Promise<ExchangeResult<T>> {
+  const socket = dgram.createSocket(family === 6 ? 'udp6' : 'udp4');
+  const connected = new Promise<Error | undefined>((resolve) => {
+    socket.once('error', resolve);
     socket.connect(opts.port, address, () => {
-      if (!settled) attempt();
+      socket.off('error', resolve);
+      resolve(undefined);
     });
   });
+  const err = await connected;
+  if (err) {
+    socket.close();
+    throw peerError(err, formatHostPort(opts.host, opts.port), opts.service);
+  }
+  return runExchange(
+    {
+      send: (payload, cb) => socket.send(payload, cb),
+      listen: (onMessage, onError) => {
+        socket.on('message', (msg) => onMessage(msg, address));
+        socket.on('error', onError);
+      },
+      release: () => socket.close(),
+    },
+    opts,
+    started,
+  );
 }
 
 /**

@@ -33,6 +33,22 @@ describe('disk query for monitoring', () => {
     expect(JSON.parse(r.stdout)[0]).toMatchObject({ ok: true, host: `127.0.1.5:${s.port}` });
   });
 
+  test('1,000 loopback addresses of one server bound to every address: each answered on the first attempt', async () => {
+    const dir = tmp();
+    const s = await serve(['--path', dir]);
+    const file = join(dir, 'fleet');
+    writeFileSync(file, Array.from({ length: 1000 }, (_, i) => `127.0.${(i + 257) >> 8}.${(i + 257) & 255}:${s.port}\n`).join(''));
+    // One attempt with a long wait: a reply handed to the wrong socket shows as a timeout here. Twice,
+    // since such a mix-up depends on which ports the kernel hands out.
+    for (let run = 0; run < 2; run += 1) {
+      const r = await runNetkit(['disk', 'query', '--hosts-file', file, '--json', '--timeout', '4s', '--retries', '0'], { timeoutMs: 30_000 });
+      const hosts = JSON.parse(r.stdout) as Array<{ ok: boolean; attempts: number }>;
+      expect(hosts.filter((h) => !h.ok || h.attempts !== 1)).toEqual([]);
+      expect(hosts).toHaveLength(1000);
+      expect(r.code).toBe(0);
+    }
+  });
+
   test('--hosts-file with comments and blank lines; --inodes and --json carry inodes and read-only', async () => {
     const dir = tmp();
     const s = await serve(['--host', '127.0.0.1', '--path', dir]);
@@ -52,6 +68,9 @@ describe('disk query for monitoring', () => {
     const e = await runNetkit(['disk', 'query', '--hosts-file', empty]);
     expect(e.code).toBe(2);
     expect(e.stderr).toMatch(/names no host/);
+    const d = await runNetkit(['disk', 'query', '--hosts-file', dir]);
+    expect(d.code).toBe(2);
+    expect(d.stderr).toMatch(/^netkit: --hosts-file .* is a directory\n/);
   });
 
   test('thresholds: exit 0 below them, 12 WARNING, 13 CRITICAL; a bad SPEC is a usage error', async () => {
@@ -83,6 +102,10 @@ describe('disk query for monitoring', () => {
     const badOption = await runNetkit(['disk', 'query', h, '--format', 'nagios', '--bogus']);
     expect(badOption.code).toBe(3);
     expect(badOption.stdout).toMatch(/^DISK UNKNOWN - unknown option --bogus/);
+    // A check runs once: --watch with it is a bad option too.
+    const watching = await runNetkit(['disk', 'query', h, '--format', 'nagios', '--watch', '1s']);
+    expect(watching.code).toBe(3);
+    expect(watching.stdout).toBe('DISK UNKNOWN - --watch cannot be used with --format nagios: a check reports once and exits\n');
   });
 
   test('--format prom: node_exporter names with a host label, accepted by promtool where it is installed', async () => {

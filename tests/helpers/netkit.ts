@@ -20,6 +20,11 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Run inside this network namespace (`ip netns exec`; the process keeps its pid). */
   netns?: string;
+  /**
+   * startServer only: a command that runs netkit, given netkit's argv after it, and execs it, so that
+   * the child's pid is the server's (e.g. unshare and a shell that mounts something first, then `exec "$@"`).
+   */
+  prefix?: readonly string[];
 }
 
 /** The command line that runs netkit, inside a network namespace when asked. */
@@ -67,8 +72,9 @@ export interface Server {
  * Rejects (with its stderr) if the process exits first.
  */
 export async function startServer(args: readonly string[], opts: RunOptions = {}): Promise<Server> {
-  const [cmd, argv] = command(args, opts.netns);
-  const child = spawn(cmd, argv, { cwd: opts.cwd, env: childEnv(opts.env) });
+  const [first, rest0] = command(args, opts.netns);
+  const [cmd, ...rest] = opts.prefix ? [...opts.prefix, first, ...rest0] : [first, ...rest0];
+  const child = spawn(cmd!, rest, { cwd: opts.cwd, env: childEnv(opts.env) });
   let out = '';
   let err = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));

@@ -540,15 +540,17 @@ describe('the client against hostile or broken servers', () => {
 });
 
 describe('the shared read-buffer pool', () => {
-  test('hands out at most `max` 1 MiB buffers, then small unpooled ones, and reuses what comes back', () => {
+  test('hands out at most `max` 1 MiB buffers, then small ones, and reuses what comes back of both', () => {
     const pool = new BufferPool(2);
     const a = pool.get();
     const b = pool.get();
     expect([a.length, b.length]).toEqual([1024 * 1024, 1024 * 1024]);
     const small = pool.get();
-    expect(small.length).toBe(128 * 1024);
+    expect(small.length).toBe(64 * 1024);
     expect(pool.outstanding).toBe(2);
-    pool.put(small); // not pooled: ignored
+    pool.put(small); // kept apart: it does not free a 1 MiB slot
+    expect(pool.outstanding).toBe(2);
+    expect(pool.get()).toBe(small);
     pool.put(a);
     expect(pool.outstanding).toBe(1);
     expect(pool.get()).toBe(a);

@@ -48,7 +48,10 @@ export async function readHostsFile(path: string): Promise<string[]> {
     text = buf.toString('utf8');
   } catch (err) {
     if (err instanceof NetkitError) throw err;
-    throw fsError(err, `cannot read --hosts-file ${path}`);
+    const e = fsError(err, `cannot read --hosts-file ${path}`);
+    if (e.code === 'LOCAL_IO' && (err as NodeJS.ErrnoException).code === 'EISDIR') throw new NetkitError('USAGE', `--hosts-file ${path} is a directory`, 'give a file with one host per line');
+    if (e.code === 'PERMISSION') throw new NetkitError('PERMISSION', e.message, 'check the file\'s permissions', { cause: err });
+    throw e;
   }
   return text
     .split(/\r?\n/)
@@ -98,6 +101,10 @@ export async function runDiskQuery(o: QueryRunOptions): Promise<void> {
     throw new NetkitError('USAGE', `--classic cannot be used with a secret (${secret.source}): the classic protocol cannot authenticate`, 'unset NETKIT_TOKEN for a seed server, or leave out --classic');
   }
   const queryOpts = { timeoutMs: o.timeoutMs, retries: o.retries, all: o.all, classic: o.classic, secret: secret?.key('disk'), concurrency: 256 };
+  if (o.watchMs !== undefined && (o.format === 'nagios' || o.format === 'prom')) {
+    const why = o.format === 'nagios' ? 'a check reports once and exits' : 'a textfile for Prometheus is written once';
+    throw new NetkitError('USAGE', `--watch cannot be used with --format ${o.format}: ${why}`, 'leave out --watch, and let your monitoring system or cron run the query');
+  }
   if (o.watchMs !== undefined) {
     const { runWatch } = await import('./watch-run.js');
     await runWatch(targets, queryOpts, o, o.watchMs);

@@ -46,6 +46,11 @@ export function renderNagios(results: readonly HostResult[], t: Thresholds): { l
     for (const f of r.answer.filesystems) {
       const v = judge(f, t);
       if (v.status !== Status.OK) problems.push(`${many ? `${host}:` : ''}${sanitize(f.mount, 64)} ${v.reasons.join(', ')}`);
+      // A filesystem whose figures could not be read has no value: the plugin guidelines' 'U'.
+      if (f.error) {
+        perf.push(`${perfLabel(host, f.mount, many)}=U`);
+        continue;
+      }
       const size = f.used + f.available;
       const w = t.warn ? usedLimit(t.warn, size).toString() : '';
       const c = t.crit ? usedLimit(t.crit, size).toString() : '';

@@ -3,6 +3,7 @@ import { formatBytes, safeJson, sanitize } from '../../cli/output.js';
 import type { HostResult } from '../../services/disk/query.js';
 import { FS_ERROR_NAMES, type FsFigures } from '../../protocol/disk-v1.js';
 import { Status, judge, hasThresholds, type Thresholds } from '../../services/disk/thresholds.js';
+import { clip, ellipsize, fitColumns, pickRows, type FitStep } from './table-fit.js';
 
 /** How the table is drawn: inode columns, thresholds that colour USE%, a filter on which filesystems show. */
 export interface TableOptions {
@@ -10,6 +11,13 @@ export interface TableOptions {
   thresholds?: Thresholds;
   /** Extra columns after the standard ones (the live view's AGE, TREND). */
   extra?: { head: string[]; cells: (r: HostResult, f: FsFigures | undefined) => string[] };
+  /** A line for each host that failed, saying why (the live view); otherwise failures are left to stderr. */
+  failures?: boolean;
+  /**
+   * Fit a terminal of this size: long mount points and host names are shortened in the middle, no line is
+   * wider than `columns`, and at most `rows` lines are written (the lines that need attention first).
+   */
+  fit?: { columns: number; rows: number };
 }
 
 /** Colours for a terminal; absent when output is plain. */
@@ -33,6 +41,22 @@ interface Row {
   status?: Status;
 }
 
+/** What a failed host's line says, briefly. */
+function failureNote(code: string, message: string): string {
+  switch (code) {
+    case 'TIMEOUT':
+      return 'no answer';
+    case 'CONNECT_REFUSED':
+      return 'refused';
+    case 'HOST_NOT_FOUND':
+      return 'unknown host';
+    case 'UNAUTHORIZED':
+      return 'answers without the secret';
+    default:
+      return sanitize(message, 60);
+  }
+}
+
 const HEAD = ['HOST', 'MOUNT', 'TYPE', 'SIZE', 'USED', 'AVAIL', 'USE%'];
 const INODE_HEAD = ['INODES', 'IFREE', 'IUSE%'];
 const GIB = 1024 ** 3;
@@ -52,10 +76,13 @@ function count(n: bigint | undefined): string {
 }
 
 function rowsOf(r: HostResult, o: TableOptions): Row[] {
-  if (!r.ok) return [];
   const host = sanitize(r.target.label, 64);
   const extra = (f: FsFigures | undefined): string[] => (o.extra ? o.extra.cells(r, f) : []);
   const inodeBlank = o.inodes ? ['-', '-', '-'] : [];
+  if (!r.ok) {
+    if (!o.failures) return [];
+    return [{ cells: [host, '-', '-', '-', '-', '-', '-', ...inodeBlank, ...extra(undefined), failureNote(r.error.code, r.error.message)], status: Status.CRITICAL }];
+  }
   if (r.protocol === 'classic') {
     if (!r.parsed) return [{ cells: [host, '-', 'classic', '?', '-', '?', '-', ...inodeBlank, ...extra(undefined), ''] }];
     // The classic answer has only total and available (rounded GiB): used is unknown, since root-reserved
@@ -76,35 +103,79 @@ function rowsOf(r: HostResult, o: TableOptions): Row[] {
 }
 
 /**
+ * How a table narrows to fit a terminal: long mount points and notes are shortened first, then the
+ * columns that can be worked out from the others (or matter least) go; the host name, which tells the
+ * lines apart, is shortened last.
+ */
+const NARROW: readonly FitStep[] = [
+  ['shrink', 'MOUNT', 16],
+  ['shrink', 'NOTE', 12],
+  ['drop', 'INODES'],
+  ['drop', 'IFREE'],
+  ['drop', 'TYPE'],
+  ['drop', 'USED'],
+  ['drop', 'SIZE'],
+  ['shrink', 'MOUNT', 10],
+  ['shrink', 'TREND', 7],
+  ['drop', 'ANS/TMO'],
+  ['drop', 'AGE'],
+  ['shrink', 'HOST', 12],
+];
+
+/**
  * An aligned table, one line per filesystem; colour only when `paint` is given. With thresholds, a
- * line is coloured by its status (yellow WARNING, red CRITICAL); without, by df-style USE% (75 %, 90 %).
+ * line's USE% (and IUSE%, NOTE) is coloured by its status (yellow WARNING, red CRITICAL); without, by
+ * df-style USE% (75 %, 90 %).
  */
 export function renderTable(results: readonly HostResult[], paint?: Paint, o: TableOptions = {}): string {
   const rows = results.flatMap((r) => rowsOf(r, o));
   const head = [...HEAD, ...(o.inodes ? INODE_HEAD : []), ...(o.extra?.head ?? []), 'NOTE'];
-  const right = head.map((h, i) => i >= 3 && h !== 'NOTE' && h !== 'TREND' && h !== 'AGE');
+  const right = head.map((h, i) => i >= 3 && !['NOTE', 'TREND', 'AGE', 'FULL IN'].includes(h));
   // The NOTE column shows only when some line has something to say.
   const noteCol = head.length - 1;
   const withNote = rows.some((r) => r.cells[noteCol] !== '');
   const cols = withNote ? head.length : head.length - 1;
-  const widths = head.slice(0, cols).map((h, i) => Math.max(h.length, ...rows.map((r) => r.cells[i]!.length)));
-  const line = (cells: string[]): string =>
-    cells
-      .slice(0, cols)
-      .map((c, i) => (right[i] ? c.padStart(widths[i]!) : i === cols - 1 ? c : c.padEnd(widths[i]!)))
-      .join('  ')
-      .trimEnd();
-  const out: string[] = [paint ? paint.header(line(head)) : line(head)];
   const thresholds = o.thresholds !== undefined && hasThresholds(o.thresholds);
-  for (const r of rows) {
-    const text = line(r.cells);
-    const level = thresholds || r.status !== undefined ? (r.status ?? Status.OK) : r.pct === undefined ? Status.OK : r.pct >= 90 ? Status.CRITICAL : r.pct >= 75 ? Status.WARNING : Status.OK;
-    if (!paint || level === Status.OK) out.push(text);
-    else if (level === Status.CRITICAL) out.push(paint.bad(text));
-    else out.push(paint.warn(text));
-  }
+  const levelOf = (r: Row): Status =>
+    thresholds || r.status !== undefined ? (r.status ?? Status.OK) : r.pct === undefined ? Status.OK : r.pct >= 90 ? Status.CRITICAL : r.pct >= 75 ? Status.WARNING : Status.OK;
   const omitted = results.reduce((n, r) => n + (r.ok && r.protocol === 'v1' ? r.answer.omitted : 0), 0);
-  if (omitted > 0) out.push(`(${omitted} more filesystem${omitted === 1 ? '' : 's'} did not fit in one answer)`);
+  const trailer: string[] = [];
+  if (omitted > 0) trailer.push(`(${omitted} more filesystem${omitted === 1 ? '' : 's'} did not fit in one answer)`);
+  let shown = rows;
+  if (o.fit) {
+    // Room for the header and the trailer lines, and one line saying what was left out.
+    const room = o.fit.rows - 1 - trailer.length;
+    const pick = pickRows(rows, rows.length <= room ? room : room - 1, levelOf);
+    shown = pick.shown;
+    if (pick.hidden > 0) trailer.unshift(`… ${pick.hidden} more line${pick.hidden === 1 ? '' : 's'} not shown${pick.hiddenProblems > 0 ? `, ${pick.hiddenProblems} of them with problems` : ', all fine'} (a taller terminal shows more)`);
+  }
+  const natural = head.slice(0, cols).map((h, i) => Math.max(h.length, ...shown.map((r) => r.cells[i]!.length)));
+  const { keep, widths } = o.fit ? fitColumns(head.slice(0, cols), natural, o.fit.columns, NARROW) : { keep: natural.map((_, i) => i), widths: natural };
+  const last = keep[keep.length - 1];
+  const width = o.fit?.columns ?? Infinity;
+  const laidOut = (cells: string[]): string[] =>
+    keep.map((i) => {
+      // A note reads from its start; a mount point or host name is recognised by both ends.
+      const cell = i === noteCol ? clip(cells[i]!, widths[i]!) : ellipsize(cells[i]!, widths[i]!);
+      return right[i] ? cell.padStart(widths[i]!) : i === last ? cell : cell.padEnd(widths[i]!);
+    });
+  const line = (cells: string[]): string => clip(laidOut(cells).join('  ').trimEnd(), width);
+  // Only the cells that say how full or how well a filesystem is take the status colour (USE%, IUSE%,
+  // NOTE), so the figures stay readable; a line that had to be cut is coloured whole instead.
+  const marked = keep.map((i) => ['USE%', 'IUSE%', 'NOTE'].includes(head[i]!));
+  const coloured = (cells: string[], colour: (s: string) => string): string => {
+    const parts = laidOut(cells);
+    const plain = parts.join('  ').trimEnd();
+    if (plain.length > width) return colour(clip(plain, width));
+    return parts.map((p, k) => (marked[k] && !['', '-'].includes(p.trim()) ? p.replace(/^(\s*)(.*?)(\s*)$/, (_, lead: string, text: string, tail: string) => `${lead}${colour(text)}${tail}`) : p)).join('  ').trimEnd();
+  };
+  const out: string[] = [paint ? paint.header(line(head)) : line(head)];
+  for (const r of shown) {
+    const level = levelOf(r);
+    if (!paint || level === Status.OK) out.push(line(r.cells));
+    else out.push(coloured(r.cells, level === Status.WARNING ? paint.warn : paint.bad));
+  }
+  for (const t of trailer) out.push(clip(t, width));
   return `${out.join('\n')}\n`;
 }
 

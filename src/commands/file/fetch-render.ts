@@ -12,7 +12,8 @@ export function singleSummary(r: FetchResult): string {
   const resumed = r.resumedFrom > 0 ? `, resumed at ${formatBytes(r.resumedFrom)}` : '';
   const retried = r.retries > 0 ? `, ${r.retries} ${r.retries === 1 ? 'retry' : 'retries'}` : '';
   if (!r.verified) {
-    return `saved ${where} (${formatBytes(r.size)}, UNVERIFIED: the classic protocol has no checksum; sha256 of what arrived ${r.sha256}, ${rate})\n`;
+    const why = r.protocol === 'http' ? 'the server sent no digest (Repr-Digest or Digest)' : 'the classic protocol has no checksum';
+    return `saved ${where} (${formatBytes(r.size)}, UNVERIFIED: ${why}; sha256 of what arrived ${r.sha256}, ${rate}${resumed}${retried})\n`;
   }
   return `saved ${where} (${formatBytes(r.size)}, sha256 ${r.sha256} verified, ${rate}${resumed}${retried})\n`;
 }

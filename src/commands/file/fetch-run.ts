@@ -54,9 +54,10 @@ async function resolveOut(out: string | undefined, names: readonly string[]): Pr
 
 export async function runFileFetch(o: FetchRunOptions): Promise<void> {
   if (o.classic && o.names.length !== 1) throw new NetkitError('USAGE', '--classic fetches one file: the seed protocol cannot list or send several', 'run one fetch per file');
-  const client = await setUpClient(o, o.names);
+  const client = await setUpClient(o, o.names, true);
   const out = await resolveOut(o.out, client.names);
   if (out.stdout && o.json) throw new NetkitError('USAGE', '--json and -o - both want stdout', 'leave out one of them');
+  if (out.stdout && (client.http || o.classic)) throw new NetkitError('USAGE', '-o - fetches from a netkit server (file protocol v1)', 'save the file, then read it');
   const single = client.names.length === 1 && parseName(client.names[0]!).kind === 'plain';
   const bar: Progress | undefined = o.quiet ? undefined : await createProgressBar(process.stderr, single ? (client.names[0]!.split('/').pop() ?? client.names[0]!) : 'listing');
   const say = (line: string): void => {
@@ -80,8 +81,8 @@ export async function runFileFetch(o: FetchRunOptions): Promise<void> {
   };
   let printed = false;
   try {
-    if (out.stdout || o.classic) {
-      const opts = { ...common, name: client.names[0]!, outDir: out.outDir, force: o.force, classic: o.classic, onProgress: bar ? (n: number, t: number) => bar.update(n, t) : undefined };
+    if (out.stdout || o.classic || client.http) {
+      const opts = { ...common, name: client.names[0]!, outDir: out.outDir, saveAs: out.rename, force: o.force, classic: o.classic, ...(client.http ? { http: client.http } : {}), onProgress: bar ? (n: number, t: number) => bar.update(n, t) : undefined };
       const result = out.stdout ? await fetchToStream(opts, process.stdout) : await fetchFile(opts);
       bar?.stop();
       printSingle(result, o, out.stdout === true);

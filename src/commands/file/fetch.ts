@@ -35,7 +35,7 @@ export const fetchCommand: CommandModule<object, FetchArgs> = {
         type: 'string',
         array: true,
         demandOption: true,
-        describe: "paths relative to the served directory: files, directories (fetched whole), quoted globs ('*.iso', 'photos/**/*.jpg'); the first may be HOST:NAME or netkit://HOST[:PORT]/NAME",
+        describe: "paths relative to the served directory: files, directories (fetched whole), quoted globs ('*.iso', 'photos/**/*.jpg'); the first may be HOST:NAME or netkit://HOST[:PORT]/NAME; or one http:// or https:// URL of any web server",
       })
       // No yargs defaults on options that take a value: `-H` with nothing after it must be an error, not localhost.
       .option('host', { alias: 'H', type: 'string', defaultDescription: 'localhost', describe: 'server to fetch from: HOST, HOST:PORT, [IPv6] or [IPv6]:PORT, or a name announced over DNS-SD' })
@@ -63,6 +63,7 @@ export const fetchCommand: CommandModule<object, FetchArgs> = {
       .example('$0 file fetch notes.txt -o /tmp --json', 'machine-readable result')
       .example('$0 file fetch notes.txt --tls-fingerprint sha256:…', 'encrypted, and only from the server with that certificate')
       .example('$0 file fetch notes.txt --token-file ~/.netkit-token', 'from a server that requires that secret (or set NETKIT_TOKEN)')
+      .example('$0 file fetch http://nas:8881/movies/big.iso', 'over HTTP from any web server: resumed with Range, verified when it sends a digest')
       .example('$0 file fetch notes.txt --discover', 'from the one file server that announces itself on this network'),
   handler: async (argv) => {
     const { runFileFetch } = await import('./fetch-run.js');

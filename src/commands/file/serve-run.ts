@@ -1,5 +1,5 @@
 // Running `netkit file serve`: start the service, print where it listens, log each transfer, drain on a signal.
-import { startFileServer, type TransferLog } from '../../services/file/serve/index.js';
+import { serverUrls, startFileServer, type TransferLog } from '../../services/file/serve/index.js';
 import { formatHostPort, tcpTransport, type StreamTransport } from '../../transport/tcp.js';
 import { waitForShutdown } from '../../cli/signals.js';
 import { formatBytes, formatDuration, sanitize } from '../../cli/output.js';
@@ -21,6 +21,8 @@ export interface ServeRunOptions {
   tlsCert?: string;
   tlsKey?: string;
   refuseHardLinks?: boolean;
+  /** Serve HTTP on the port too (default true). */
+  http?: boolean;
   /** --token-file; without it NETKIT_TOKEN is used if set. */
   tokenFile?: string | undefined;
   /** Announce over DNS-SD (default true), as `name` (default the host name). */
@@ -30,11 +32,12 @@ export interface ServeRunOptions {
 
 export function formatTransfer(e: TransferLog, now = new Date()): string {
   const peer = e.peer.startsWith('[::ffff:') ? e.peer.replace(/^\[::ffff:([^\]]+)\]/, '$1') : e.peer;
-  const name = e.name === undefined ? '-' : `"${sanitize(e.name, 200)}"`;
+  const name = `${e.method === undefined ? '' : `${sanitize(e.method, 20)} `}${e.name === undefined ? '-' : `"${sanitize(e.name, 200)}"`}`;
   const range = e.offset ? ` from ${formatBytes(e.offset)}` : '';
   const of = e.size !== undefined && e.outcome === 'ok' ? '' : e.size !== undefined ? ` of ${formatBytes(e.size)}` : '';
   const detail = e.detail && e.outcome !== 'ok' ? `: ${sanitize(e.detail, 200)}` : '';
-  return `${now.toISOString()} ${peer} ${e.protocol} ${name} ${formatBytes(e.bytes)}${of}${range} in ${formatDuration(e.durationMs)} ${e.outcome}${detail}\n`;
+  const status = e.status === undefined ? '' : ` ${e.status}`;
+  return `${now.toISOString()} ${peer} ${e.protocol} ${name} ${formatBytes(e.bytes)}${of}${range} in ${formatDuration(e.durationMs)} ${e.outcome}${status}${detail}\n`;
 }
 
 function transferLogger(write: (line: string) => void): (e: TransferLog) => void {
@@ -69,13 +72,18 @@ export async function runFileServe(o: ServeRunOptions): Promise<void> {
     headerTimeoutMs: o.headerTimeoutMs,
     idleTimeoutMs: o.idleTimeoutMs,
     refuseHardLinks: o.refuseHardLinks,
+    http: o.http ?? true,
     onLog: logTransfer,
     secret: secret?.key('file'),
   });
   // Install the signal handlers before announcing, so a signal sent right after the line is handled.
   const shutdown = waitForShutdown();
-  if (secret) write(`netkit: requiring the secret from ${secret.source}: requests without a valid proof get UNAUTHORIZED, classic requests -1\n`);
-  process.stdout.write(`listening ${server.transport} ${formatHostPort(server.host, server.port)}\nserving ${server.root}\n${tlsLine}`);
+  if (secret) {
+    const http = !server.http ? '' : o.tls ? ', HTTPS requests without "Authorization: Bearer <secret>" 401' : ', HTTP requests 401 (HTTP carries the secret only with --tls)';
+    write(`netkit: requiring the secret from ${secret.source}: requests without a valid proof get UNAUTHORIZED, classic requests -1${http}\n`);
+  }
+  const urls = server.http ? serverUrls(server.host, server.port, o.tls ? 'https' : 'http').map((u) => `url ${u}\n`).join('') : '';
+  process.stdout.write(`listening ${server.transport} ${formatHostPort(server.host, server.port)}\nserving ${server.root}\n${tlsLine}${urls}`);
   const announcer = await startServerAnnouncement(
     o.announce ?? true,
     { kind: 'file', name: o.name, port: server.port, boundAddress: server.host, auth: secret !== undefined, tls: o.tls === true, ...(fingerprint ? { fingerprint } : {}) },

@@ -1,4 +1,4 @@
-// `netkit file serve [DIR]`: serve the regular files under DIR to v1 and classic clients until SIGINT/SIGTERM.
+// `netkit file serve [DIR]`: serve the regular files under DIR to v1, HTTP and classic clients until SIGINT/SIGTERM.
 import type { CommandModule } from 'yargs';
 import { parseCount, parseDuration, parsePort } from '../../cli/args.js';
 import { tokenFileOption } from '../secret-option.js';
@@ -14,6 +14,7 @@ interface ServeArgs {
   'idle-timeout': number;
   grace: number;
   'refuse-hard-links': boolean;
+  http: boolean;
   quiet: boolean;
   tls: boolean;
   'tls-cert'?: string;
@@ -25,7 +26,7 @@ interface ServeArgs {
 
 export const serveCommand: CommandModule<object, ServeArgs> = {
   command: 'serve [dir]',
-  describe: 'Serve the files under DIR (TCP)',
+  describe: 'Serve the files under DIR (TCP: netkit, HTTP and classic clients on one port)',
   builder: (y) =>
     y
       .positional('dir', { type: 'string', default: '.', describe: 'directory to serve; nothing outside it is reachable' })
@@ -37,6 +38,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('idle-timeout', { type: 'string', default: '30s', describe: 'drop a client that reads nothing for this long', coerce: (v: unknown) => parseDuration(v, '--idle-timeout', 3_600_000) })
       .option('grace', { type: 'string', default: '10s', describe: 'on SIGINT/SIGTERM, let running transfers finish for this long', coerce: (v: unknown) => parseDuration(v, '--grace', 3_600_000) })
       .option('refuse-hard-links', { type: 'boolean', default: false, describe: 'refuse files with more than one hard link (a link into DIR from elsewhere on the same file system)' })
+      .option('http', { type: 'boolean', default: true, describe: 'also answer HTTP/1.1 on the port (browsers, curl, wget; HTTPS with --tls); --no-http turns it off' })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'do not log each transfer on stderr' })
       .option('tls', { type: 'boolean', default: false, describe: 'encrypt with TLS 1.3; prints the certificate fingerprint clients pin' })
       .option('tls-cert', { type: 'string', describe: 'PEM certificate for --tls [default: a self-signed one generated once and kept in ~/.config/netkit/tls]' })
@@ -60,6 +62,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       idleTimeoutMs: argv['idle-timeout'],
       graceMs: argv.grace,
       refuseHardLinks: argv['refuse-hard-links'],
+      http: argv.http,
       quiet: argv.quiet,
       tls: argv.tls || argv['tls-cert'] !== undefined || argv['tls-key'] !== undefined,
       tlsCert: argv['tls-cert'],

@@ -1,8 +1,9 @@
 // Asking disk servers (v1 or classic) for their figures, several hosts at once; results in, never printed here.
-import { randomBytes, randomFillSync, type KeyObject } from 'node:crypto';
+import { randomBytes, type KeyObject } from 'node:crypto';
 import { NetkitError } from '../../errors.js';
 import { parseTarget as parseTargetText, type Target } from '../target.js';
 import { udpExchange, type Verdict } from '../../transport/udp.js';
+import { UdpSession } from '../../transport/udp-session.js';
 import {
   DEFAULT_PORT,
   DEFAULT_REQUEST_SIZE,
@@ -82,19 +83,25 @@ export function wireErrorToNetkit(e: ErrorReply, where: string): NetkitError {
   }
 }
 
-// Unpredictable ids make blind reply spoofing a 1-in-2^32 guess. randomFillSync, not globalThis.crypto:
-// the WebCrypto object costs ~4 ms of start-up on every query.
-const idBuffer = new Uint32Array(1);
-function randomId(): number {
-  return randomFillSync(idBuffer)[0]!;
+/**
+ * The sockets for a run of v1 queries (one query, a fleet, or every round of a live view): replies are
+ * matched by request id, from any address of the server. Close it when done.
+ */
+export function openDiskSession(): UdpSession {
+  return new UdpSession({
+    keyOf: (msg) => (msg.length >= HEADER_SIZE && msg[0] === MAGIC0 && msg[1] === MAGIC1 ? readId(msg) : undefined),
+    // Replies of a whole burst (hundreds of hosts) may land on one socket before they are read.
+    recvBufferSize: 4 << 20,
+  });
 }
 
 function where(t: QueryTarget): string {
   return t.host.includes(':') ? `[${t.host}]:${t.port}` : `${t.host}:${t.port}`;
 }
 
-async function queryV1(target: QueryTarget, opts: DiskQueryOptions, started: number): Promise<HostResult> {
-  const id = randomId();
+async function queryV1(target: QueryTarget, opts: DiskQueryOptions, session: UdpSession): Promise<HostResult> {
+  // Unpredictable ids make blind reply spoofing a 1-in-2^32 guess; the session keeps them unique.
+  const id = session.newKey();
   const scope = opts.all ? Scope.ALL : Scope.PATH;
   let grown = false;
   let size = DEFAULT_REQUEST_SIZE;
@@ -138,7 +145,7 @@ async function queryV1(target: QueryTarget, opts: DiskQueryOptions, started: num
     throw wireErrorToNetkit(e, where(target));
   };
   try {
-    const r = await udpExchange({
+    const r = await session.exchange(id, {
       host: target.host,
       port: target.port,
       payload: build(),
@@ -147,8 +154,6 @@ async function queryV1(target: QueryTarget, opts: DiskQueryOptions, started: num
       onReply,
       ...(key ? { retryPayload: build } : {}),
       service: SERVICE,
-      // Matched by request id (and, with a secret, the MAC over our nonce), not by source address.
-      anySource: true,
     });
     return { ok: true, protocol: 'v1', target, address: r.address, attempts: r.attempts, elapsedMs: r.elapsedMs, answer: r.value };
   } catch (err) {
@@ -189,28 +194,43 @@ async function queryClassic(target: QueryTarget, opts: DiskQueryOptions): Promis
   return { ok: true, protocol: 'classic', target, address: r.address, attempts: r.attempts, elapsedMs: r.elapsedMs, text: r.value, ...(parsed ? { parsed } : {}) };
 }
 
-/** Query one host; failures come back as results, not exceptions. */
-export async function queryDisk(target: QueryTarget, opts: DiskQueryOptions = {}): Promise<HostResult> {
+/**
+ * Query one host; failures come back as results, not exceptions. Without a session, one is opened for
+ * this query and closed after it.
+ */
+export async function queryDisk(target: QueryTarget, opts: DiskQueryOptions = {}, session?: UdpSession): Promise<HostResult> {
   const started = Date.now();
+  const own = !opts.classic && !session ? openDiskSession() : undefined;
   try {
-    return opts.classic ? await queryClassic(target, opts) : await queryV1(target, opts, started);
+    return opts.classic ? await queryClassic(target, opts) : await queryV1(target, opts, (session ?? own)!);
   } catch (err) {
     const error = err instanceof NetkitError ? err : new NetkitError('INTERNAL', err instanceof Error ? err.message : String(err), undefined, { cause: err });
     return { ok: false, target, error, elapsedMs: Date.now() - started };
+  } finally {
+    await own?.close();
   }
 }
 
-/** Query every target concurrently (bounded), results in the order given. */
-export async function queryDisks(targets: readonly QueryTarget[], opts: DiskQueryOptions = {}): Promise<HostResult[]> {
+/**
+ * Query every target concurrently (at most opts.concurrency in flight), results in the order given.
+ * The queries share one session: the given one (kept open), or one opened and closed here.
+ */
+export async function queryDisks(targets: readonly QueryTarget[], opts: DiskQueryOptions = {}, session?: UdpSession): Promise<HostResult[]> {
   const results: HostResult[] = new Array(targets.length);
+  const own = !opts.classic && !session ? openDiskSession() : undefined;
+  const shared = session ?? own;
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < targets.length) {
       const i = next++;
-      results[i] = await queryDisk(targets[i]!, opts);
+      results[i] = await queryDisk(targets[i]!, opts, shared);
     }
   };
   const n = Math.max(1, Math.min(opts.concurrency ?? 64, targets.length));
-  await Promise.all(Array.from({ length: n }, worker));
+  try {
+    await Promise.all(Array.from({ length: n }, worker));
+  } finally {
+    await own?.close();
+  }
   return results;
 }

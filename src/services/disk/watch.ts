@@ -1,5 +1,5 @@
 // The live view's state: rounds of queries at an interval, per-host answers and timeouts, data age, and each filesystem's trend since the watch began.
-import { queryDisks, type DiskQueryOptions, type HostResult, type QueryTarget } from './query.js';
+import { openDiskSession, queryDisks, type DiskQueryOptions, type HostResult, type QueryTarget } from './query.js';
 
 export interface HostStats {
   answers: number;
@@ -59,11 +59,13 @@ export function startWatch(targets: readonly QueryTarget[], opts: DiskQueryOptio
   let timer: NodeJS.Timeout | undefined;
   let wake: (() => void) | undefined;
   let round = 0;
+  // One set of sockets for every round: a round costs a datagram each way per host, not a socket.
+  const session = opts.classic ? undefined : openDiskSession();
 
   const loop = async (): Promise<void> => {
     while (!stopped) {
       const started = Date.now();
-      const results = transform(await queryDisks(targets, opts));
+      const results = transform(await queryDisks(targets, opts, session));
       round += 1;
       results.forEach((r, i) => {
         const s = stats[i]!;
@@ -92,7 +94,7 @@ export function startWatch(targets: readonly QueryTarget[], opts: DiskQueryOptio
       });
     }
   };
-  const running = loop();
+  const running = loop().finally(() => session?.close());
   return {
     stop() {
       stopped = true;

@@ -35,12 +35,16 @@ export interface FetchOptions {
   host?: string;
   port?: number;
   outDir?: string;
+  /** The local name in `outDir` (`-o NEWNAME`); default: the last segment of `name`. */
+  saveAs?: string;
   force?: boolean;
   timeoutMs?: number;
   /** Attempts after the first when the connection is lost, stalls or is refused mid-fetch (default 5; 0: none). */
   retries?: number;
   /** Speak the seed programs' classic protocol (no verification, no resume, no retry). */
   classic?: boolean;
+  /** Fetch over HTTP(S) from any web server (`name` is then the URL's decoded path; see HttpSource). */
+  http?: HttpSource;
   /**
    * Flush the file to the disk before giving it its final name (default true), so that a power failure
    * cannot leave a damaged file under that name. false trades that for speed, like nc, curl and rsync.
@@ -71,9 +75,11 @@ export interface FetchResult {
   size: number;
   /** Hex SHA-256 of the whole file (computed locally; for v1 it matched the server's). */
   sha256: string;
-  /** True when the server's SHA-256 matched ours (v1); classic transfers cannot be verified. */
+  /** True when the server's SHA-256 matched ours (v1; HTTP when the server sent a digest); classic transfers cannot be verified. */
   verified: boolean;
-  protocol: 'v1' | 'classic';
+  protocol: 'v1' | 'classic' | 'http';
+  /** For HTTP: the URL fetched. */
+  url?: string;
   /** Bytes already present from an earlier run's partial download. */
   resumedFrom: number;
   /** Bytes received over the network this time, over every attempt. */
@@ -93,6 +99,17 @@ export interface Tally {
   received: number;
   /** A server answered at least once in this run: later connection failures are blips, not misconfiguration. */
   reached: boolean;
+}
+
+/** Where an HTTP fetch goes, besides host and port. */
+export interface HttpSource {
+  /** The URL as given, for messages and the result. */
+  url: string;
+  scheme: 'http' | 'https';
+  /** The request-target: the URL's path and query, percent-encoded as they are to be sent. */
+  target: string;
+  /** Sent as `Authorization: Bearer` (over HTTPS only: the caller never sets it for plain HTTP). */
+  bearer?: string;
 }
 
 /** Everything an attempt needs that does not change between attempts. */

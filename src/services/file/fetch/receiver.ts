@@ -1,7 +1,7 @@
 // One connection of a fetch: bytes from the socket into frames or straight into the partial file, the end of the connection as an error, and the stall guard.
 import { NetkitError, isNetkitError } from '../../../errors.js';
 import { FrameReader } from '../../../protocol/file-v1.js';
-import { feedSink, sinkAttached, socketError, type ReadSink, type StreamSocket, type StreamTransport } from '../../../transport/tcp.js';
+import { feedSink, sinkAttached, socketError, type ConnectOptions as TransportConnectOptions, type ReadSink, type StreamSocket, type StreamTransport } from '../../../transport/tcp.js';
 import type { EndFactory } from '../../file-stream.js';
 
 /** Where a body's bytes go: the partial file's writer (large files) or a buffer in memory (small ones). */
@@ -226,30 +226,33 @@ export function interruption(signal: AbortSignal | undefined): NetkitError {
   return new NetkitError(signal?.reason === 'SIGTERM' ? 'TERMINATED' : 'INTERRUPTED', 'interrupted');
 }
 
+/**
+ * Open a connection through the transport; an abort while connecting rejects at once with
+ * `interrupted` (a connection that completes later is closed).
+ */
+export async function connectAbortable(transport: StreamTransport, opts: TransportConnectOptions, signal: AbortSignal | undefined): Promise<StreamSocket> {
+  const connecting = transport.connect(opts);
+  if (!signal) return connecting;
+  let onAbort = (): void => undefined;
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => reject(interruption(signal));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([connecting, aborted]);
+  } catch (err) {
+    connecting.then((late) => late.destroy(), () => undefined);
+    throw err;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
 /** Connect, route the socket's bytes into a new Receiver, and cut the connection after `timeoutMs` of silence. */
 export async function connect(o: ConnectOptions): Promise<Conn> {
   const receiver = new Receiver();
-  const connecting = o.transport.connect({ host: o.host, port: o.port, timeoutMs: o.timeoutMs, sink: receiver });
-  let socket: StreamSocket;
-  if (o.signal) {
-    const signal = o.signal;
-    let onAbort = (): void => undefined;
-    const aborted = new Promise<never>((_resolve, reject) => {
-      onAbort = () => reject(interruption(signal));
-      if (signal.aborted) onAbort();
-      else signal.addEventListener('abort', onAbort, { once: true });
-    });
-    try {
-      socket = await Promise.race([connecting, aborted]);
-    } catch (err) {
-      connecting.then((late) => late.destroy(), () => undefined);
-      throw err;
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-    }
-  } else {
-    socket = await connecting;
-  }
+  const socket = await connectAbortable(o.transport, { host: o.host, port: o.port, timeoutMs: o.timeoutMs, sink: receiver }, o.signal);
   socket.on('error', () => undefined);
   receiver.attach(socket, endsFor(o.target));
   if (!sinkAttached(socket)) feedSink(socket, receiver);
@@ -264,7 +267,7 @@ export async function connect(o: ConnectOptions): Promise<Conn> {
  * body flows, every window of `timeoutMs` must bring at least MIN_RATE bytes a second on average (a
  * window in which we paused the socket ourselves is not judged). Stopped by stop().
  */
-export function guardStall(conn: Conn, target: string, timeoutMs: number): { stop(): void } {
+export function guardStall(conn: { socket: StreamSocket; receiver: { bytes: number; throttled: boolean } }, target: string, timeoutMs: number): { stop(): void } {
   const { receiver, socket } = conn;
   const need = Math.ceil((MIN_RATE * timeoutMs) / 1000);
   let from = receiver.bytes;

@@ -1,27 +1,36 @@
-// `netkit file fetch NAME` for one file: through the set engine (v1: session, early request, resume, retries), or the classic protocol's one-shot fetch.
+// `netkit file fetch NAME` for one file: v1 through the set engine (session, early request, resume, retries), or one connection per attempt for the classic protocol and HTTP.
 import { performance } from 'node:perf_hooks';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { NetkitError } from '../../../errors.js';
+import { formatBytes } from '../../../cli/output.js';
 import { formatHostPort } from '../../../transport/tcp.js';
+import { ChangedError } from './answers.js';
 import { attemptClassic } from './classic.js';
 import { FETCH_DEFAULTS, localNameOf, type Ctx, type FetchOptions, type FetchResult, type PartState, type Tally } from './context.js';
-import { closeQuietly, failedStaged, takeLeftover } from './staged.js';
-import { Staging, nameTaken } from './staging.js';
+import { attemptHttp } from './http.js';
 import { interruption } from './receiver.js';
+import { backoffMs, retryReason } from './retry.js';
+import { closeQuietly, failedStaged, resetPart, takeLeftover } from './staged.js';
+import { Staging, nameTaken } from './staging.js';
 import { runSet } from './tree.js';
 import { flushFile, syncDir } from './writer.js';
 
 export { FETCH_DEFAULTS, localNameOf, type FetchOptions, type FetchResult, type RetryNotice } from './context.js';
 
-/** Fetch one file (v1 or classic). A directory is refused (FORBIDDEN), as it always was for this call. */
+/** Fetch one file (v1, classic or HTTP). A directory is refused (FORBIDDEN), as it always was for this call. */
 export async function fetchFile(opts: FetchOptions): Promise<FetchResult> {
-  const host = opts.host ?? FETCH_DEFAULTS.host;
-  const port = opts.port ?? FETCH_DEFAULTS.port;
   if (opts.classic && opts.secret) {
     throw new NetkitError('USAGE', 'a classic fetch cannot use a secret: the classic protocol cannot authenticate', 'unset NETKIT_TOKEN for a seed server, or leave out --classic');
   }
-  const localName = localNameOf(opts.name);
-  if (opts.classic) return fetchClassic(opts, host, port, localName);
+  const localName = opts.saveAs ?? localNameOf(opts.name);
+  if (opts.classic || opts.http) return fetchByAttempts(opts, localName);
+  return fetchV1(opts);
+}
+
+async function fetchV1(opts: FetchOptions): Promise<FetchResult> {
+  const host = opts.host ?? FETCH_DEFAULTS.host;
+  const port = opts.port ?? FETCH_DEFAULTS.port;
   const run = await runSet(
     {
       names: [opts.name],
@@ -29,6 +38,7 @@ export async function fetchFile(opts: FetchOptions): Promise<FetchResult> {
       host,
       port,
       outDir: opts.outDir ?? '.',
+      rename: opts.saveAs,
       force: opts.force,
       checksum: opts.checksum,
       preserve: opts.preserve,
@@ -65,9 +75,15 @@ export async function fetchFile(opts: FetchOptions): Promise<FetchResult> {
   };
 }
 
-/** A classic (seed) fetch: one connection, no resume, the whole file each attempt. */
-async function fetchClassic(opts: FetchOptions, host: string, port: number, localName: string): Promise<FetchResult> {
+/**
+ * One connection per attempt (classic: one attempt, no resume; HTTP: Range resumes and retries): staging,
+ * lock, leftover, attempts with back-off, publish.
+ */
+async function fetchByAttempts(opts: FetchOptions, localName: string): Promise<FetchResult> {
+  const host = opts.host ?? FETCH_DEFAULTS.host;
+  const port = opts.port ?? FETCH_DEFAULTS.port;
   const timeoutMs = opts.timeoutMs ?? FETCH_DEFAULTS.timeoutMs;
+  const maxRetries = opts.classic ? 0 : (opts.retries ?? FETCH_DEFAULTS.retries);
   const outDir = opts.outDir ?? '.';
   const target = formatHostPort(host, port);
   const started = performance.now();
@@ -80,38 +96,71 @@ async function fetchClassic(opts: FetchOptions, host: string, port: number, loca
   const entry = staging.file(localName);
   const lock = await entry.lock(`fetching ${localName} into ${outDir}`);
   let part: PartState | undefined;
+  let retries = 0;
   try {
-    part = await takeLeftover(entry, opts.name, localName, true, opts.onNotice);
+    part = await takeLeftover(entry, opts.name, localName, opts.classic === true, opts.onNotice);
+    let resumedFrom = part.have;
     const c: Ctx = { opts, host, port, target, timeoutMs, entry, localName };
     const tally: Tally = { received: 0, reached: false };
-    try {
-      opts.signal?.throwIfAborted();
-      const got = await attemptClassic(c, part, tally);
-      await flushFile(part.fd!, entry.partPath, opts.fsync !== false);
-      await entry.publish(part.fd!, opts.force === true);
-      closeQuietly(part.fd);
-      part.fd = undefined;
-      if (opts.fsync !== false) await syncDir(path.dirname(entry.finalPath));
-      return {
-        name: opts.name,
-        path: entry.finalPath,
-        size: got.size,
-        sha256: got.sha256,
-        verified: false,
-        protocol: 'classic',
-        resumedFrom: 0,
-        received: tally.received,
-        retries: 0,
-        durationMs: performance.now() - started,
-        host,
-        port,
-      };
-    } catch (err) {
-      if (opts.signal?.aborted) throw interruption(opts.signal);
-      throw err;
+    let idle = 0;
+    let restarted = false;
+    for (;;) {
+      const before = part.have;
+      try {
+        opts.signal?.throwIfAborted();
+        const got: { size: number; sha256: string; verified?: boolean; restarted?: boolean } = await (opts.http ? attemptHttp(c, part, tally) : attemptClassic(c, part, tally));
+        // An HTTP server may answer a resume with the whole file: then nothing was resumed after all.
+        if (got.restarted) resumedFrom = 0;
+        await flushFile(part.fd!, entry.partPath, opts.fsync !== false);
+        await entry.publish(part.fd!, opts.force === true);
+        closeQuietly(part.fd);
+        part.fd = undefined;
+        if (opts.fsync !== false) await syncDir(path.dirname(entry.finalPath));
+        return {
+          name: opts.name,
+          path: entry.finalPath,
+          size: got.size,
+          sha256: got.sha256,
+          verified: got.verified ?? false,
+          protocol: opts.http ? 'http' : 'classic',
+          ...(opts.http ? { url: opts.http.url } : {}),
+          resumedFrom,
+          received: tally.received,
+          retries,
+          durationMs: performance.now() - started,
+          host,
+          port,
+        };
+      } catch (err) {
+        if (opts.signal?.aborted) throw interruption(opts.signal);
+        if (err instanceof ChangedError && err.when === 'resume' && !restarted) {
+          restarted = true;
+          opts.onNotice?.(`${err.message}: discarding ${formatBytes(part.have)} in ${entry.partPath} and starting over`);
+          resetPart(part);
+          resumedFrom = 0;
+          continue;
+        }
+        const reason = retryReason(err, tally.reached);
+        if (reason === undefined || retries >= maxRetries) throw err;
+        let discarded = 0;
+        if (err instanceof ChangedError) {
+          discarded = part.have;
+          resetPart(part);
+          resumedFrom = 0;
+        }
+        idle = part.have > before ? 1 : idle + 1;
+        const delayMs = backoffMs(idle);
+        retries += 1;
+        opts.onRetry?.({ reason, have: part.have, size: part.info?.size, discarded, delayMs, attempt: retries, of: maxRetries });
+        try {
+          await sleep(delayMs, undefined, { signal: opts.signal });
+        } catch {
+          throw interruption(opts.signal);
+        }
+      }
     }
   } catch (err) {
-    throw await failedStaged(err, part && { entry, lock, part, restarted: false }, true, 0);
+    throw await failedStaged(err, part && { entry, lock, part, restarted: false }, opts.classic === true, retries);
   } finally {
     closeQuietly(part?.fd);
     await lock.release();

@@ -1,6 +1,7 @@
 // Reading a served file and streaming it: shared read buffers, one read in flight ahead of the socket, hashing while the kernel sends, backpressure.
 import type { Hash } from 'node:crypto';
 import type { promises as fsp } from 'node:fs';
+import type { Writable } from 'node:stream';
 import type { StreamSocket } from '../../../transport/tcp.js';
 import { drain } from '../../file-stream.js';
 import { ENDS } from './session.js';
@@ -9,33 +10,44 @@ import { ConnectionEnd } from './types.js';
 /** Bytes read from the file per read(); large reads and large hash updates are what make SHA-256 fast. */
 const CHUNK = 1024 * 1024;
 /** What a connection reads with when the shared pool is exhausted. */
-const SMALL_CHUNK = 128 * 1024;
+const SMALL_CHUNK = 64 * 1024;
 
 /**
- * Read buffers shared by every connection: 1 MiB each, at most `max` of them in use at once, so memory
- * stays bounded however many clients there are. Past that a connection gets a small unpooled buffer
- * instead of waiting: a few clients that stop reading can slow others down, never stall them. A buffer
- * goes back only when socket.write says the kernel has its bytes.
+ * Read buffers shared by every connection: 1 MiB each, at most `max` of them in use at once (four
+ * transfers reading ahead at full size), so memory stays bounded however many clients there are. Past
+ * that a connection gets a 64 KiB buffer instead of waiting: a few clients that stop reading can slow
+ * others down, never stall them. Small buffers are kept for reuse too (up to `maxSmallFree` idle ones):
+ * allocating and freeing a block per read fragments the C heap, and a hundred concurrent range requests
+ * then grow the server's RSS with each batch (docs/benchmarks.md, the HTTP part). A buffer goes back only
+ * when socket.write says the kernel has its bytes.
  */
 export class BufferPool {
   private readonly free: Buffer[] = [];
+  private readonly smallFree: Buffer[] = [];
   private inUse = 0;
 
-  constructor(private readonly max = 24) {}
+  constructor(
+    private readonly max = 8,
+    private readonly maxSmallFree = 64,
+  ) {}
 
   get(): Buffer {
-    if (this.inUse >= this.max) return Buffer.allocUnsafeSlow(SMALL_CHUNK);
+    if (this.inUse >= this.max) return this.smallFree.pop() ?? Buffer.allocUnsafeSlow(SMALL_CHUNK);
     this.inUse += 1;
     return this.free.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
   }
 
   put(buf: Buffer): void {
+    if (buf.length === SMALL_CHUNK) {
+      if (this.smallFree.length < this.maxSmallFree) this.smallFree.push(buf);
+      return;
+    }
     if (buf.length !== CHUNK) return;
     this.inUse -= 1;
     this.free.push(buf);
   }
 
-  /** Buffers handed out and not yet returned (for tests). */
+  /** 1 MiB buffers handed out and not yet returned (for tests). */
   get outstanding(): number {
     return this.inUse;
   }
@@ -108,8 +120,11 @@ export interface SendOptions {
   onFlushed?: () => void;
 }
 
-/** Send [from, to) of the file, respecting backpressure. Returns the number of bytes sent. */
-export async function sendBody(socket: StreamSocket, handle: fsp.FileHandle, from: number, to: number, opts: SendOptions): Promise<number> {
+/**
+ * Send [from, to) of the file, respecting backpressure, to a socket or to an HTTP response body (whose
+ * write callbacks are the socket's). Returns the number of bytes sent.
+ */
+export async function sendBody(socket: Writable, handle: fsp.FileHandle, from: number, to: number, opts: SendOptions): Promise<number> {
   const { pool, hash } = opts;
   let sent = 0;
   for await (const chunk of readChunks(handle, from, to, pool)) {

@@ -1,4 +1,4 @@
-// `netkit file serve`: accept and count every connection, dispatch it on its first bytes to v1 or classic (over TCP or TLS), and shut down gracefully.
+// `netkit file serve`: accept and count every connection, dispatch it on its first bytes to v1, HTTP or classic (over TCP or TLS), and shut down gracefully.
 import { promises as fsp } from 'node:fs';
 import { NetkitError, isNetkitError } from '../../../errors.js';
 import { formatHostPort, type StreamSocket } from '../../../transport/tcp.js';
@@ -13,10 +13,17 @@ import { PrefixHashBudget } from './prefix-budget.js';
 import { ReaderPool, SMALL_FILE } from './reader-pool.js';
 import { Session, type ServeContext } from './session.js';
 import { ConnectionEnd, SERVE_DEFAULTS, type FileServer, type ServeOptions, type TransferLog } from './types.js';
+import { HTTP_MAX_HEAD, httpProtocol } from './http.js';
 import { v1Protocol } from './v1.js';
+import { httpConnections } from '../../../transport/http.js';
 
-/** The protocols on the port, in the order they are asked to claim a connection; the last claims anything. */
-const PROTOCOLS: readonly Protocol[] = [v1Protocol, classicProtocol];
+/**
+ * The protocols on the port, in the order they are asked to claim a connection; the last claims
+ * anything. HTTP claims only a whole request line, so it comes before classic (docs/protocol.md 6.1).
+ */
+function protocols(http: boolean): readonly Protocol[] {
+  return http ? [v1Protocol, httpProtocol, classicProtocol] : [v1Protocol, classicProtocol];
+}
 
 async function servedRoot(dir: string): Promise<string> {
   try {
@@ -34,6 +41,15 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
   const root = await servedRoot(opts.dir);
   const maxConnections = opts.maxConnections ?? SERVE_DEFAULTS.maxConnections;
   const maxPerSource = opts.maxPerSource ?? SERVE_DEFAULTS.maxPerSource;
+  const log = (entry: TransferLog): void => {
+    try {
+      opts.onLog?.(entry);
+    } catch {
+      // logging must never break serving
+    }
+  };
+  const http = opts.http ?? true;
+  const served = protocols(http);
   const table = new ConnectionTable({ maxTotal: maxConnections, maxPerSource, headerTimeoutMs: opts.headerTimeoutMs ?? SERVE_DEFAULTS.headerTimeoutMs });
   const ctx: ServeContext = {
     root,
@@ -48,6 +64,8 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
     idleTimeoutMs: opts.idleTimeoutMs ?? SERVE_DEFAULTS.idleTimeoutMs,
     classicGapMs: opts.classicGapMs ?? SERVE_DEFAULTS.classicGapMs,
     refuseHardLinks: opts.refuseHardLinks ?? false,
+    http: http ? httpConnections({ maxHeaderSize: HTTP_MAX_HEAD }) : undefined,
+    log,
   };
   // A layered transport (TLS) hands us raw connections at accept; we run its handshake ourselves.
   const layer = opts.transport.layer;
@@ -55,18 +73,10 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
   let finishedDuringClose = 0;
   const idleWaiters = new Set<() => void>();
 
-  const log = (entry: TransferLog): void => {
-    try {
-      opts.onLog?.(entry);
-    } catch {
-      // logging must never break serving
-    }
-  };
-
   async function run(conn: Conn, mode: Mode): Promise<void> {
     const s = new Session(conn, ctx);
     try {
-      await dispatch(s, PROTOCOLS, layer, mode);
+      await dispatch(s, served, layer, mode);
     } catch (err) {
       s.failed(err);
     } finally {
@@ -74,7 +84,7 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
       conn.release();
       if (closing && conn.kind === 'slot' && conn.phase !== 'header') finishedDuringClose += 1;
       if (table.size === 0) for (const w of idleWaiters) w();
-      log(s.entry);
+      if (!s.logged) log(s.entry);
     }
   }
 
@@ -109,6 +119,7 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
     port: listener.port,
     root,
     transport: opts.transport.name,
+    http,
     connections: () => table.size,
     async close(graceMs = SERVE_DEFAULTS.graceMs) {
       closing = true;

@@ -3,6 +3,7 @@ import type { KeyObject } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { NetkitError } from '../../../errors.js';
 import { FrameReader } from '../../../protocol/file-v1.js';
+import type { HttpConnections } from '../../../transport/http.js';
 import type { StreamSocket } from '../../../transport/tcp.js';
 import { errnoText, linger, readUntil, writeAll, type EndFactory } from '../../file-stream.js';
 import type { FailureThrottle } from '../../limits.js';
@@ -35,6 +36,10 @@ export interface ServeContext {
   readonly idleTimeoutMs: number;
   readonly classicGapMs: number;
   readonly refuseHardLinks: boolean;
+  /** HTTP on the port, when it is on. */
+  readonly http?: HttpConnections;
+  /** Report one finished exchange (a protocol with several requests per connection logs each). */
+  readonly log: (entry: TransferLog) => void;
 }
 
 /** The outcome of a jail or codec refusal (NetkitError code NOT_FOUND, FORBIDDEN, or anything else). */
@@ -54,6 +59,8 @@ export class Session {
   readonly entry: TransferLog;
   /** The file being served, closed when the session ends. */
   file: JailedFile | undefined;
+  /** The protocol logged each of its requests itself: the connection's own entry is not logged. */
+  logged = false;
 
   constructor(
     readonly conn: Conn,

@@ -30,7 +30,9 @@ export interface ServeOptions {
   classicGapMs?: number;
   /** Refuse files with more than one hard link (docs/security.md section 3). */
   refuseHardLinks?: boolean;
-  /** One call per connection, when its outcome is known. */
+  /** Serve HTTP/1.x on the port too (default true; `--no-http` turns it off). */
+  http?: boolean;
+  /** One call per connection when its outcome is known (per request for HTTP, which has several on one). */
   onLog?: (entry: TransferLog) => void;
   /**
    * k_file (Secret.key('file')): when set, every v1 REQUEST must carry a valid client proof and every
@@ -60,12 +62,15 @@ export type Outcome =
 
 export interface TransferLog {
   peer: string;
-  protocol: 'v1' | 'classic' | 'unknown';
+  protocol: 'v1' | 'classic' | 'http' | 'unknown';
+  /** For HTTP: the method and the status answered. */
+  method?: string;
+  status?: number;
   /** The requested name as received (unsanitised: the CLI sanitises before printing). */
   name?: string;
   /** Body bytes written to the socket. */
   bytes: number;
-  /** For v1: where the body started (resume). */
+  /** For v1: where the body started (resume); for HTTP, where the range started. */
   offset?: number;
   size?: number;
   durationMs: number;
@@ -89,6 +94,8 @@ export interface FileServer {
   /** The served directory (a realpath). */
   readonly root: string;
   readonly transport: string;
+  /** Whether HTTP is served on the port too. */
+  readonly http: boolean;
   /** Connections holding a slot right now. */
   connections(): number;
   /** Stop accepting; drop idle connections; let transfers finish for up to graceMs, then cut them. */
