@@ -167,6 +167,8 @@ export class RawSession {
       this.closed = true;
       for (const w of this.waiters.splice(0)) w();
     });
+    // The server's end is final: finish the close from this side too, as a client does.
+    socket.once('end', () => socket.end());
     this.parser = new AnswerParser(opts.key ? (kind, payload, seq) => checkFrame(kind, opts.key!, this.nonces, payload, this.sessionOn ? seq : undefined) : undefined);
   }
 
@@ -231,6 +233,15 @@ export class RawSession {
     if (proof.length > 0 && !('raw' in a)) frame = sealFrame('client', this.opts.key!, this.nonces, frame, this.sessionOn ? seq : undefined);
     this.parser.pending.push(kind);
     return frame;
+  }
+
+  /**
+   * The bytes of `ask` sealed as request number `seq` (for replaying or reordering: send them with
+   * { raw }). Needs the key.
+   */
+  sealed(ask: Exclude<Ask, { raw: Buffer }>, seq: number): Buffer {
+    const frame = 'file' in ask ? encodeRequest({ name: ask.file, offset: ask.offset ?? 0, validator: ask.validator ?? Buffer.alloc(0) }, [MAC_PLACEHOLDER]) : encodeList({ name: ask.list, recursive: ask.recursive ?? false }, [MAC_PLACEHOLDER]);
+    return sealFrame('client', this.opts.key!, this.nonces, frame, seq);
   }
 
   /** Pipeline requests (one write), sealed with their sequence numbers when the client holds the key. */

@@ -94,7 +94,8 @@ function listOutcome(r: ThreadResult): ListOutcome {
 }
 
 /**
- * The pool. Threads start on first use and are unref'd (they never keep the process alive). A batch
+ * The pool. Threads start on first use (or with start()) and are unref'd (they never keep the process
+ * alive). A batch
  * that a thread does not answer in time (a hung network mount) fails its files with an error, and the
  * thread is left to finish on its own, replaced by a fresh one, up to maxStuck of them.
  */
@@ -148,6 +149,15 @@ export class ReaderPool {
     this.queue.push(p);
     // Dispatch on the next turn, so the requests parsed from one socket read go out as one batch.
     if (this.queue.length === 1) queueMicrotask(() => this.pump());
+  }
+
+  /**
+   * Start the threads now rather than on first use, so a server's descriptor count (each thread holds a
+   * few) and memory are settled from the start.
+   */
+  start(): this {
+    while (!this.closed && this.readers.size < this.threads) this.spawn();
+    return this;
   }
 
   /** Threads that never answered a batch in time. */

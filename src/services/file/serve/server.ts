@@ -59,7 +59,7 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
     pool: new BufferPool(),
     hashCache: new HashCache(),
     prefixBudget: new PrefixHashBudget(),
-    readers: new ReaderPool({ small: SMALL_FILE }),
+    readers: new ReaderPool({ small: SMALL_FILE }).start(),
     prefetch: new PrefetchBudget(),
     idleTimeoutMs: opts.idleTimeoutMs ?? SERVE_DEFAULTS.idleTimeoutMs,
     classicGapMs: opts.classicGapMs ?? SERVE_DEFAULTS.classicGapMs,
@@ -112,7 +112,13 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
     });
   };
 
-  const listener = await (layer ?? opts.transport).listen({ host: opts.host, port: opts.port ?? SERVE_DEFAULTS.port }, onConnection);
+  let listener;
+  try {
+    listener = await (layer ?? opts.transport).listen({ host: opts.host, port: opts.port ?? SERVE_DEFAULTS.port }, onConnection);
+  } catch (err) {
+    ctx.readers.close();
+    throw err;
+  }
 
   return {
     host: listener.host,
