@@ -231,6 +231,9 @@ function treeSection(r) {
     L.push(`- Peak RSS on the ${fmt.int(c.small.files)}-file tree: client ${fmt.mib(t.rss.client_kib)} (\`/usr/bin/time -f %M\`), server ${fmt.mib(t.rss.server_kib)} (VmHWM of a fresh server)${t.rss.ok ? '' : ' (the fetch FAILED)'}; target ≤ 100 MB each → ${verdict(under && t.rss.ok)}.`);
   }
   for (const s of t.skipped) L.push(`- ${s.key}: ${s.reason}`);
+  L.push('');
+  return L;
+}
 
 function httpSection(r) {
   const h = r.result;

@@ -85,12 +85,12 @@ async function netkitServer(dir) {
 /** netkit file fetch NAME -o OUT: wall time from the client's start to its exit. `keep`: leave the output (for a re-run). */
 async function netkitFetch(t, port, out, extra = [], { keep = false, check = true, wrap } = {}) {
   if (!keep) clean(out);
-  const args = [BIN, 'file', 'fetch', t.name, '-H', `127.0.0.1:${port}`, '-o', out, '--quiet', '--json', ...extra];
+  const args = [BIN, 'file', 'fetch', t.name, '-H', `127.0.0.1:${port}`, '-o', out, '--quiet', ...extra];
   const r = wrap ? await runTimed(wrap[0], [...wrap.slice(1), NODE, ...args], { timeoutMs: 600000 }) : await runTimed(NODE, args, { timeoutMs: 600000 });
   let ok = r.code === 0;
   if (!ok) log(`tree: netkit fetch failed (exit ${r.code}): ${(r.stdout + r.stderr).trim().slice(0, 400)}`);
   if (ok && check) ok = await same(t.root, join(out, t.name));
-  return { ms: r.ms, ok, stderr: r.stderr, json: ok ? JSON.parse(r.stdout) : undefined };
+  return { ms: r.ms, ok, stderr: r.stderr };
 }
 
 /** `tar c -C SRC NAME | nc -N` -> `nc -l | tar x -C OUT`: from the sender's start until both ends have exited. */
