@@ -97,6 +97,7 @@ export async function runFileFetch(o: FetchRunOptions): Promise<void> {
         force: o.force,
         checksum: o.checksum,
         preserve: o.preserve,
+        keepOutcomes: o.json,
         onProgress: bar ? (p) => bar.update(p.bytesDone, p.bytesTotal, p.set ? { name: p.current || 'listing', filesDone: p.filesDone, filesTotal: p.filesTotal } : undefined) : undefined,
       },
       { single },

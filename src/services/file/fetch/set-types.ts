@@ -29,6 +29,8 @@ export interface SetOptions {
   onRetry?: (retry: RetryNotice) => void;
   /** Each file as it ends (fetched, skipped or failed), in the order they end. */
   onFile?: (f: FileOutcome) => void;
+  /** Keep every file's outcome in the result (default true); false keeps only the failed ones (memory). */
+  keepOutcomes?: boolean;
 }
 
 export interface SetProgress {
@@ -63,6 +65,7 @@ export interface FileOutcome {
 }
 
 export interface SetResult {
+  /** Every file's outcome, or only the failed ones when the caller asked so (keepOutcomes: false). */
   files: FileOutcome[];
   fetched: number;
   skipped: number;

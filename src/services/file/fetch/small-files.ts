@@ -9,10 +9,10 @@ import { WriterThread, type WriteJob, type WriteResult } from './write-thread.js
 /** Files up to this size are received into memory and written whole; larger ones stream into a resumable partial file. */
 export const SMALL_FILE = 1024 * 1024;
 /** Bytes of received small files waiting for the disk before the socket is left to wait. */
-const BACKLOG_BYTES = 16 * 1024 * 1024;
+const BACKLOG_BYTES = 4 * 1024 * 1024;
 /** A group flushed together: at most this many files or bytes. */
 const GROUP_FILES = 1024;
-const GROUP_BYTES = 8 * 1024 * 1024;
+const GROUP_BYTES = 2 * 1024 * 1024;
 
 /** A body received into memory (a small file): the Receiver reads into its buffer, never past it. */
 export class MemorySink implements BodySink {

@@ -148,7 +148,7 @@ export class RunState {
       this.failed += 1;
       if (item?.size !== undefined) this.bytesTotal -= item.size;
     }
-    this.outcomes.push(outcome);
+    if (this.opts.keepOutcomes !== false || outcome.status === 'failed' || this.single) this.outcomes.push(outcome);
     this.opts.onFile?.(outcome);
     this.progress(true);
   }

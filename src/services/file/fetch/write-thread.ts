@@ -132,7 +132,8 @@ export class WriterThread {
   private readonly waiting = new Map<number, { resolve: (r: WriteResult[]) => void; reject: (e: Error) => void }>();
 
   private start(): Worker {
-    const w = new Worker(`(${writerThread.toString()})(require)`, { eval: true });
+    // A small heap: the thread keeps nothing but the group in hand (its bytes live outside the heap).
+    const w = new Worker(`(${writerThread.toString()})(require)`, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 } });
     w.on('message', (m: { id: number; results: WriteResult[] }) => {
       const p = this.waiting.get(m.id);
       this.waiting.delete(m.id);
