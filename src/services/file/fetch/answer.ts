@@ -89,7 +89,7 @@ export async function answerGet(run: RunState, sc: SessionConn, op: Op & { t: 'g
   const { item } = op;
   const seq = op.seq!;
   const asked: Asked = { target: run.target, name: item.remote };
-  const head = await sc.next();
+  const head = sc.ready() ?? (await sc.next());
   sc.prove('server', head, seq, asked);
   const r = decodeResponse(head);
   try {
@@ -217,7 +217,7 @@ async function receiveSmall(run: RunState, sc: SessionConn, op: Op & { t: 'get' 
     counted += n;
     run.gotBytes(n);
   });
-  const end = await sc.next();
+  const end = sc.ready() ?? (await sc.next());
   if (end.type === FrameType.RESPONSE) {
     sc.prove('server', end, op.seq!, asked);
     const late = decodeResponse(end);

@@ -20,9 +20,9 @@ export function listFrame(dir: string, recursive: boolean): FrameBuilder {
   return (extra) => encodeList({ name: dir, recursive }, extra);
 }
 
-function frameBytes(f: Frame): Buffer {
-  const head = Buffer.from([f.type, f.payload.length >> 8, f.payload.length & 0xff]);
-  return Buffer.concat([head, f.payload]);
+/** A frame's 3-byte header, as it was on the wire (END's hash covers headers and payloads). */
+function frameHead(f: Frame): Buffer {
+  return Buffer.from([f.type, f.payload.length >> 8, f.payload.length & 0xff]);
 }
 
 /**
@@ -31,17 +31,18 @@ function frameBytes(f: Frame): Buffer {
  * only once END's count and SHA-256 match what arrived and, with a secret, END's proof verifies.
  */
 export async function readListing(sc: SessionConn, seq: number, asked: Asked, first?: Frame): Promise<ListAnswer> {
-  const head = first ?? (await sc.next());
+  const head = first ?? sc.ready() ?? (await sc.next());
   sc.prove('server', head, seq, asked);
   const r = decodeResponse(head);
   if (r.status !== Status.OK) throwRefusal(r, asked);
   const hash = createHash('sha256');
   const entries: Entry[] = [];
   for (;;) {
-    const f = await sc.next();
+    const f = sc.ready() ?? (await sc.next());
     if (f.type === FrameType.ENTRY) {
       if (entries.length >= MAX_LIST_ENTRIES) throw new NetkitError('TOO_LARGE', `the listing of '${asked.name}' has more than ${MAX_LIST_ENTRIES} entries`);
-      hash.update(frameBytes(f));
+      hash.update(frameHead(f));
+      hash.update(f.payload);
       entries.push(decodeEntry(f));
       continue;
     }

@@ -4,6 +4,7 @@ import fs, { constants as fsc, promises as fsp, type BigIntStats } from 'node:fs
 import path from 'node:path';
 import { NetkitError, errnoOf, fsError } from '../../../errors.js';
 import { sanitize } from '../../../cli/output.js';
+import type { Found } from './write-thread.js';
 
 /** What sits at a target before the fetch. */
 export type Present =
@@ -122,6 +123,29 @@ export class LocalTree {
     if (st.isFile()) return { kind: 'file', size: Number(st.size), mtimeMs: mtimeMsOfLocal(st), mode: Number(st.mode & 0o7777n) };
     if (st.isDirectory()) return { kind: 'dir' };
     return { kind: 'other', what: describe(st) };
+  }
+
+  /**
+   * What sits at each target, looked up by `lstatMany` (the writer thread, in one message per batch);
+   * a target in a directory this fetch made is known to be free.
+   */
+  async presentMany(targets: readonly string[], lstatMany: (paths: string[]) => Promise<Found[]>): Promise<Present[]> {
+    const out: Present[] = targets.map(() => ({ kind: 'none' }));
+    const ask: number[] = [];
+    targets.forEach((t, i) => {
+      const dir = t.includes('/') ? t.slice(0, t.lastIndexOf('/')) : '';
+      if (dir === '' || !this.madeHere(dir)) ask.push(i);
+    });
+    for (let at = 0; at < ask.length; at += 2048) {
+      const slice = ask.slice(at, at + 2048);
+      const found = await lstatMany(slice.map((i) => this.pathOf(targets[i]!)));
+      found.forEach((f, j) => {
+        const i = slice[j]!;
+        if (f.k === 'error') throw fsError(Object.assign(new Error(f.message), { code: f.errno }), `cannot check ${this.pathOf(targets[i]!)}`);
+        out[i] = f.k === 'file' ? { kind: 'file', size: f.size, mtimeMs: f.mtimeMs, mode: f.mode } : f.k === 'dir' ? { kind: 'dir' } : f.k === 'other' ? { kind: 'other', what: f.what } : { kind: 'none' };
+      });
+    }
+    return out;
   }
 
   /** SHA-256 of the regular file at `target` (opened without following a link or blocking on a FIFO). */

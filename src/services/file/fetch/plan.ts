@@ -12,9 +12,6 @@ import { stagingKey, targetSegments } from './staging.js';
 import type { Item, Op, RunState } from './tree-state.js';
 import { checkRoom } from './writer.js';
 
-/** How many local look-ups (lstat) run at once. */
-const PARALLEL = 16;
-
 function newItem(spec: NameSpec, remote: string, target: string, origin: Item['origin'], e?: Entry): Item {
   return { remote, target, spec, origin, size: e?.size, mtimeMs: e?.mtimeMs, mode: e?.mode, compare: false, replace: false, resumedFrom: 0, changes: 0, ended: false };
 }
@@ -169,24 +166,31 @@ export async function afterListing(run: RunState, op: Op & { t: 'list' }, answer
   for (const item of fetch) run.queue.push({ t: 'get', item });
 }
 
-/** Each file's verdict, looked up PARALLEL at a time; a parent that cannot be made fails its files. */
+/** Each file's verdict: its directory made (a failure fails its files), what is there looked up in batches. */
 async function decideAll(run: RunState, files: Item[]): Promise<Array<'fetch' | 'skip' | 'compare' | Error>> {
   const out: Array<'fetch' | 'skip' | 'compare' | Error> = new Array(files.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < files.length) {
-      const i = next++;
-      const item = files[i]!;
-      try {
-        const dir = parentOf(item.target);
-        await run.tree.ensureDir(dir);
-        out[i] = decide(run, item, await run.tree.present(item.target));
-      } catch (err) {
-        out[i] = err instanceof Error ? err : new Error(String(err));
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(PARALLEL, files.length) }, worker));
+  const dirs = new Map<string, Error | undefined>();
+  for (const item of files) {
+    const dir = parentOf(item.target);
+    if (!dirs.has(dir)) dirs.set(dir, await run.tree.ensureDir(dir).then(() => undefined, (err: unknown) => (err instanceof Error ? err : new Error(String(err)))));
+  }
+  const ok = files.map((item, i) => {
+    const failed = dirs.get(parentOf(item.target));
+    if (failed) out[i] = failed;
+    return !failed;
+  });
+  const look = files.filter((_, i) => ok[i]);
+  let present: Present[];
+  try {
+    present = await run.tree.presentMany(look.map((f) => f.target), (paths) => run.small.thread.lstat(paths));
+  } catch (err) {
+    const e = err instanceof Error ? err : new Error(String(err));
+    return files.map((_, i) => out[i] ?? e);
+  }
+  let j = 0;
+  files.forEach((item, i) => {
+    if (ok[i]) out[i] = decide(run, item, present[j++]!);
+  });
   return out;
 }
 

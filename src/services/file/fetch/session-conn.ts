@@ -65,6 +65,11 @@ export class SessionConn {
     if (this.key) requireProof(kind, this.key, this.nonces, frame, asked, this.session ? seq : undefined);
   }
 
+  /** The next frame if it is already here (no wait, no promise: the hot path of a listing or of small files). */
+  ready(): Frame | undefined {
+    return this.conn.receiver.reader.next();
+  }
+
   /** Read the next frame. */
   next(): Promise<Frame> {
     const { receiver } = this.conn;

@@ -75,7 +75,8 @@ export class SmallFiles {
   private queued = 0;
   private running: Promise<void> | undefined;
   private waiters: Array<() => void> = [];
-  private readonly thread = new WriterThread();
+  /** The thread that writes the files; it also looks up what is already there (lstat, in batches). */
+  readonly thread = new WriterThread();
 
   constructor(
     private readonly staging: Staging,

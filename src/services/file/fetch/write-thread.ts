@@ -1,4 +1,4 @@
-// A writer thread for small files: a whole group written, flushed and named with plain system calls, off the event loop and off libuv's pool, so 10,000 small files cost 10,000 short system-call sequences and no thread-pool round trips.
+// A writer thread for a tree fetch: small files written, flushed and named a group at a time, and what is already there looked up, with plain system calls off the event loop and off libuv's pool, so 10,000 small files cost 10,000 short system-call sequences and no thread-pool round trips.
 import { Worker } from 'node:worker_threads';
 
 /** One file of a group: its bytes go to `temp` (created new), which then takes the name `final`. */
@@ -23,6 +23,9 @@ export interface WriteGroup {
   dirs: string[];
 }
 
+/** What lstat(2) found at a path: nothing, a regular file (size, mtime ms, mode), a directory, or something else. */
+export type Found = { k: 'none' } | { k: 'file'; size: number; mtimeMs: number; mode: number } | { k: 'dir' } | { k: 'other'; what: string } | { k: 'error'; errno: string; message: string };
+
 /** Per job: ok, the final name was taken (link's EEXIST), or the step and errno that failed. */
 export type WriteResult = { ok: true } | { ok: false; exists: true } | { ok: false; exists?: false; step: string; path: string; errno: string; message: string };
 
@@ -41,7 +44,25 @@ export function writerThread(require: (id: string) => unknown): void {
     const e = err as NodeJS.ErrnoException;
     return { ok: false, step, path, errno: e.code ?? 'EIO', message: e.message ?? String(err) };
   };
-  parentPort!.on('message', (g: WriteGroup) => {
+  const lstatOne = (p: string): Found => {
+    try {
+      const st = fs.lstatSync(p, { bigint: true });
+      if (st.isFile()) return { k: 'file', size: Number(st.size), mtimeMs: st.mtimeNs <= 0n ? 0 : Number(st.mtimeNs / 1_000_000n), mode: Number(st.mode & 0o7777n) };
+      if (st.isDirectory()) return { k: 'dir' };
+      const what = st.isSymbolicLink() ? 'a symbolic link' : st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'not a regular file';
+      return { k: 'other', what };
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'ENOENT' || e.code === 'ENOTDIR') return { k: 'none' };
+      return { k: 'error', errno: e.code ?? 'EIO', message: e.message };
+    }
+  };
+  parentPort!.on('message', (m: WriteGroup | { id: number; lstat: string[] }) => {
+    if ('lstat' in m) {
+      parentPort!.postMessage({ id: m.id, found: m.lstat.map(lstatOne) });
+      return;
+    }
+    const g = m;
     const results: WriteResult[] = g.jobs.map(() => ({ ok: true }));
     const fds: Array<number | undefined> = g.jobs.map(() => undefined);
     g.jobs.forEach((j, i) => {
@@ -129,15 +150,15 @@ export function writerThread(require: (id: string) => unknown): void {
 export class WriterThread {
   private worker: Worker | undefined;
   private next = 0;
-  private readonly waiting = new Map<number, { resolve: (r: WriteResult[]) => void; reject: (e: Error) => void }>();
+  private readonly waiting = new Map<number, { resolve: (r: never) => void; reject: (e: Error) => void }>();
 
   private start(): Worker {
     // A small heap: the thread keeps nothing but the group in hand (its bytes live outside the heap).
     const w = new Worker(`(${writerThread.toString()})(require)`, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 } });
-    w.on('message', (m: { id: number; results: WriteResult[] }) => {
+    w.on('message', (m: { id: number; results?: WriteResult[]; found?: Found[] }) => {
       const p = this.waiting.get(m.id);
       this.waiting.delete(m.id);
-      p?.resolve(m.results);
+      p?.resolve((m.results ?? m.found) as never);
       if (this.waiting.size === 0) w.unref();
     });
     const gone = (err: Error): void => {
@@ -156,11 +177,22 @@ export class WriterThread {
     const w = (this.worker ??= this.start());
     const id = this.next++;
     return new Promise((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject });
+      this.waiting.set(id, { resolve: resolve as (r: never) => void, reject });
       w.ref(); // the process waits for an answer it is owed
       // Only a buffer that owns its whole memory moves without a copy (a pooled slice must be copied).
       const transfer = group.jobs.filter((j) => j.data.byteOffset === 0 && j.data.byteLength === j.data.buffer.byteLength && j.data.byteLength > 0).map((j) => j.data.buffer as ArrayBuffer);
       w.postMessage({ ...group, id }, transfer);
+    });
+  }
+
+  /** lstat(2) each path (never following a link), in one message. */
+  lstat(paths: string[]): Promise<Found[]> {
+    const w = (this.worker ??= this.start());
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve: resolve as (r: never) => void, reject });
+      w.ref();
+      w.postMessage({ id, lstat: paths });
     });
   }
 
