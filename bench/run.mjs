@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { OUT, ensureDir, log, machineFacts, killAll } from './lib/common.mjs';
 
-const PARTS = ['disk', 'startup', 'file', 'tls', 'fleet'];
+const PARTS = ['disk', 'startup', 'file', 'tls', 'fleet', 'tree-serve'];
 const USAGE = `usage: npm run bench -- [${PARTS.join('|')} ...] [--quick] [--no-docs]
 
   (no part)   run every part (about 5-10 minutes)
@@ -49,6 +49,7 @@ const runners = {
   file: async (o) => (await import('./lib/file.mjs')).runFile(o),
   tls: async (o) => (await import('./lib/file.mjs')).runTls(o),
   fleet: async (o) => (await import('./lib/fleet.mjs')).runFleet(o),
+  'tree-serve': async (o) => (await import('./lib/tree-serve.mjs')).runTreeServe(o),
 };
 
 ensureDir(OUT);
