@@ -1,5 +1,6 @@
 // A raw v1 session client for tests: asks for SESSION, sends REQUESTs, LISTs or any bytes (sealed with sequence numbers when it holds the key), and parses the answers in order, counting its write/read turns.
 import net from 'node:net';
+import tls from 'node:tls';
 import { once } from 'node:events';
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { MAC_PLACEHOLDER, checkFrame, sealFrame, type FrameProof } from '../../src/protocol/auth-frames.js';
@@ -59,6 +60,8 @@ export interface SessionOptions {
   flags?: number;
   /** Send these with the HELLO, before the server's HELLO arrives (an early request). */
   early?: Ask[];
+  /** Speak TLS (any certificate: the tests are about the protocol inside). */
+  tls?: boolean;
   timeoutMs?: number;
 }
 
@@ -178,13 +181,15 @@ export class RawSession {
   }
 
   static async open(port: number, opts: SessionOptions = {}): Promise<RawSession> {
-    const socket = net.connect({ host: opts.host ?? '127.0.0.1', port, localAddress: opts.localAddress, allowHalfOpen: true });
+    const socket = opts.tls
+      ? tls.connect({ host: opts.host ?? '127.0.0.1', port, rejectUnauthorized: false })
+      : net.connect({ host: opts.host ?? '127.0.0.1', port, localAddress: opts.localAddress, allowHalfOpen: true });
     const s = new RawSession(socket, opts);
     socket.on('error', () => undefined);
     const timer = setTimeout(() => socket.destroy(new Error(`session not done within ${opts.timeoutMs ?? 20_000} ms`)), opts.timeoutMs ?? 20_000);
     timer.unref();
     socket.once('close', () => clearTimeout(timer));
-    await once(socket, 'connect');
+    await once(socket, opts.tls ? 'secureConnect' : 'connect');
     let head: Buffer | undefined = Buffer.alloc(0);
     const helloArrived = new Promise<void>((resolve, reject) => {
       socket.once('close', () => reject(new Error('closed before the server HELLO')));

@@ -12,6 +12,7 @@ import { FrameType, HelloFlag, Status, encodeFrame, encodeRequest, Tag } from '.
 import { FailureThrottle } from '../../src/services/limits.js';
 import { startFileServer, type FileServer, type ServeOptions, type TransferLog } from '../../src/services/file/serve/index.js';
 import { listDirectory } from '../../src/services/file/serve/listing.js';
+import { tlsServerTransport } from '../../src/services/file-tls.js';
 import { tcpTransport } from '../../src/transport/tcp.js';
 import { exchange, parseV1Answer, v1Conversation } from '../helpers/raw-file-client.js';
 import { RawSession, type FileAnswer, type ListAnswer } from '../helpers/raw-session-client.js';
@@ -324,6 +325,24 @@ describe('deadlines and slots', () => {
     expect((await other.next()).response.status).toBe(Status.OK);
     const evicted = await logged();
     expect(evicted).toMatchObject({ outcome: 'evicted', requests: 1 });
+  });
+});
+
+describe('over TLS', () => {
+  test('a session inside TLS: a LIST, 300 small files, a large one and a refusal, in order and verified', async () => {
+    const { transport } = tlsServerTransport({ identityDir: join(base, 'identity') });
+    const server = await startFileServer({ dir: root, transport, host: '127.0.0.1', port: 0 });
+    servers.push(server);
+    const s = await open(server.port, { tls: true, early: [{ list: 'photos' }] });
+    const names = Array.from({ length: 300 }, (_, i) => `photos/p${String(i).padStart(3, '0')}.txt`);
+    s.send([...names.map((file) => ({ file })), { file: 'big.bin' }, { file: 'nope' }]);
+    s.end();
+    const [listing, ...answers] = await s.answers(303);
+    expect(list(listing).end?.count).toBe(302);
+    for (const [i, a] of answers.slice(0, 300).entries()) expect(file(a).body.toString()).toBe(`photo ${i}\n`);
+    expect(sha(file(answers[300]).body)).toBe(sha(big));
+    expect(file(answers[300]).sha256!.toString('hex')).toBe(sha(big));
+    expect(answers[301]!.response.status).toBe(Status.NOT_FOUND);
   });
 });
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { NetkitError, errnoOf } from '../../../errors.js';
 import { MAX_NAME_BYTES } from '../../../protocol/file-frames.js';
 import { inside, isRequestableName, normaliseDir } from './jail.js';
-import { sharedReaders, type ListOutcome, type RawEntry, type ReaderPool } from './reader-pool.js';
+import { sharedReaders, type ListOutcome, type ListedEntry, type ReaderPool } from './reader-pool.js';
 
 /** One listed entry. `path` is relative to the served directory and can be requested as is. */
 export interface ListEntry {
@@ -41,7 +41,6 @@ export interface Listing {
 export const MAX_LIST_ENTRIES = 1_000_000;
 /** The message of the FORBIDDEN refusal for listing a regular file (a v1 session gets NOT_DIRECTORY for it). */
 export const NOT_A_DIRECTORY = 'not a directory';
-const MAX_SIZE = BigInt(Number.MAX_SAFE_INTEGER);
 /** Subdirectories read ahead of the walk. */
 const LIST_AHEAD = 8;
 
@@ -72,13 +71,13 @@ const SELF: Identity = { uid: process.getuid?.() ?? -1, groups: new Set([process
  * permission bits as the kernel would without ACLs: the owner's bits for the owner, else the group's
  * for a member, else the others'. Root reads everything.
  */
-export function readableBy(who: Identity, st: Pick<BigIntStats, 'mode' | 'uid' | 'gid'>, bits: bigint): boolean {
+export function readableBy(who: Identity, st: { mode: number; uid: number; gid: number }, bits: number): boolean {
   if (who.uid === 0) return true;
-  const shift = st.uid === BigInt(who.uid) ? 6n : who.groups.has(Number(st.gid)) ? 3n : 0n;
+  const shift = st.uid === who.uid ? 6 : who.groups.has(st.gid) ? 3 : 0;
   return ((st.mode >> shift) & bits) === bits;
 }
 
-const readable = (st: Pick<BigIntStats, 'mode' | 'uid' | 'gid'>, bits: bigint): boolean => readableBy(SELF, st, bits);
+const readable = (st: { mode: number; uid: number; gid: number }, bits: number): boolean => readableBy(SELF, st, bits);
 
 function refuse(code: 'NOT_FOUND' | 'FORBIDDEN', message: string): NetkitError {
   return new NetkitError(code, message);
@@ -110,7 +109,7 @@ function tooLarge(max: number): NetkitError {
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** What one directory entry becomes: an item, or undefined when the jail leaves it out. */
-function classify(state: WalkState, dirReal: string, prefix: string[], raw: RawEntry): Item | undefined {
+function classify(state: WalkState, dirReal: string, prefix: string[], raw: ListedEntry): Item | undefined {
   let name: string;
   try {
     name = utf8.decode(raw.name);
@@ -120,14 +119,13 @@ function classify(state: WalkState, dirReal: string, prefix: string[], raw: RawE
   const segments = [...prefix, name];
   const rel = segments.join('/');
   if (Buffer.byteLength(rel) > MAX_NAME_BYTES || !isRequestableName(segments)) return undefined;
-  const st = raw.stat;
-  const entry = (type: 'file' | 'dir', size: number): ListEntry => ({ path: rel, type, size, mtimeMs: mtimeMsOf(st), mode: modeOf(st) });
+  const entry = (type: 'file' | 'dir', size: number): ListEntry => ({ path: rel, type, size, mtimeMs: raw.mtimeMs, mode: raw.mode });
   if (raw.t === 'file') {
-    if (st.size > MAX_SIZE || !readable(st, 4n) || (state.opts.refuseHardLinks && st.nlink > 1n)) return undefined;
-    return { segments, entry: entry('file', Number(st.size)) };
+    if (raw.size < 0 || !readable(raw, 4) || (state.opts.refuseHardLinks && raw.nlink > 1)) return undefined;
+    return { segments, entry: entry('file', raw.size) };
   }
   if (raw.t === 'dir') {
-    if (!readable(st, 5n)) return undefined;
+    if (!readable(raw, 5)) return undefined;
     return { segments, entry: entry('dir', 0), descend: state.opts.recursive ? `${dirReal === '/' ? '' : dirReal}/${name}` : undefined };
   }
   return undefined; // FIFO, socket, device
@@ -149,7 +147,7 @@ async function* walk(state: WalkState, dirReal: string, prefix: string[], read?:
   }
   if (r.k === 'too-many') throw tooLarge(state.max);
   if (r.k === 'error') throw new NetkitError('INTERNAL', `cannot list ${prefix.join('/') || 'the served directory'}: ${r.message}`);
-  const entries: Array<RawEntry | undefined> = r.entries;
+  const entries: Array<ListedEntry | undefined> = r.entries;
   state.held += entries.length;
   state.skipped += r.skipped;
   // The next few subdirectories are read while this one's entries go out (results not used are dropped).
@@ -213,7 +211,7 @@ export async function listDirectory(root: string, dir: string, opts: ListOptions
   }
   if (!inside(root, real)) throw refuse('FORBIDDEN', 'the name resolves outside the served directory');
   if (!st.isDirectory()) throw refuse('FORBIDDEN', NOT_A_DIRECTORY);
-  if (!readable(st, 5n)) throw refuse('FORBIDDEN', 'permission denied');
+  if (!readable({ mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid) }, 5)) throw refuse('FORBIDDEN', 'permission denied');
   const state: WalkState = { root, opts, readers: opts.readers ?? sharedReaders(), max: opts.maxEntries ?? MAX_LIST_ENTRIES, skipped: 0, yielded: 0, held: 0 };
   return { entries: { [Symbol.asyncIterator]: () => walk(state, real, segments) }, skipped: () => state.skipped };
 }

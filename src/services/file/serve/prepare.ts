@@ -1,6 +1,7 @@
 // Preparing the answer to a REQUEST before its turn: the jail and the resume checks, and for a small file its whole content and hash (from a reader thread), so a session's answers go out back to back.
 import { isNetkitError, type NetkitError } from '../../../errors.js';
 import { Status, type Request, type StatusValue } from '../../../protocol/file-v1.js';
+import type { FileFacts } from './reader-pool.js';
 import { validatorOf, type Identity } from './hash-cache.js';
 import { isDirectoryRefusal, normaliseName, openInJail, type JailedFile } from './jail.js';
 import { modeOf, mtimeMsOf } from './listing.js';
@@ -14,13 +15,7 @@ export const MAX_SIZE = BigInt(Number.MAX_SAFE_INTEGER);
 /** The status a v1 client receives for a jail or codec refusal. */
 export const REFUSAL_STATUS = { 'not-found': Status.NOT_FOUND, forbidden: Status.FORBIDDEN, 'bad-request': Status.BAD_REQUEST } as const;
 
-/** What an OK RESPONSE says about the file. */
-export interface FileFacts {
-  size: number;
-  validator: Buffer;
-  mtimeMs: number;
-  mode: number;
-}
+export type { FileFacts } from './reader-pool.js';
 
 export type Refused = { kind: 'refused'; status: StatusValue; outcome: Outcome; detail: string; size?: number; validator?: Buffer };
 
@@ -31,8 +26,11 @@ export type Prepared =
   /** Opened and streamed at its turn. */
   | { kind: 'large' };
 
+/** The facts of a file from a bigint fstat (the large-file path, on the event loop). */
 export function factsOf(st: Identity & { mode: bigint }): FileFacts {
-  return { size: Number(st.size), validator: validatorOf(st), mtimeMs: mtimeMsOf(st), mode: modeOf(st) };
+  const f: FileFacts = { size: st.size > MAX_SIZE ? -1 : Number(st.size), validator: validatorOf(st), mtimeMs: mtimeMsOf(st), mode: modeOf(st) };
+  if (st.size > MAX_SIZE) f.sizeText = String(st.size);
+  return f;
 }
 
 function refused(status: StatusValue, outcome: Outcome, detail: string, extra?: { size: number; validator: Buffer }): Refused {
@@ -47,9 +45,8 @@ function jailRefused(err: NetkitError, session: boolean): Refused {
 }
 
 /** The size limit and the resume checks (docs/protocol.md 2.6), in the order the server applies them. */
-function check(request: Request, st: Identity & { mode: bigint }): Refused | FileFacts {
-  if (st.size > MAX_SIZE) return refused(Status.FORBIDDEN, 'too-large', `the file is ${st.size} bytes, more than 2^53 - 1, the largest size file protocol v1 carries exactly`);
-  const facts = factsOf(st);
+function check(request: Request, facts: FileFacts): Refused | FileFacts {
+  if (facts.size < 0) return refused(Status.FORBIDDEN, 'too-large', `the file is ${facts.sizeText} bytes, more than 2^53 - 1, the largest size file protocol v1 carries exactly`);
   const offset = request.offset;
   if (offset > 0) {
     if (request.validator.length === 0) return refused(Status.BAD_REQUEST, 'bad-request', 'a resumed request must carry the validator');
@@ -78,16 +75,14 @@ export async function prepareFile(ctx: ServeContext, request: Request, session: 
       return jailRefused(r.error, session);
     case 'error':
       return refused(Status.INTERNAL, 'error', r.message);
-    case 'changed': {
-      const size = r.stat.size > MAX_SIZE ? 0 : Number(r.stat.size);
-      return refused(Status.CHANGED, 'changed', `the file changed while it was read (${r.change}); fetch it again`, { size, validator: validatorOf(r.stat) });
-    }
+    case 'changed':
+      return refused(Status.CHANGED, 'changed', `the file changed while it was read (${r.change}); fetch it again`, { size: Math.max(0, r.facts.size), validator: r.facts.validator });
     case 'large': {
-      const c = check(request, r.stat);
+      const c = check(request, r.facts);
       return 'kind' in c ? c : { kind: 'large' };
     }
     case 'small': {
-      const c = check(request, r.stat);
+      const c = check(request, r.facts);
       return 'kind' in c ? c : { kind: 'small', facts: c, data: r.data, digest: r.digest };
     }
   }
@@ -102,7 +97,7 @@ export async function openForStream(ctx: ServeContext, request: Request, session
     if (!isNetkitError(err)) return refused(Status.INTERNAL, 'error', `cannot open the file: ${(err as { code?: string }).code ?? String(err)}`);
     return jailRefused(err, session);
   }
-  const c = check(request, file.stat);
+  const c = check(request, factsOf(file.stat));
   if ('kind' in c) {
     await file.handle.close().catch(() => undefined);
     return c;

@@ -2,9 +2,18 @@
 import { Worker } from 'node:worker_threads';
 import type { NetkitError } from '../../../errors.js';
 import { OPEN_FLAGS, jailRefusal } from './jail.js';
-import { readerThread, type Ask, type FileStat, type RawEntry, type ThreadResult, type ThreadSetup } from './reader-thread.js';
+import { readerThread, type Ask, type Facts, type RawEntry, type ThreadResult, type ThreadSetup } from './reader-thread.js';
 
-export type { FileStat, RawEntry } from './reader-thread.js';
+export type { RawEntry } from './reader-thread.js';
+
+/** What an OK RESPONSE says about a file. `size` is -1 above 2^53 - 1, and `sizeText` then says it exactly. */
+export interface FileFacts {
+  size: number;
+  sizeText?: string;
+  validator: Buffer;
+  mtimeMs: number;
+  mode: number;
+}
 
 /** What the server learns about one requested file from a reader thread. */
 export type ReadOutcome =
@@ -13,14 +22,17 @@ export type ReadOutcome =
   /** Something the jail does not expect (EMFILE, EIO, a thread that never answered). */
   | { k: 'error'; message: string }
   /** Larger than the small-file limit: streamed at its turn. */
-  | { k: 'large'; stat: FileStat }
-  | { k: 'small'; stat: FileStat; data: Buffer; digest: Buffer }
+  | { k: 'large'; facts: FileFacts }
+  | { k: 'small'; facts: FileFacts; data: Buffer; digest: Buffer }
   /** It changed while it was read, twice in a row. */
-  | { k: 'changed'; stat: FileStat; change: string };
+  | { k: 'changed'; facts: FileFacts; change: string };
+
+/** A directory entry as the listing uses it: RawEntry with its name's bytes. */
+export type ListedEntry = Omit<RawEntry, 'n' | 'nl'> & { name: Buffer };
 
 /** What a reader thread found in a directory. */
 export type ListOutcome =
-  | { k: 'entries'; entries: RawEntry[]; skipped: number }
+  | { k: 'entries'; entries: ListedEntry[]; skipped: number }
   /** It vanished, turned into a link, or cannot be read. */
   | { k: 'gone' }
   /** More than the names asked for. */
@@ -30,7 +42,7 @@ export type ListOutcome =
 export interface ReaderPoolOptions {
   /** Files up to this size are read whole. */
   small: number;
-  /** Reader threads (default 2). */
+  /** Reader threads (default 1: the event loop and one reader keep two cores busy). */
   threads?: number;
   /** Most files in one message to a thread (default 32). */
   batch?: number;
@@ -71,6 +83,14 @@ export function sharedReaders(): ReaderPool {
 /** Batches in flight per thread: one being read, one waiting, so a thread never idles between batches. */
 const IN_FLIGHT = 2;
 
+const slice = (data: Uint8Array, at: number, len: number): Buffer => Buffer.from(data.buffer, data.byteOffset + at, len);
+
+function factsOf(f: Facts, data: Uint8Array): FileFacts {
+  const out: FileFacts = { size: f.size, validator: slice(data, f.v, 16), mtimeMs: f.mtimeMs, mode: f.mode };
+  if (f.sizeText !== undefined) out.sizeText = f.sizeText;
+  return out;
+}
+
 function readOutcome(r: ThreadResult, data: Uint8Array): ReadOutcome {
   switch (r.k) {
     case 'jail': {
@@ -78,19 +98,21 @@ function readOutcome(r: ThreadResult, data: Uint8Array): ReadOutcome {
       return error ? { k: 'refused', error } : { k: 'error', message: `cannot open the file: ${'errno' in r ? r.errno : r.step}` };
     }
     case 'small':
-      return { k: 'small', stat: r.stat, data: Buffer.from(data.buffer, data.byteOffset + r.at, r.len), digest: Buffer.from(r.digest.buffer, r.digest.byteOffset, r.digest.length) };
+      return { k: 'small', facts: factsOf(r.facts, data), data: slice(data, r.at, r.len), digest: slice(data, r.d, 32) };
     case 'error':
       return { k: 'error', message: `cannot read the file: ${r.message}` };
     case 'large':
+      return { k: 'large', facts: factsOf(r.facts, data) };
     case 'changed':
-      return r;
+      return { k: 'changed', facts: factsOf(r.facts, data), change: r.change };
     default:
       return { k: 'error', message: `unexpected answer ${r.k} from a reader thread` };
   }
 }
 
-function listOutcome(r: ThreadResult): ListOutcome {
-  return r.k === 'entries' || r.k === 'gone' || r.k === 'too-many' ? r : { k: 'error', message: `unexpected answer ${r.k} from a reader thread` };
+function listOutcome(r: ThreadResult, data: Uint8Array): ListOutcome {
+  if (r.k === 'entries') return { k: 'entries', skipped: r.skipped, entries: r.entries.map(({ n, nl, ...e }) => ({ ...e, name: slice(data, n, nl) })) };
+  return r.k === 'gone' || r.k === 'too-many' ? r : { k: 'error', message: `unexpected answer ${r.k} from a reader thread` };
 }
 
 /**
@@ -112,7 +134,7 @@ export class ReaderPool {
 
   constructor(opts: ReaderPoolOptions) {
     this.setup = { small: opts.small, openFlags: OPEN_FLAGS, proc: process.platform === 'linux' };
-    this.threads = opts.threads ?? 2;
+    this.threads = opts.threads ?? 1;
     this.batchSize = opts.batch ?? 32;
     this.timeoutMs = opts.timeoutMs ?? 10_000;
     this.maxStuck = opts.maxStuck ?? 8;
@@ -138,7 +160,7 @@ export class ReaderPool {
     return new Promise((resolve) =>
       this.enqueue({
         ask: { op: 'list', root, dir, max },
-        resolve: (r) => resolve(listOutcome(r)),
+        resolve: (r, data) => resolve(listOutcome(r, data)),
         fail: (message) => resolve({ k: 'error', message }),
       }),
     );

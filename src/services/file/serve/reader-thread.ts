@@ -18,35 +18,45 @@ export interface ListAsk {
 
 export type Ask = ReadAsk | ListAsk;
 
-/** The fstat fields the server uses. */
-export interface FileStat {
-  dev: bigint;
-  ino: bigint;
-  size: bigint;
-  mtimeNs: bigint;
-  ctimeNs: bigint;
-  mode: bigint;
-  nlink: bigint;
-  uid: bigint;
-  gid: bigint;
+/**
+ * What the server says about a file, as plain numbers worked out in the thread (no BigInt on the event
+ * loop): SIZE (-1 above 2^53 - 1, then `sizeText` has it exactly), MTIME in whole ms (0 before the
+ * epoch), MODE (st_mode & 0o7777), and `v`, where its 16-byte VALIDATOR starts in the batch's data.
+ */
+export interface Facts {
+  size: number;
+  sizeText?: string;
+  mtimeMs: number;
+  mode: number;
+  v: number;
 }
 
-/** One directory entry: `t` file, dir, or other (FIFO, socket, device); a link in to a file is the file, with its stat. */
+/**
+ * One directory entry: `t` file, dir, or other (FIFO, socket, device); a link in to a file is the
+ * file, with its stat. Its name's bytes are at [n, n + nl) of the batch's data.
+ */
 export interface RawEntry {
-  name: Uint8Array;
+  n: number;
+  nl: number;
   t: 'file' | 'dir' | 'other';
-  stat: FileStat;
+  /** -1 above 2^53 - 1. */
+  size: number;
+  mtimeMs: number;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
 }
 
-/** What a reader thread found; `at` and `len` locate a small file's bytes in the batch's data. */
+/** What a reader thread found; offsets locate bytes in the batch's data (file content, VALIDATOR, SHA-256). */
 export type ThreadResult =
   | { k: 'jail'; step: 'realpath' | 'open'; errno: string | undefined }
   | { k: 'jail'; step: 'outside' | 'directory' | 'not-regular' }
-  | { k: 'jail'; step: 'hard-links'; nlink: bigint }
+  | { k: 'jail'; step: 'hard-links'; nlink: number }
   | { k: 'error'; message: string }
-  | { k: 'large'; stat: FileStat }
-  | { k: 'small'; stat: FileStat; at: number; len: number; digest: Uint8Array }
-  | { k: 'changed'; stat: FileStat; change: string }
+  | { k: 'large'; facts: Facts }
+  | { k: 'small'; facts: Facts; at: number; len: number; d: number }
+  | { k: 'changed'; facts: Facts; change: string }
   /** A listed directory: its entries sorted by name bytes; `skipped` were left out (unstatable, links out, links to directories). */
   | { k: 'entries'; entries: RawEntry[]; skipped: number }
   /** The directory vanished, turned into a link, or cannot be read. */
@@ -64,8 +74,10 @@ export interface ThreadSetup {
 
 /**
  * Runs in a worker thread, from `String(readerThread)`: it may use only its parameter `req` (require)
- * and globals. Messages in: { id, asks }; out: { id, results, data } with every small file's bytes
- * packed in `data` (transferred, not copied).
+ * and globals. Messages in: { id, asks }; out: { id, results, data } with every small file's bytes, and
+ * every VALIDATOR and SHA-256, packed in `data` (transferred, not copied). The VALIDATOR is
+ * validatorOf()'s (hash-cache.ts), MTIME mtimeMsOf()'s and MODE modeOf()'s (listing.ts), computed here
+ * so the event loop handles numbers only.
  *
  * A read follows openInJail (jail.ts): realpath, inside the root, open without following the last
  * component, fstat, hard links, /proc/self/fd inside the root; then [0, size) is read, fstat'ed again
@@ -83,13 +95,29 @@ export function readerThread(req: (id: string) => unknown): void {
   const O = fs.constants;
   const inside = (root: string, p: string): boolean => p === root || p.startsWith(root.endsWith('/') ? root : `${root}/`);
   const errnoOf = (e: unknown): string | undefined => (e as { code?: string } | null)?.code;
-  const statOf = (s: import('node:fs').BigIntStats): FileStat => ({ dev: s.dev, ino: s.ino, size: s.size, mtimeNs: s.mtimeNs, ctimeNs: s.ctimeNs, mode: s.mode, nlink: s.nlink, uid: s.uid, gid: s.gid });
-  const changeOf = (a: FileStat, b: FileStat): string | undefined => {
+  type Stat = import('node:fs').BigIntStats;
+  const MAX = BigInt(Number.MAX_SAFE_INTEGER);
+  const mtimeMs = (s: Stat): number => (s.mtimeNs <= 0n ? 0 : Number(s.mtimeNs / 1_000_000n));
+  const changeOf = (a: Stat, b: Stat): string | undefined => {
     if (a.dev !== b.dev || a.ino !== b.ino) return 'it was replaced by another file';
     if (a.size !== b.size) return `its size went from ${a.size} to ${b.size} bytes`;
     if (a.mtimeNs !== b.mtimeNs) return 'it was modified';
     if (a.ctimeNs !== b.ctimeNs) return 'its status changed (ctime)';
     return undefined;
+  };
+  /** The batch's packed bytes. */
+  let chunks: Uint8Array[] = [];
+  let packed = 0;
+  const pack = (b: Uint8Array): number => {
+    chunks.push(b);
+    packed += b.length;
+    return packed - b.length;
+  };
+  const facts = (s: Stat): Facts => {
+    const validator = createHash('sha256').update(`netkit-validator:${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}`).digest().subarray(0, 16);
+    const f: Facts = { size: s.size > MAX ? -1 : Number(s.size), mtimeMs: mtimeMs(s), mode: Number(s.mode & 0o7777n), v: pack(validator) };
+    if (s.size > MAX) f.sizeText = String(s.size);
+    return f;
   };
   const procPath = (fd: number): string | undefined => {
     if (!setup.proc) return undefined;
@@ -135,18 +163,17 @@ export function readerThread(req: (id: string) => unknown): void {
     }
   };
 
-  const read = (ask: ReadAsk, dirs: Map<string, string | undefined>, chunks: Buffer[], offset: number, attempt: number): ThreadResult => {
+  const read = (ask: ReadAsk, dirs: Map<string, string | undefined>, attempt: number): ThreadResult => {
     const fd = open(ask, dirs);
     if (typeof fd !== 'number') return fd;
     try {
       const st = fs.fstatSync(fd, { bigint: true });
       if (st.isDirectory()) return { k: 'jail', step: 'directory' };
       if (!st.isFile()) return { k: 'jail', step: 'not-regular' };
-      if (ask.refuseHardLinks && st.nlink > 1n) return { k: 'jail', step: 'hard-links', nlink: st.nlink };
+      if (ask.refuseHardLinks && st.nlink > 1n) return { k: 'jail', step: 'hard-links', nlink: Number(st.nlink) };
       const opened = procPath(fd);
       if (opened !== undefined && !inside(ask.root, opened)) return { k: 'jail', step: 'outside' };
-      const stat = statOf(st);
-      if (st.size > BigInt(setup.small)) return { k: 'large', stat };
+      if (st.size > BigInt(setup.small)) return { k: 'large', facts: facts(st) };
       const len = Number(st.size);
       const data = Buffer.allocUnsafe(len);
       let got = 0;
@@ -155,11 +182,11 @@ export function readerThread(req: (id: string) => unknown): void {
         if (n === 0) break;
         got += n;
       }
-      const after = statOf(fs.fstatSync(fd, { bigint: true }));
-      const change = got < len ? 'it shrank' : changeOf(stat, after);
-      if (change !== undefined) return attempt === 0 ? read(ask, dirs, chunks, offset, 1) : { k: 'changed', stat: after, change };
-      chunks.push(data);
-      return { k: 'small', stat, at: offset, len, digest: createHash('sha256').update(data).digest() };
+      const after = fs.fstatSync(fd, { bigint: true });
+      const change = got < len ? 'it shrank' : changeOf(st, after);
+      if (change !== undefined) return attempt === 0 ? read(ask, dirs, 1) : { k: 'changed', facts: facts(after), change };
+      const at = pack(data);
+      return { k: 'small', facts: facts(st), at, len, d: pack(createHash('sha256').update(data).digest()) };
     } catch (e) {
       return { k: 'error', message: errnoOf(e) ?? String(e) };
     } finally {
@@ -202,7 +229,17 @@ export function readerThread(req: (id: string) => unknown): void {
             st = fs.statSync(at, { bigint: true });
             if (!st.isFile()) throw new Error('not a file');
           }
-          entries.push({ name, t: st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other', stat: statOf(st) });
+          entries.push({
+            n: pack(name),
+            nl: name.length,
+            t: st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other',
+            size: st.size > MAX ? -1 : Number(st.size),
+            mtimeMs: mtimeMs(st),
+            mode: Number(st.mode & 0o7777n),
+            nlink: Number(st.nlink),
+            uid: Number(st.uid),
+            gid: Number(st.gid),
+          });
         } catch {
           skipped += 1; // gone, a dangling link, a link out or to a directory, or not ours to see
         }
@@ -216,21 +253,18 @@ export function readerThread(req: (id: string) => unknown): void {
   };
 
   parentPort!.on('message', (m: { id: number; asks: Ask[] }) => {
-    const chunks: Buffer[] = [];
+    chunks = [];
+    packed = 0;
     const results: ThreadResult[] = [];
     const dirs = new Map<string, string | undefined>();
-    let offset = 0;
-    for (const ask of m.asks) {
-      const r = ask.op === 'read' ? read(ask, dirs, chunks, offset, 0) : list(ask);
-      if (r.k === 'small') offset += r.len;
-      results.push(r);
-    }
-    const data = new Uint8Array(offset);
+    for (const ask of m.asks) results.push(ask.op === 'read' ? read(ask, dirs, 0) : list(ask));
+    const data = new Uint8Array(packed);
     let at = 0;
     for (const c of chunks) {
       data.set(c, at);
       at += c.length;
     }
+    chunks = [];
     parentPort!.postMessage({ id: m.id, results, data }, [data.buffer]);
   });
 }

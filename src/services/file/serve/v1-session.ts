@@ -18,7 +18,7 @@ import type { V1 } from './v1.js';
 export const AHEAD = 64;
 /** Unparsed request bytes held at most; past it the socket is paused and the rest waits in the kernel. */
 const INPUT_CAP = 64 * 1024;
-/** Small answers are corked together up to about this many bytes, then handed to the kernel at once. */
+/** Small answers are copied together into chunks of this size, each handed to the kernel in one write. */
 const BATCH = 256 * 1024;
 
 type Job =
@@ -45,7 +45,9 @@ export async function serveSession(v1: V1): Promise<void> {
   let seq = 0;
   let stopped = false;
   let first = true;
-  let corked = 0;
+  /** The chunk small answers are gathered in, and how much of it is used. */
+  let chunk: Buffer | undefined;
+  let used = 0;
   /** Prefetch budget held by this session's jobs. */
   let reserved = 0;
   let over = false;
@@ -115,15 +117,25 @@ export async function serveSession(v1: V1): Promise<void> {
     }
   };
 
+  /** Chunks the kernel has taken, ready to be filled again (at most two are kept). */
+  const spare: Buffer[] = [];
   const uncork = (): void => {
-    if (corked === 0) return;
-    corked = 0;
-    socket.uncork();
+    if (!chunk || used === 0) return;
+    const full = chunk;
+    socket.write(full.subarray(0, used), () => void (spare.length < 2 && spare.push(full)));
+    chunk = undefined;
+    used = 0;
   };
   const write = (buf: Buffer): void => {
-    if (corked === 0) socket.cork();
-    corked += buf.length;
-    socket.write(buf);
+    if (!chunk || used + buf.length > chunk.length) {
+      uncork();
+      if (buf.length > BATCH / 4) {
+        socket.write(buf);
+        return;
+      }
+      chunk = spare.pop() ?? Buffer.allocUnsafeSlow(BATCH);
+    }
+    used += buf.copy(chunk, used);
   };
 
   try {
@@ -152,7 +164,7 @@ export async function serveSession(v1: V1): Promise<void> {
       release(job);
       conn.enter('transfer');
       if (job.kind === 'file' && job.prepared!.kind !== 'large') {
-        // Ready now: no read, no wait. Written corked, so many small answers leave in one system call.
+        // Ready now: no read, no wait. Gathered in one chunk, so many small answers leave in one system call.
         const p = job.prepared!;
         if (p.kind === 'small') {
           const { parts, answered } = smallAnswer(v1, p, job.request, job.seq);
@@ -162,7 +174,7 @@ export async function serveSession(v1: V1): Promise<void> {
           write(refusalFrame(v1, p, job.seq));
           tally.add(job.request.name, { outcome: p.outcome, detail: p.detail, bytes: 0 });
         }
-        if (corked >= BATCH) {
+        if (used >= BATCH - 4096) {
           uncork();
           if (socket.writableNeedDrain) await drain(socket, ENDS);
         }
