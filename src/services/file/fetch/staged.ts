@@ -11,7 +11,7 @@ import type { PartState } from './context.js';
 import type { HeldLock } from './lock.js';
 import { guardStall } from './receiver.js';
 import type { FrameBuilder, SessionConn } from './session-conn.js';
-import type { PublishMeta, StagedFile } from './staging.js';
+import type { StagedFile } from './staging.js';
 import { PartWriter, checkRoom, flushFile, hashPrefix, syncDir } from './writer.js';
 
 /** A target's partial file, held for the whole fetch: its staging entry, lock, and what is on disk. */
@@ -33,8 +33,6 @@ export interface StagedCtx {
   onNotice?: ((message: string) => void) | undefined;
   /** Body bytes as they arrive. */
   onBytes: (n: number) => void;
-  /** The body's first byte and size (for progress). */
-  onSize?: (have: number, size: number) => void;
 }
 
 function reset(part: PartState): void {
@@ -89,8 +87,8 @@ export function closeQuietly(fd: number | undefined): void {
   }
 }
 
-/** What is left once the body verified: settle the writes, flush, publish (under the caller's rules). */
-export type StagedFinish = (publish: (fd: number, meta: PublishMeta) => Promise<void>) => Promise<void>;
+/** What is left once the body verified: settle the writes, flush, publish (by the caller's rules: force, mode, time). */
+export type StagedFinish = (publish: (fd: number) => Promise<void>) => Promise<void>;
 
 /**
  * After an OK RESPONSE `r` to a request sent at `offset`: receive the body into the partial file and
@@ -123,7 +121,6 @@ export async function receiveStaged(sc: SessionConn, seq: number, st: Staged, r:
   const hash = part.hash!;
   const writer = new PartWriter(part.fd!, entry.partPath, offset, hash, c.fsync);
   let got = 0;
-  c.onSize?.(offset, size);
   let guard = size > offset ? undefined : guardStall(sc.conn, sc.target, c.timeoutMs);
   let poisoned = false;
   try {
@@ -170,7 +167,7 @@ export async function receiveStaged(sc: SessionConn, seq: number, st: Staged, r:
         part.have = writer.written;
       }
       await flushFile(part.fd!, entry.partPath, c.fsync);
-      await publish(part.fd!, {});
+      await publish(part.fd!);
       closeQuietly(part.fd);
       part.fd = undefined;
       if (c.fsync) await syncDir(path.dirname(entry.finalPath));
