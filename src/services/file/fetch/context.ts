@@ -93,6 +93,12 @@ export interface FetchResult {
   port: number;
 }
 
+/** What a published file keeps from the server: its permission bits and modification time (ms), when known and wanted. */
+export interface PublishMeta {
+  mode?: number | undefined;
+  mtimeMs?: number | undefined;
+}
+
 /** What attempts add up across a run. */
 export interface Tally {
   /** Body bytes received over every attempt. */

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { NetkitError, errnoOf, fsError } from '../../../errors.js';
 import { acquireLock, type HeldLock } from './lock.js';
+import type { PublishMeta } from './context.js';
 
 /** The staging directory's name inside the output directory. */
 export const STAGING_DIR = '.netkit';
@@ -54,12 +55,6 @@ const fstatFd = promisify(fs.fstat);
 const closeFd = promisify(fs.close);
 const fchmodFd = promisify(fs.fchmod);
 const futimesFd = promisify(fs.futimes);
-
-/** What a published file keeps from the server: its permission bits and modification time (ms), when known and wanted. */
-export interface PublishMeta {
-  mode?: number | undefined;
-  mtimeMs?: number | undefined;
-}
 
 /**
  * A relative target path under OUT, `/`-separated: every segment a plain name (no `.`, `..`, empty
