@@ -35,7 +35,7 @@ export function formatTransfer(e: TransferLog, now = new Date()): string {
   const quoted = e.name === undefined ? '-' : `"${sanitize(e.name, 200)}"`;
   if (e.requests !== undefined) {
     // A session: one line for the connection, its first name and the tally of its answers.
-    const what = `session of ${e.requests} request${e.requests === 1 ? '' : 's'}${e.requests > 0 ? ` from ${quoted}` : ''}`;
+    const what = `session of ${e.requests} request${e.requests === 1 ? '' : 's'}${e.name !== undefined ? ` from ${quoted}` : ''}`;
     const detail = e.detail ? `: ${sanitize(e.detail, 300)}` : '';
     return `${now.toISOString()} ${peer} ${e.protocol} ${what} ${formatBytes(e.bytes)} in ${formatDuration(e.durationMs)} ${e.outcome}${detail}\n`;
   }

@@ -15,6 +15,7 @@ export class RequestInput {
   private failure: Error | undefined;
   private wake: (() => void) | undefined;
   private stopped = false;
+  private expired = false;
 
   constructor(
     private readonly socket: StreamSocket,
@@ -38,9 +39,9 @@ export class RequestInput {
 
   /**
    * Resolve 'more' when bytes or the end of stream arrive (at once if the stream already ended),
-   * 'timeout' after `ms` of nothing; reject when the connection fails or closes.
+   * 'timeout' after `ms` of nothing, 'stop' after expire(); reject when the connection fails or closes.
    */
-  wait(ms?: number): Promise<'more' | 'timeout'> {
+  wait(ms?: number): Promise<'more' | 'timeout' | 'stop'> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.ended) return Promise.resolve('more');
     return new Promise((resolve, reject) => {
@@ -49,10 +50,16 @@ export class RequestInput {
         clearTimeout(timer);
         this.wake = undefined;
         if (this.failure && why === 'more') reject(this.failure);
-        else resolve(why);
+        else resolve(this.expired ? 'stop' : why);
       };
       this.wake = () => done('more');
     });
+  }
+
+  /** Wake a wait() now with 'stop' (the server is shutting down). */
+  expire(): void {
+    this.expired = true;
+    this.wake?.();
   }
 
   /** Detach from the socket (before the linger takes it over), leaving it paused. */

@@ -132,7 +132,7 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
       const closed = listener.close();
       let aborted = 0;
       for (const c of table.conns()) {
-        if (c.phase === 'header') {
+        if (c.phase === 'header' && !c.endBetweenRequests?.()) {
           c.cut();
           aborted += 1;
         }

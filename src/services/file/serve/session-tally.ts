@@ -33,6 +33,11 @@ export class SessionTally {
     if (ends) this.ending = a;
   }
 
+  /** A large answer begins: the log names it even if the session fails while it is sent. */
+  answering(name: string): void {
+    if (this.requests === 0) this.entry.name = name;
+  }
+
   /** Body bytes so far, while a large file is being sent. */
   sending(total: number): void {
     this.entry.bytes = total;
@@ -51,7 +56,8 @@ export class SessionTally {
   close(ended: boolean): void {
     const e = this.entry;
     e.requests = this.requests;
-    e.bytes = this.bytes;
+    // A session cut during a large answer keeps the bytes that answer had sent (sending()).
+    e.bytes = Math.max(this.bytes, e.bytes);
     if (!ended) {
       if (this.requests > 0) e.detail = `${e.detail ?? e.outcome}; ${this.summary()}`;
       return;

@@ -147,9 +147,16 @@ export async function serveSession(v1: V1): Promise<void> {
         if (stopped || input.ended) break;
         // Waiting for the client: evictable, and bounded by the idle timeout once a request was answered.
         if (tally.requests > 0) conn.enter('header');
+        // Every answer is out: a server shutting down ends this session gracefully, not with a cut.
+        if (tally.requests > 0) conn.endBetweenRequests = () => (input.expire(), true);
         const got = await input.wait(tally.requests > 0 ? ctx.idleTimeoutMs : undefined);
+        conn.endBetweenRequests = undefined;
         if (got === 'timeout') {
           tally.note(`no further request within ${ctx.idleTimeoutMs / 1000}s`);
+          break;
+        }
+        if (got === 'stop') {
+          tally.note('the server is shutting down');
           break;
         }
         continue;
@@ -216,6 +223,7 @@ export async function serveSession(v1: V1): Promise<void> {
 /** A large file at its turn: streamed, or refused if its turn finds it different (or the prefix budget spent). */
 async function answerLarge(v1: V1, job: Extract<Job, { kind: 'file' }>, idle: IdleDeadline, tally: SessionTally): Promise<Answered> {
   const base = tally.bytes;
+  tally.answering(job.request.name);
   const r = await streamLarge(v1, job.request, job.seq, { idle, onSent: (n) => tally.sending(base + n) });
   if (!('kind' in r)) return r;
   v1.s.socket.write(refusalFrame(v1, r, job.seq));
