@@ -1,9 +1,9 @@
-// `npm run bench [-- disk|startup|file|tls|fleet|flood|discover ...] [--quick] [--no-docs]`: netkit against its peers, side by side.
+// `npm run bench [-- disk|startup|file|tls|fleet|flood|http|discover|tree|tree-serve ...] [--quick] [--no-docs]`: netkit against its peers, side by side.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { OUT, ensureDir, log, machineFacts, killAll } from './lib/common.mjs';
 
-const PARTS = ['disk', 'startup', 'file', 'tls', 'fleet', 'flood', 'http', 'discover'];
+const PARTS = ['disk', 'startup', 'file', 'tls', 'fleet', 'flood', 'http', 'discover', 'tree', 'tree-serve'];
 const USAGE = `usage: npm run bench -- [${PARTS.join('|')} ...] [--quick] [--no-docs]
 
   (no part)   run every part (about 5-10 minutes)
@@ -52,6 +52,8 @@ const runners = {
   http: async (o) => (await import('./lib/http.mjs')).runHttp(o),
   flood: async (o) => (await import('./lib/flood.mjs')).runFlood(o),
   discover: async (o) => (await import('./lib/discover.mjs')).runDiscover(o),
+  tree: async (o) => (await import('./lib/tree.mjs')).runTree(o),
+  'tree-serve': async (o) => (await import('./lib/tree-serve.mjs')).runTreeServe(o),
 };
 
 ensureDir(OUT);

@@ -47,6 +47,8 @@ export const EXIT_CODES = {
   LOCKED: 14,
   // 15: the result could not be written to stdout (a closed pipe, a full device)
   OUTPUT: 15,
+  // 16: several files were asked for; some arrived, some failed (each is listed with its reason)
+  PARTIAL: 16,
   // 130, 143: stopped by SIGINT (Ctrl-C) or SIGTERM, as a shell reports a process killed by them
   INTERRUPTED: 130,
   TERMINATED: 143,

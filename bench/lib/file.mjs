@@ -214,10 +214,11 @@ async function cuttingProxy(targetPort, cuts, every) {
   let relayed = 0;
   let n = 0;
   const sockets = new Set();
-  const server = createServer((client) => {
+  // Half-open both ways, so the client's half-close after its request is passed on without cutting the answer.
+  const server = createServer({ allowHalfOpen: true }, (client) => {
     const index = n++;
     let mine = 0;
-    const upstream = connect(targetPort, '127.0.0.1');
+    const upstream = connect({ port: targetPort, host: '127.0.0.1', allowHalfOpen: true });
     for (const s of [client, upstream]) {
       sockets.add(s);
       s.on('error', () => undefined);

@@ -193,6 +193,48 @@ function discoverSection(r) {
   return L;
 }
 
+
+function treeSection(r) {
+  const t = r.result;
+  const c = t.conditions;
+  const L = ['### Trees: many files (`npm run bench -- tree`)', '', ...header('tree', r)];
+  L.push(`Conditions: loopback; ${c.data}; ${c.check}; ${c.rounds} interleaved rounds, order rotated each round and reversed every other round. ` +
+    'Wall time runs from the client\'s start to its exit (for tar|nc, from the sender\'s start until both ends have exited); servers were already listening. Only netkit verifies anything, and only netkit flushes to the disk (unless --no-fsync).', '');
+  const table = (title, runs, bytes) => {
+    L.push(`**${title}**`, '', '| transfer | median wall time | throughput | runs (s) | failed runs |', '|---|---:|---:|---|---:|');
+    for (const x of runs) L.push(`| ${cell(x.label)} | ${fmt.s(x.median_ms)} | ${bytes ? fmt.mbps(bytes, x.median_ms) : '–'} | ${x.runs_ms.map((v) => (v == null ? 'failed' : (v / 1000).toFixed(2))).join(', ')} | ${x.failed_runs} |`);
+    L.push('');
+  };
+  const ratioLine = (what, runs, a, b, goal) => {
+    const x = runs.find((k) => k.key === a);
+    const y = runs.find((k) => k.key === b);
+    if (!x || !y || !Number.isFinite(x.median_ms) || !Number.isFinite(y.median_ms)) return;
+    const paired = x.runs_ms.map((v, i) => (v != null && y.runs_ms[i] != null ? v / y.runs_ms[i] : null)).filter((v) => v != null);
+    const ratio = x.median_ms / y.median_ms;
+    L.push(`- ${what}: ${fmt.ratio(ratio)}${paired.length ? `; per-round paired ratios ${paired.map(fmt.ratio).join(', ')}` : ''}${goal ? ` → ${verdict(ratio <= 1)}` : ''}.`);
+  };
+  table(`${fmt.int(c.small.files)} files of 4 KiB in ${c.small.dirs} directories (${sizeLabel(c.small.bytes)})`, t.small, c.small.bytes);
+  ratioLine('Target "netkit ≤ 1.0× tar|nc", every file verified and flushed', t.small, 'netkit', 'tar_nc', true);
+  ratioLine('netkit --no-fsync / tar|nc', t.small, 'netkit_nofsync', 'tar_nc', false);
+  ratioLine('netkit / rsync -a', t.small, 'netkit', 'rsync', false);
+  L.push('');
+  table(`A mixed tree: ${c.mixed.files} files from 1 KiB to 100 MiB (${sizeLabel(c.mixed.bytes)})`, t.mixed, c.mixed.bytes);
+  ratioLine('Target "netkit ≤ 1.0× tar|nc"', t.mixed, 'netkit', 'tar_nc', true);
+  ratioLine('netkit --no-fsync / tar|nc', t.mixed, 'netkit_nofsync', 'tar_nc', false);
+  ratioLine('netkit / rsync -a', t.mixed, 'netkit', 'rsync', false);
+  L.push('');
+  table(`Re-run with nothing changed (the ${fmt.int(c.small.files)}-file tree already there)`, t.again, 0);
+  ratioLine('Target "netkit re-run ≤ 1.0× rsync -a re-run"', t.again, 'netkit', 'rsync', true);
+  L.push('');
+  if (t.rss) {
+    const under = [t.rss.client_kib, t.rss.server_kib].every((k) => Number.isFinite(k) && k * 1024 <= 100e6);
+    L.push(`- Peak RSS on the ${fmt.int(c.small.files)}-file tree: client ${fmt.mib(t.rss.client_kib)} (\`/usr/bin/time -f %M\`), server ${fmt.mib(t.rss.server_kib)} (VmHWM of a fresh server)${t.rss.ok ? '' : ' (the fetch FAILED)'}; target ≤ 100 MB each → ${verdict(under && t.rss.ok)}.`);
+  }
+  for (const s of t.skipped) L.push(`- ${s.key}: ${s.reason}`);
+  L.push('');
+  return L;
+}
+
 function httpSection(r) {
   const h = r.result;
   const L = ['### HTTP on the file port', '', ...header('http', r)];
@@ -288,9 +330,9 @@ function floodSection(r) {
   return L;
 }
 
-const SECTIONS = [['disk', diskSection], ['startup', startupSection], ['file', fileSection], ['tls', tlsSection], ['fleet', fleetSection], ['flood', floodSection], ['http', httpSection], ['discover', discoverSection]];
+const SECTIONS = [['disk', diskSection], ['startup', startupSection], ['file', fileSection], ['tls', tlsSection], ['fleet', fleetSection], ['flood', floodSection], ['http', httpSection], ['discover', discoverSection], ['tree', treeSection]];
 /** Each part's heading, to keep its block from the current document when this run did not measure it. */
-const HEADINGS = { disk: '### Disk server capacity', startup: '### Whole-process start-up', file: '### File transfer', tls: '### TLS', fleet: '### Fleet', flood: '### Fresh clients under a spoofed-source flood', http: '### HTTP on the file port', discover: '### Discovery' };
+const HEADINGS = { disk: '### Disk server capacity', startup: '### Whole-process start-up', file: '### File transfer', tls: '### TLS', fleet: '### Fleet', flood: '### Fresh clients under a spoofed-source flood', http: '### HTTP on the file port', discover: '### Discovery', tree: '### Trees' };
 
 /** The lines of `part`'s block in an earlier generated section (its heading up to the next heading), if any. */
 function previousBlock(previous, part) {

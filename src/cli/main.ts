@@ -11,7 +11,7 @@ import { fileCommand } from '../commands/file/index.js';
 import { tokenCommand } from '../commands/token.js';
 import { discoverCommand } from '../commands/discover/index.js';
 
-const COMMANDS: Record<string, readonly string[]> = { disk: ['serve', 'query'], file: ['serve', 'fetch'], discover: [], token: [] };
+const COMMANDS: Record<string, readonly string[]> = { disk: ['serve', 'query'], file: ['serve', 'fetch', 'list'], discover: [], token: [] };
 
 /**
  * Where argv stands in the command tree: the command path it names (for pointing a usage error at the
@@ -96,7 +96,7 @@ function rejectEmptyValues(args: readonly string[], argv: Record<string, unknown
     const value = argv[key];
     if (value === undefined || typeof value === 'boolean' || optional(key)) return; // a flag, an optional value, or not an option of this command
     const next = words[i + 1];
-    if (next === undefined || (next.startsWith('-') && !/^-\d/.test(next))) {
+    if (next === undefined || (next.startsWith('-') && next !== '-' && !/^-\d/.test(next))) {
       throw new NetkitError('USAGE', `option ${flagName(key)} needs a value`, `run '${locate(args).path} --help' for usage`);
     }
   });

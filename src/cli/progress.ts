@@ -2,8 +2,11 @@
 import { formatBytes, formatDuration, sanitize } from './output.js';
 
 export interface Progress {
-  /** Report bytes of the file present so far (including a resumed prefix) out of the total. */
-  update(received: number, total: number): void;
+  /**
+   * Report bytes present so far (including a resumed prefix) out of the total; for a set of files, also
+   * the file being received and how many files have ended out of how many.
+   */
+  update(received: number, total: number, set?: { name: string; filesDone: number; filesTotal: number }): void;
   /** Erase the bar's line so a message can be printed; the next update draws it again. */
   clear(): void;
   /** Stop drawing, leaving the last state on its own line. */
@@ -23,6 +26,8 @@ export interface BarFields {
   size: string;
   speed: string;
   eta: string;
+  /** For a set of files: `12/100 files`, shown beside the byte counts. */
+  files?: string;
 }
 
 /** `name` cut to `n` characters in the middle, so its start and its extension both stay visible. */
@@ -53,7 +58,7 @@ export function layoutBar(columns: number, f: BarFields): string {
   const line = (name: string, bar: number, sizes: boolean, sep: string): string => {
     const filled = Math.round(bar * f.progress);
     const drawn = bar > 0 ? ` [${'='.repeat(filled)}${' '.repeat(bar - filled)}]` : '';
-    const parts = [pct, ...(sizes ? [`${f.done}/${f.size}`] : []), f.speed, `ETA ${f.eta}`];
+    const parts = [pct, ...(sizes ? [...(f.files ? [f.files] : []), `${f.done}/${f.size}`] : []), f.speed, `ETA ${f.eta}`];
     return `${name}${drawn}${name || drawn ? ' ' : ''}${parts.join(sep)}`;
   };
   for (const s of steps) {
@@ -78,12 +83,13 @@ export function layoutBar(columns: number, f: BarFields): string {
 export async function createProgressBar(stream: TtyStream, label: string): Promise<Progress | undefined> {
   if (stream.isTTY !== true) return undefined;
   const { default: cliProgress } = await import('cli-progress');
-  const name = sanitize(label, 200);
+  let name = sanitize(label, 200);
+  let files: string | undefined;
   const bar = new cliProgress.SingleBar(
     {
       stream: stream as NodeJS.WritableStream,
       format: (_options, params, payload: Record<string, string>) =>
-        layoutBar(params.maxWidth, { name, progress: params.progress, done: payload.done ?? '', size: payload.size ?? '', speed: payload.speed ?? '-', eta: payload.left ?? '-' }),
+        layoutBar(params.maxWidth, { name, progress: params.progress, done: payload.done ?? '', size: payload.size ?? '', speed: payload.speed ?? '-', eta: payload.left ?? '-', files }),
       hideCursor: true,
       clearOnComplete: false,
       stopOnComplete: false,
@@ -93,6 +99,7 @@ export async function createProgressBar(stream: TtyStream, label: string): Promi
     cliProgress.Presets.legacy,
   );
   let started = false;
+  let shownTotal = 0;
   let t0 = 0;
   let base = 0;
   const payload = (received: number, total: number): Record<string, string> => {
@@ -102,14 +109,24 @@ export async function createProgressBar(stream: TtyStream, label: string): Promi
     return { done: formatBytes(received), size: formatBytes(total), speed: rate > 0 ? `${formatBytes(rate)}/s` : '-', left: eta };
   };
   return {
-    update(received, total) {
+    update(received, total, set) {
+      if (set) {
+        name = sanitize(set.name, 200);
+        files = `${set.filesDone}/${set.filesTotal} files`;
+      }
       if (total <= 0) return;
       if (!started) {
         started = true;
         t0 = performance.now();
         base = received;
+        shownTotal = total;
         bar.start(total, received, payload(received, total));
         return;
+      }
+      // A set's total grows as its listings arrive.
+      if (total !== shownTotal) {
+        shownTotal = total;
+        bar.setTotal(total);
       }
       bar.update(received, payload(received, total));
     },

@@ -104,16 +104,17 @@ for (const tls of [false, true]) {
       const a = out();
       const none = await fetch(server.port, a, pin, noSecret);
       expect(none.code).toBe(4);
-      expect(none.stderr).toMatch(/^netkit: 127\.0\.0\.1:\d+ requires a shared secret; nothing was requested\nhint: set NETKIT_TOKEN or --token-file/m);
+      expect(none.stderr).toMatch(/^netkit: 127\.0\.0\.1:\d+ requires a shared secret; nothing was fetched\nhint: set NETKIT_TOKEN or --token-file/m);
       expect(readdirSync(a)).toEqual([]);
-      await stderrMatch(server, /127\.0\.0\.1:\d+ v1 - 0B in \S+ unauthorized: the client left after the HELLO that requires a secret/);
+      // The name went with the HELLO (no secret, so no reason to wait); refused without a proof, and logged.
+      await stderrMatch(server, /127\.0\.0\.1:\d+ v1 session of 1 request from "f\.bin" 0B in \S+ unauthorized: the request carries no proof of the secret \(not counted as a failure\)/);
 
       const b = out();
       const wrong = await fetch(server.port, b, pin, withToken('another-secret-that-is-long-enough-0123456789'));
       expect(wrong.code).toBe(4);
       expect(wrong.stderr).toMatch(/could not prove it knows the secret \(it refused our proof.*different secrets\); nothing was written/);
       expect(readdirSync(b)).toEqual([]);
-      await stderrMatch(server, /127\.0\.0\.1:\d+ v1 "f\.bin" 0B in \S+ unauthorized: the proof of the secret does not verify \(failure 1 from this address, answered after 250 ms\)/);
+      await stderrMatch(server, /127\.0\.0\.1:\d+ v1 session of 1 request from "f\.bin" 0B in \S+ unauthorized: the proof of the secret does not verify \(failure 1 from this address, answered after 250 ms\)/);
       // --quiet: successful transfers are not logged, refusals are.
       expect((await fetch(server.port, out(), pin, withToken())).code).toBe(0);
       expect(server.stderr()).not.toMatch(/ ok$/m);
@@ -160,7 +161,7 @@ describe('netkit file with a shared secret: the wire, replay and classic', () =>
     const frames = framesOf(Buffer.concat(chunks), 2);
     expect(frames.map((f) => f.type)).toEqual([FrameType.HELLO, FrameType.RESPONSE]);
     expect(decodeResponse(frames[1]!).status).toBe(Status.UNAUTHORIZED);
-    await stderrMatch(server, /v1 "f\.bin" 0B in \S+ unauthorized: the proof of the secret does not verify/);
+    await stderrMatch(server, /v1 (?:session of 1 request from )?"f\.bin" 0B in \S+ unauthorized: the proof of the secret does not verify/);
   });
 
   test('classic: a seed-style client gets -1 from a server with a secret; --classic with a secret is a usage error', async () => {

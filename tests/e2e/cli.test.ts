@@ -27,7 +27,8 @@ describe('netkit CLI', () => {
     [['disk', 'query', '--bogus'], /^netkit: unknown option --bogus$/m],
     [['disk', 'query', '--bogus', '-z'], /^netkit: unknown options --bogus, -z$/m],
     [['file', 'fetch'], /^netkit: 'netkit file fetch' is missing a required argument$/m],
-    [['file', 'fetch', 'a', 'b'], /^netkit: unexpected argument 'b'$/m],
+    [['file', 'serve', 'a', 'b'], /^netkit: unexpected argument 'b'$/m],
+    [['file', 'fetch', 'a', 'b', '-o', '-'], /^netkit: -o - writes one file to stdout: name exactly one file$/m],
     [['disk', 'serve', '--port', '70000'], /invalid --port '70000'/],
   ])('usage error %p exits 2 with a message and a hint', async (args, pattern) => {
     const r = await runNetkit(args);

@@ -106,7 +106,8 @@ describe('netkit file serve / fetch', () => {
     expect(r.stdout).toMatch(/^saved .*small\.bin \(293K, sha256 [0-9a-f]{64} verified, .*\)\n$/);
     expect(r.stdout + r.stderr).not.toMatch(/[\r\u001b]/);
     expect(r.stderr).toBe('');
-    expect(await serverLogs(s, /small\.bin/)).toMatch(/127\.0\.0\.1:\d+ v1 "small\.bin" 293K in \S+ ok/);
+    // netkit's client speaks in sessions: one line for the connection, with its first name and tally.
+    expect(await serverLogs(s, /small\.bin/)).toMatch(/127\.0\.0\.1:\d+ v1 session of 1 request from "small\.bin" 293K in \S+ ok/);
   });
 
   test('--json prints one result object', async () => {

@@ -8,6 +8,8 @@ export interface TcpRecordingProxy {
   /** Bytes client -> server and server -> client, over every connection so far, in arrival order. */
   toServer: Buffer[];
   toClient: Buffer[];
+  /** Every chunk in both directions in the order the proxy saw them (to count round trips). */
+  events: Array<{ to: 'server' | 'client'; bytes: Buffer; connection: number }>;
   all(): Buffer;
   close(): Promise<void>;
 }
@@ -24,21 +26,25 @@ export interface TcpProxyOptions {
 export async function tcpRecordingProxy(targetPort: number, targetHost = '127.0.0.1', opts: TcpProxyOptions = {}): Promise<TcpRecordingProxy> {
   const toServer: Buffer[] = [];
   const toClient: Buffer[] = [];
+  const events: TcpRecordingProxy['events'] = [];
   const sockets = new Set<net.Socket>();
   let connections = 0;
-  const server = net.createServer((client) => {
+  // Half-open both ways: a client's half-close (after its last request) is passed on, and the answers still come back.
+  const server = net.createServer({ allowHalfOpen: true }, (client) => {
     const index = connections++;
     let relayed = 0;
-    const upstream = net.connect(targetPort, targetHost);
+    const upstream = net.connect({ port: targetPort, host: targetHost, allowHalfOpen: true });
     sockets.add(client);
     sockets.add(upstream);
     client.on('data', (d: Buffer) => {
       toServer.push(Buffer.from(d));
+      events.push({ to: 'server', bytes: Buffer.from(d), connection: index });
       upstream.write(d);
     });
     upstream.on('data', (d: Buffer) => {
       if (client.destroyed) return;
       toClient.push(Buffer.from(d));
+      events.push({ to: 'client', bytes: Buffer.from(d), connection: index });
       client.write(d);
       relayed += d.length;
       if (opts.cut?.(index, relayed)) {
@@ -63,6 +69,7 @@ export async function tcpRecordingProxy(targetPort: number, targetHost = '127.0.
     port: (server.address() as net.AddressInfo).port,
     toServer,
     toClient,
+    events,
     all: () => Buffer.concat([...toServer, ...toClient]),
     close: async () => {
       for (const s of sockets) s.destroy();

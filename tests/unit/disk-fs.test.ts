@@ -1,25 +1,11 @@
 // The FS value's sub-fields (inodes, read-only, error): round trips, old readers, and the hex example in docs/protocol.md.
 import { describe, expect, test } from '@jest/globals';
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { MsgType, decodeReply, encodeAnswer, type FsFigures } from '../../src/protocol/disk-v1.js';
 import { decodeFsValue, encodeFsValue } from '../../src/protocol/disk-fs.js';
+import { docHex } from '../helpers/doc-hex.js';
 
 const ROOT: FsFigures = { mount: '/', fstype: 'ext4', device: '/dev/sda1', total: 1000000000000n, used: 400000000000n, available: 550000000000n, free: 600000000000n, served: true, files: 61054976n, filesFree: 60000000n, readonly: false };
 const NFS: FsFigures = { mount: '/mnt/nfs', fstype: 'nfs4', device: 'srv:/export', total: 0n, used: 0n, available: 0n, free: 0n, served: false, readonly: false, error: { code: 1, message: 'timeout' } };
-
-/** The bytes of the code block after `<!-- hex-example: NAME -->`: hex pairs before each line's comment. */
-function docHex(name: string): Buffer {
-  const doc = readFileSync(fileURLToPath(new URL('../../docs/protocol.md', import.meta.url)), 'utf8');
-  const at = doc.indexOf(`<!-- hex-example: ${name} -->`);
-  if (at < 0) throw new Error(`no hex example ${name}`);
-  const block = /```\n([\s\S]*?)```/.exec(doc.slice(at))![1]!;
-  const hex = block
-    .split('\n')
-    .map((l) => /^\s*((?:[0-9a-f]{2}\s+)*[0-9a-f]{2})(?:\s{2,}|$)/.exec(l)?.[1] ?? '')
-    .join(' ');
-  return Buffer.from(hex.replace(/\s+/g, ''), 'hex');
-}
 
 describe('FS sub-fields', () => {
   test('round trip with and without sub-fields', () => {

@@ -193,17 +193,20 @@ describe('file service with a shared secret', () => {
     const [serverHello, response] = framesOf(down, 2);
     const nonces = { client: decodeHello(clientHello!).nonce, server: decodeHello(serverHello!).nonce };
     expect(decodeHello(serverHello!).flags & HelloFlag.AUTH_REQUIRED).toBe(HelloFlag.AUTH_REQUIRED);
-    expect(checkFrame('client', KEY, nonces, request!.payload)).toBe('ok');
-    expect(checkFrame('server', KEY, nonces, response!.payload)).toBe('ok');
+    // Both HELLOs set SESSION: every MAC carries the request's sequence number (0 for the first).
+    expect(decodeHello(clientHello!).flags & decodeHello(serverHello!).flags & HelloFlag.SESSION).toBe(HelloFlag.SESSION);
+    expect(checkFrame('client', KEY, nonces, request!.payload)).toBe('bad-mac');
+    expect(checkFrame('client', KEY, nonces, request!.payload, 0)).toBe('ok');
+    expect(checkFrame('server', KEY, nonces, response!.payload, 0)).toBe('ok');
     const respLen = 3 + response!.payload.length;
     const trailer = framesOf(down.subarray(3 + serverHello!.payload.length + respLen + DATA.length), 1)[0]!;
     expect(trailer.type).toBe(FrameType.TRAILER);
-    expect(checkFrame('trailer', KEY, nonces, trailer.payload)).toBe('ok');
+    expect(checkFrame('trailer', KEY, nonces, trailer.payload, 0)).toBe('ok');
     // A proof for one frame kind never verifies as another.
-    expect(checkFrame('server', KEY, nonces, request!.payload)).toBe('bad-mac');
+    expect(checkFrame('server', KEY, nonces, request!.payload, 0)).toBe('bad-mac');
   });
 
-  test('no secret: the client stops after the HELLO (UNAUTHORIZED, exit 4, hint), requests nothing, and the server logs it', async () => {
+  test('no secret: the first request goes with the HELLO (no round trip saved is wasted), the server refuses it, the client stops with UNAUTHORIZED (exit 4, hint)', async () => {
     const { server, next } = await serve();
     const proxy = await proxyTo(server.port);
     const out = outDir();
@@ -215,9 +218,10 @@ describe('file service with a shared secret', () => {
     expect(readdirSync(out)).toEqual([]);
     const log = await next();
     expect(log).toMatchObject({ protocol: 'v1', outcome: 'unauthorized' });
-    expect(log.name).toBeUndefined();
-    // Only the preamble and the HELLO went out: the name was never sent.
-    expect(framesOf(Buffer.concat(proxy.toServer).subarray(5)).map((f) => f.type)).toEqual([FrameType.HELLO]);
+    // The preamble, the HELLO and the early REQUEST (without a proof) went out together; nothing after.
+    const frames = framesOf(Buffer.concat(proxy.toServer).subarray(5));
+    expect(frames.map((f) => f.type)).toEqual([FrameType.HELLO, FrameType.REQUEST]);
+    expect(decodeRequest(frames[1]!).name).toBe('data.bin');
   });
 
   test('a wrong secret is refused with UNAUTHORIZED after the hold-off, logged with the peer; nothing is written', async () => {

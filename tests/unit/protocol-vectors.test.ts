@@ -7,6 +7,7 @@ import { MAC_PLACEHOLDER, checkFrame, sealFrame } from '../../src/protocol/auth-
 import { deriveKey } from '../../src/protocol/auth.js';
 import { encodeAuthQuery, sealReply, verifyReply } from '../../src/protocol/disk-auth.js';
 import { Scope, encodeAnswer } from '../../src/protocol/disk-v1.js';
+import { EntryKind, encodeEnd, encodeEntry, encodeList } from '../../src/protocol/file-list.js';
 import { Status, encodeRequest, encodeResponse, encodeTrailer } from '../../src/protocol/file-v1.js';
 
 /** name = value lines between the markers; indented lines continue a value; spaces inside hex are ignored. */
@@ -91,5 +92,38 @@ describe('docs/protocol.md section 5.4', () => {
       expect(spec.mac(hex('k_file'), label, first, second, payload.subarray(0, m))).toEqual(hex(macName));
       expect(checkFrame(kind, kFile, nonces, hex(frameName).subarray(3))).toBe('ok');
     }
+  });
+
+  test('file session: LIST, its RESPONSE and END as request 0, then a REQUEST, its RESPONSE and TRAILER as request 1, each MAC over its sequence number', () => {
+    const nonces = { client: hex('file_n_c'), server: hex('file_n_s') };
+    const u32 = (i: number): Buffer => Buffer.from([i >>> 24, (i >>> 16) & 255, (i >>> 8) & 255, i & 255]);
+    // The END of section 2.10's example: the hash of its two ENTRY frames.
+    const entries = Buffer.concat([
+      encodeEntry({ name: 'photos/2024', kind: EntryKind.DIRECTORY, size: 0, mtimeMs: 1714564800000, mode: 0o755 }),
+      encodeEntry({ name: 'photos/2024/a.jpg', kind: EntryKind.FILE, size: 5, mtimeMs: 1714564800123, mode: 0o644 }),
+    ]);
+    const frames: Array<[string, string, 'client' | 'server' | 'trailer', string, number, Buffer]> = [
+      ['file_s_list', 'file_s_p_c0', 'client', 'netkit file v1 client', 0, encodeList({ name: 'photos', recursive: true }, [MAC_PLACEHOLDER])],
+      ['file_s_list_ok', 'file_s_p_s0', 'server', 'netkit file v1 server', 0, encodeResponse({ status: Status.OK, size: 0, offset: 0, validator: Buffer.alloc(0), message: '' }, [MAC_PLACEHOLDER])],
+      ['file_s_end', 'file_s_p_t0', 'trailer', 'netkit file v1 trailer', 0, encodeEnd({ count: 2, skipped: 1, sha256: createHash('sha256').update(entries).digest() }, [MAC_PLACEHOLDER])],
+      ['file_s_request1', 'file_s_p_c1', 'client', 'netkit file v1 client', 1, encodeRequest({ name: 'hi.txt', offset: 0, validator: Buffer.alloc(0) }, [MAC_PLACEHOLDER])],
+      ['file_s_response1', 'file_s_p_s1', 'server', 'netkit file v1 server', 1, encodeResponse({ status: Status.OK, size: 5, offset: 0, validator: seq(0xa0, 16), message: '', mtimeMs: 1714564800000, mode: 0o644 }, [MAC_PLACEHOLDER])],
+      ['file_s_trailer1', 'file_s_p_t1', 'trailer', 'netkit file v1 trailer', 1, encodeTrailer({ sha256: createHash('sha256').update('hello').digest() }, [MAC_PLACEHOLDER])],
+    ];
+    for (const [frameName, macName, kind, label, i, unsealed] of frames) {
+      const sealed = sealFrame(kind, kFile, nonces, unsealed, i);
+      expect([frameName, sealed.toString('hex')]).toEqual([frameName, hex(frameName).toString('hex')]);
+      const payload = sealed.subarray(3);
+      const m = payload.length - 32;
+      expect(payload.subarray(m)).toEqual(hex(macName));
+      const [first, second] = kind === 'client' ? [nonces.server, nonces.client] : [nonces.client, nonces.server];
+      expect(spec.mac(hex('k_file'), label, first, second, u32(i), payload.subarray(0, m))).toEqual(hex(macName));
+      expect(checkFrame(kind, kFile, nonces, hex(frameName).subarray(3), i)).toBe('ok');
+      // Outside a session, or as another request, the same bytes do not verify.
+      expect(checkFrame(kind, kFile, nonces, hex(frameName).subarray(3))).toBe('bad-mac');
+      expect(checkFrame(kind, kFile, nonces, hex(frameName).subarray(3), i + 1)).toBe('bad-mac');
+    }
+    // The session TRAILER is the frame of file_trailer with another MAC.
+    expect(hex('file_s_trailer1').subarray(0, 38)).toEqual(hex('file_trailer').subarray(0, 38));
   });
 });

@@ -1,135 +1,145 @@
-// Running `netkit file fetch`: the bar on a terminal, one line per retry, then one summary line (or one JSON object) on stdout.
-import { FETCH_DEFAULTS, fetchFile, type FetchResult, type RetryNotice } from '../../services/file/fetch/session.js';
-import { parseFetchSource, parseHttpUrl, type HttpUrlSource } from '../../services/target.js';
-import { tcpTransport, type StreamTransport } from '../../transport/tcp.js';
-import { formatBytes, formatDuration, formatRate, jsonLine, sanitize } from '../../cli/output.js';
+// Running `netkit file fetch NAME...`: where results go (-o DIR, -o NEWNAME, -o -), the bar on a terminal, one line per retry, then the summary (or one JSON object) on stdout.
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { fetchFile, type FetchResult } from '../../services/file/fetch/session.js';
+import { fetchToStream } from '../../services/file/fetch/to-stream.js';
+import { runSet } from '../../services/file/fetch/tree.js';
+import { parseName } from '../../services/file/fetch/names.js';
+import { formatBytes, jsonLine, sanitize } from '../../cli/output.js';
 import { createProgressBar, type Progress } from '../../cli/progress.js';
 import { onInterrupt } from '../../cli/signals.js';
-import { NetkitError, isNetkitError } from '../../errors.js';
-import { loadCliSecret } from '../secret-option.js';
-import { locateFileServer } from '../discover/locate.js';
+import { NetkitError, errnoOf, isNetkitError } from '../../errors.js';
+import { setUpClient, type ClientArgs } from './client-setup.js';
+import { failureLines, retryLine, setJson, setSummary, singleSummary } from './fetch-render.js';
 
-export interface FetchRunOptions {
-  name: string;
-  /** -H as given (HOST, HOST:PORT, [v6], [v6]:PORT); undefined: localhost, or the server named in NAME. */
-  host?: string | undefined;
-  port?: number | undefined;
-  outDir: string;
+export { retryLine } from './fetch-render.js';
+
+export interface FetchRunOptions extends ClientArgs {
+  names: string[];
+  /** -o as given: an existing directory, a new name for the one NAME, or `-` (stdout). */
+  out?: string | undefined;
   force: boolean;
+  checksum?: boolean;
+  preserve?: boolean;
   json: boolean;
-  quiet: boolean;
   timeoutMs: number;
   retries?: number;
   classic: boolean;
   /** Flush to disk before the final rename (default true). */
   fsync?: boolean;
-  tls?: boolean;
-  tlsFingerprint?: string | undefined;
-  tlsCa?: string | undefined;
-  /** --token-file; without it NETKIT_TOKEN is used if set. */
-  tokenFile?: string | undefined;
-  /** Fetch from the one file server that announces itself (`--discover`), listening this long. */
-  discover?: boolean;
-  discoverTimeoutMs?: number;
 }
 
-function summary(r: FetchResult): string {
-  const where = sanitize(r.path);
-  const rate = formatRate(r.received, r.durationMs);
-  const resumed = r.resumedFrom > 0 ? `, resumed at ${formatBytes(r.resumedFrom)}` : '';
-  const retried = r.retries > 0 ? `, ${r.retries} ${r.retries === 1 ? 'retry' : 'retries'}` : '';
-  if (!r.verified) {
-    const why = r.protocol === 'http' ? 'the server sent no digest (Repr-Digest or Digest)' : 'the classic protocol has no checksum';
-    return `saved ${where} (${formatBytes(r.size)}, UNVERIFIED: ${why}; sha256 of what arrived ${r.sha256}, ${rate}${resumed}${retried})\n`;
+/** Where -o puts things: a directory, a directory and a new name for the one NAME, or stdout. */
+async function resolveOut(out: string | undefined, names: readonly string[]): Promise<{ outDir: string; rename?: string; stdout?: boolean }> {
+  if (out === undefined) return { outDir: '.' };
+  if (out === '-') {
+    if (names.length !== 1 || parseName(names[0]!).kind !== 'plain') throw new NetkitError('USAGE', '-o - writes one file to stdout: name exactly one file', 'for several files, -o must be a directory');
+    return { outDir: '.', stdout: true };
   }
-  return `saved ${where} (${formatBytes(r.size)}, sha256 ${r.sha256} verified, ${rate}${resumed}${retried})\n`;
-}
-
-/** `connection lost after 16M of 64M; retrying in 4s (2/5)` */
-export function retryLine(r: RetryNotice): string {
-  const where = r.size === undefined ? (r.have > 0 ? ` after ${formatBytes(r.have)}` : '') : ` after ${formatBytes(r.have)} of ${formatBytes(r.size)}`;
-  const dropped = r.discarded > 0 ? `; discarding the ${formatBytes(r.discarded)} received` : '';
-  return `${r.reason}${dropped ? '' : where}${dropped}; retrying in ${formatDuration(r.delayMs).replace(/\.0s$/, 's')} (${r.attempt}/${r.of})`;
-}
-
-/** An http(s):// URL names the server itself: the options that name one too, or another protocol, cannot go with it. */
-function checkUrlOptions(url: HttpUrlSource, o: FetchRunOptions): void {
-  const clash = o.host !== undefined ? '-H/--host' : o.port !== undefined ? '--port' : o.classic ? '--classic' : o.discover ? '--discover' : undefined;
-  if (clash) throw new NetkitError('USAGE', `${clash} does not go with a URL: the URL names the server and the protocol`, 'give the URL alone, or a NAME with -H HOST[:PORT]');
-  if (url.scheme === 'http' && (o.tls || o.tlsFingerprint !== undefined || o.tlsCa !== undefined)) {
-    throw new NetkitError('USAGE', 'the TLS options go with an https:// URL, not http://', 'write https:// to fetch over TLS');
+  const st = await fsp.stat(out).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+  if (!(st instanceof Error)) {
+    if (st.isDirectory()) return { outDir: out };
+    if (names.length === 1) return { outDir: path.dirname(out), rename: path.basename(out) };
+    throw new NetkitError('LOCAL_IO', `--out ${out} is not a directory`, 'with several NAMEs, choose a directory with --out');
   }
+  if (errnoOf(st) !== 'ENOENT' || names.length !== 1 || out.endsWith('/')) {
+    throw new NetkitError('LOCAL_IO', `--out ${out}: ${errnoOf(st) === 'ENOENT' ? 'no such directory' : (errnoOf(st) ?? String(st))}`, 'create it first, or choose another --out');
+  }
+  // -o NEWNAME for one NAME: its directory must exist.
+  const dir = path.dirname(out);
+  const parent = await fsp.stat(dir).catch(() => undefined);
+  if (!parent?.isDirectory()) throw new NetkitError('LOCAL_IO', `--out ${out}: no such directory ${dir}`, 'create it first, or choose another --out');
+  return { outDir: dir, rename: path.basename(out) };
 }
 
 export async function runFileFetch(o: FetchRunOptions): Promise<void> {
-  const url = parseHttpUrl(o.name);
-  if (url) checkUrlOptions(url, o);
-  const source = url ?? parseFetchSource(o.name, o.host, o.port, FETCH_DEFAULTS, { discover: o.discover });
-  const secret = await loadCliSecret(o.tokenFile);
-  if (secret && o.classic) {
-    throw new NetkitError('USAGE', `--classic cannot be used with a secret (${secret.source}): the classic protocol cannot authenticate`, 'unset NETKIT_TOKEN for a seed server, or leave out --classic');
-  }
-  // -H NAME may be an announced name; --discover finds the one server. Either way TLS still decides trust.
-  const { host, port, announced } = url ? { host: url.host, port: url.port, announced: undefined } : await locateFileServer({ ...o, host: source.host, port: source.port, instance: 'instance' in source && source.instance === true });
-  let transport: StreamTransport = tcpTransport;
-  if (o.tls || url?.scheme === 'https') {
-    if (o.classic) throw new NetkitError('USAGE', '--classic and --tls do not go together: the seed programs have no TLS', "run 'netkit file fetch --help' for usage");
-    const { tlsClientTransport } = await import('../../services/file-tls.js');
-    transport = tlsClientTransport({
-      fingerprint: o.tlsFingerprint,
-      caFile: o.tlsCa,
-      // An https:// URL is checked like a browser would (the system's CAs) unless --tls asks for TOFU.
-      systemCa: url !== undefined && !o.tls,
-      // Never silent, even with --quiet: accepting a new certificate is a trust decision.
-      onFirstUse: (i) => {
-        process.stderr.write(`netkit: first TLS connection to ${sanitize(i.host)}: trusting certificate ${i.fingerprint}; recorded in ${i.file}\n`);
-        if (announced?.fingerprint && announced.fingerprint !== i.fingerprint) {
-          process.stderr.write(`netkit: WARNING: that certificate is not the one "${sanitize(announced.name, 64)}" announced (${announced.fingerprint}): something else may be answering in its place\n`);
-        }
-      },
-    });
-  }
-  const bar: Progress | undefined = o.quiet ? undefined : await createProgressBar(process.stderr, source.name.split('/').pop() ?? source.name);
+  if (o.classic && o.names.length !== 1) throw new NetkitError('USAGE', '--classic fetches one file: the seed protocol cannot list or send several', 'run one fetch per file');
+  const client = await setUpClient(o, o.names, true);
+  const out = await resolveOut(o.out, client.names);
+  if (out.stdout && o.json) throw new NetkitError('USAGE', '--json and -o - both want stdout', 'leave out one of them');
+  if (out.stdout && (client.http || o.classic)) throw new NetkitError('USAGE', '-o - fetches from a netkit server (file protocol v1)', 'save the file, then read it');
+  const single = client.names.length === 1 && parseName(client.names[0]!).kind === 'plain';
+  const bar: Progress | undefined = o.quiet ? undefined : await createProgressBar(process.stderr, single ? (client.names[0]!.split('/').pop() ?? client.names[0]!) : 'listing');
   const say = (line: string): void => {
     bar?.clear();
     process.stderr.write(`netkit: ${sanitize(line)}\n`);
   };
   // Ctrl-C or SIGTERM: the fetch stops, keeps what arrived, and says so; a second signal ends at once.
-  if (url?.scheme === 'http' && secret && !o.quiet) say(`not sending the secret (${secret.source}) over plain HTTP: only an https:// URL carries it`);
   const abort = new AbortController();
   const stopListening = onInterrupt((signal) => abort.abort(signal));
+  const common = {
+    transport: client.transport,
+    host: client.host,
+    port: client.port,
+    timeoutMs: o.timeoutMs,
+    retries: o.retries,
+    fsync: o.fsync,
+    secret: client.key,
+    signal: abort.signal,
+    onNotice: o.quiet ? undefined : say,
+    onRetry: o.quiet ? undefined : (r: Parameters<typeof retryLine>[0]) => say(retryLine(r)),
+  };
+  let printed = false;
   try {
-    const result = await fetchFile({
-      name: source.name,
-      host,
-      port,
-      outDir: o.outDir,
-      force: o.force,
-      timeoutMs: o.timeoutMs,
-      retries: o.retries,
-      classic: o.classic,
-      fsync: o.fsync,
-      secret: url ? undefined : secret?.key('file'),
-      ...(url ? { http: { url: url.url, scheme: url.scheme, target: url.target, ...(secret && url.scheme === 'https' ? { bearer: secret.bearer() } : {}) } } : {}),
-      transport,
-      signal: abort.signal,
-      onProgress: bar ? (received, total) => bar.update(received, total) : undefined,
-      onNotice: o.quiet ? undefined : say,
-      onRetry: o.quiet ? undefined : (r) => say(retryLine(r)),
-    });
+    if (out.stdout || o.classic || client.http) {
+      const opts = { ...common, name: client.names[0]!, outDir: out.outDir, saveAs: out.rename, force: o.force, classic: o.classic, ...(client.http ? { http: client.http } : {}), onProgress: bar ? (n: number, t: number) => bar.update(n, t) : undefined };
+      const result = out.stdout ? await fetchToStream(opts, process.stdout) : await fetchFile(opts);
+      bar?.stop();
+      printSingle(result, o, out.stdout === true);
+      return;
+    }
+    const run = await runSet(
+      {
+        ...common,
+        names: client.names,
+        outDir: out.outDir,
+        rename: out.rename,
+        force: o.force,
+        checksum: o.checksum,
+        preserve: o.preserve,
+        keepOutcomes: o.json,
+        onProgress: bar ? (p) => bar.update(p.bytesDone, p.bytesTotal, p.set ? { name: p.current || 'listing', filesDone: p.filesDone, filesTotal: p.filesTotal } : undefined) : undefined,
+      },
+      { single },
+    );
     bar?.stop();
-    if (o.json) {
-      process.stdout.write(jsonLine({ ok: true, ...result, durationMs: Math.round(result.durationMs) }));
-    } else if (!o.quiet) {
-      process.stdout.write(summary(result));
+    if (run.single) {
+      const err = run.singleError ?? run.fatal;
+      if (err !== undefined) throw err;
+      const f = run.outcomes[0]!;
+      if (f.status === 'failed') throw new NetkitError('FAILED', f.error?.message ?? 'failed');
+      const r = run.result();
+      printSingle(
+        { name: f.name, path: f.path, size: f.size ?? 0, sha256: f.sha256 ?? '', verified: true, protocol: 'v1', resumedFrom: f.resumedFrom ?? 0, received: r.received, retries: r.retries, durationMs: r.durationMs, host: r.host, port: r.port, ...(f.status === 'skipped' ? { skipped: f.reason ?? 'already there' } : {}) },
+        o,
+        false,
+      );
+      return;
+    }
+    const r = run.result();
+    printed = o.json;
+    if (o.json) process.stdout.write(jsonLine(setJson(r, run.fatal)));
+    else if (!o.quiet) process.stdout.write(setSummary(r));
+    if (r.skippedByServer > 0 && !o.quiet) {
+      process.stderr.write(`netkit: the server left out ${r.skippedByServer} ${r.skippedByServer === 1 ? 'entry' : 'entries'} it does not serve (links leaving its directory, links to directories, FIFOs, sockets, devices, unreadable files)\n`);
+    }
+    if (r.failed > 0) process.stderr.write(`netkit: ${r.failed} of ${r.fetched + r.skipped + r.failed} files failed:\n${failureLines(r)}`);
+    if (run.fatal) throw run.fatal;
+    if (r.failed > 0) {
+      throw new NetkitError('PARTIAL', `${r.fetched + r.skipped} ${r.fetched + r.skipped === 1 ? 'file is' : 'files are'} there (${formatBytes(r.bytes)} fetched), ${r.failed} failed (listed above)`, 'fix what is listed (or use --force for files that differ), then run the same command again: what is there is skipped');
     }
   } catch (err) {
     bar?.stop();
-    if (o.json && isNetkitError(err)) {
+    if (o.json && !printed && isNetkitError(err)) {
       process.stdout.write(jsonLine({ ok: false, error: { code: err.code, exitCode: err.exitCode, message: err.message } }));
     }
     throw err;
   } finally {
     stopListening();
   }
+}
+
+function printSingle(result: FetchResult, o: FetchRunOptions, toStdout: boolean): void {
+  if (o.json) process.stdout.write(jsonLine({ ok: true, ...result, durationMs: Math.round(result.durationMs) }));
+  else if (!o.quiet) (toStdout ? process.stderr : process.stdout).write(toStdout ? `netkit: ${singleSummary(result).replace(/^saved - /, 'wrote stdout ')}` : singleSummary(result));
 }

@@ -1,16 +1,18 @@
-// `netkit file fetch NAME`: download one file from a netkit (or, with --classic, a seed) file server.
+// `netkit file fetch NAME...`: download files, globs and directories from a netkit (or, with --classic, a seed) file server.
 import type { CommandModule } from 'yargs';
 import { parseCount, parseDuration, parsePort } from '../../cli/args.js';
 import { tokenFileOption } from '../secret-option.js';
 import { discoverOption, discoverTimeoutOption } from '../discover/options.js';
 
 interface FetchArgs {
-  name: string;
+  name: string[];
   host?: string;
   port?: number;
   out?: string;
   retries: number;
   force: boolean;
+  checksum: boolean;
+  preserve: boolean;
   json: boolean;
   quiet: boolean;
   timeout: number;
@@ -25,17 +27,24 @@ interface FetchArgs {
 }
 
 export const fetchCommand: CommandModule<object, FetchArgs> = {
-  command: 'fetch <name>',
-  describe: 'Download a file, verified and resumable',
+  command: 'fetch <name..>',
+  describe: 'Download files, globs or whole directories, verified and resumable',
   builder: (y) =>
     y
-      .positional('name', { type: 'string', demandOption: true, describe: "the file's path relative to the served directory (or HOST:NAME, netkit://HOST[:PORT]/NAME, or an http:// or https:// URL of any web server)" })
+      .positional('name', {
+        type: 'string',
+        array: true,
+        demandOption: true,
+        describe: "paths relative to the served directory: files, directories (fetched whole), quoted globs ('*.iso', 'photos/**/*.jpg'); the first may be HOST:NAME or netkit://HOST[:PORT]/NAME; or one http:// or https:// URL of any web server",
+      })
       // No yargs defaults on options that take a value: `-H` with nothing after it must be an error, not localhost.
       .option('host', { alias: 'H', type: 'string', defaultDescription: 'localhost', describe: 'server to fetch from: HOST, HOST:PORT, [IPv6] or [IPv6]:PORT, or a name announced over DNS-SD' })
       .option('port', { alias: 'p', type: 'string', defaultDescription: '8881', describe: 'server TCP port (1-65535)', coerce: (v: unknown) => parsePort(v, '--port', 1) })
-      .option('out', { alias: 'o', type: 'string', defaultDescription: '.', describe: 'directory to write into (the file keeps the last segment of NAME)' })
+      .option('out', { alias: 'o', type: 'string', defaultDescription: '.', describe: 'directory to write into; for one NAME, a new name for it; - writes one file to stdout' })
       .option('retries', { type: 'string', default: '5', describe: 'reconnect and resume this many times after a lost, stalled or refused connection (0: never)', coerce: (v: unknown) => parseCount(v, '--retries', 0, 100) })
-      .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'overwrite an existing file' })
+      .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'overwrite an existing file that differs from the server\'s' })
+      .option('checksum', { alias: 'c', type: 'boolean', default: false, describe: 'compare an existing file by SHA-256 instead of size and time' })
+      .option('preserve', { type: 'boolean', default: true, describe: 'keep the modification time and executable bits (--no-preserve: the time of the fetch, the default mode)' })
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON result object on stdout' })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress bar and no summary line' })
       .option('timeout', { alias: 't', type: 'string', default: '10s', describe: 'give up connecting, or waiting for data, after this long', coerce: (v: unknown) => parseDuration(v, '--timeout', 3_600_000) })
@@ -48,6 +57,8 @@ export const fetchCommand: CommandModule<object, FetchArgs> = {
       .option('discover', discoverOption('file'))
       .option('discover-timeout', discoverTimeoutOption)
       .example('$0 file fetch movies/big.iso --host nas', 'download into the current directory; run it again to resume')
+      .example("$0 file fetch photos 'docs/*.pdf' -H nas -o ~/in", 'a whole directory and a glob, into ~/in/photos/… and ~/in/docs/…')
+      .example('$0 file fetch notes.txt -o - | less', 'to stdout')
       .example('$0 file fetch nas:movies/big.iso', 'the same, scp style (or netkit://nas/movies/big.iso)')
       .example('$0 file fetch notes.txt -o /tmp --json', 'machine-readable result')
       .example('$0 file fetch notes.txt --tls-fingerprint sha256:…', 'encrypted, and only from the server with that certificate')
@@ -57,12 +68,14 @@ export const fetchCommand: CommandModule<object, FetchArgs> = {
   handler: async (argv) => {
     const { runFileFetch } = await import('./fetch-run.js');
     await runFileFetch({
-      name: argv.name,
+      names: argv.name,
       host: argv.host,
       port: argv.port,
-      outDir: argv.out ?? '.',
+      out: argv.out,
       retries: argv.retries,
       force: argv.force,
+      checksum: argv.checksum,
+      preserve: argv.preserve,
       json: argv.json,
       quiet: argv.quiet,
       timeoutMs: argv.timeout,

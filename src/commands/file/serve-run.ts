@@ -32,7 +32,14 @@ export interface ServeRunOptions {
 
 export function formatTransfer(e: TransferLog, now = new Date()): string {
   const peer = e.peer.startsWith('[::ffff:') ? e.peer.replace(/^\[::ffff:([^\]]+)\]/, '$1') : e.peer;
-  const name = `${e.method === undefined ? '' : `${sanitize(e.method, 20)} `}${e.name === undefined ? '-' : `"${sanitize(e.name, 200)}"`}`;
+  const quoted = e.name === undefined ? '-' : `"${sanitize(e.name, 200)}"`;
+  if (e.requests !== undefined) {
+    // A session: one line for the connection, its first name and the tally of its answers.
+    const what = `session of ${e.requests} request${e.requests === 1 ? '' : 's'}${e.name !== undefined ? ` from ${quoted}` : ''}`;
+    const detail = e.detail ? `: ${sanitize(e.detail, 300)}` : '';
+    return `${now.toISOString()} ${peer} ${e.protocol} ${what} ${formatBytes(e.bytes)} in ${formatDuration(e.durationMs)} ${e.outcome}${detail}\n`;
+  }
+  const name = `${e.method === undefined ? '' : `${sanitize(e.method, 20)} `}${quoted}`;
   const range = e.offset ? ` from ${formatBytes(e.offset)}` : '';
   const of = e.size !== undefined && e.outcome === 'ok' ? '' : e.size !== undefined ? ` of ${formatBytes(e.size)}` : '';
   const detail = e.detail && e.outcome !== 'ok' ? `: ${sanitize(e.detail, 200)}` : '';

@@ -25,13 +25,15 @@ export class ChangedError extends NetkitError {
 /**
  * A client with a secret believes a RESPONSE or TRAILER only with the server's valid proof; anything
  * else is UNAUTHORIZED, whatever the HELLO flags said (no downgrade). A frame of the wrong type is
- * left to the decoder, which reports it as a protocol error.
+ * left to the decoder, which reports it as a protocol error. A listing's END is proven as a TRAILER
+ * is. `seq` is the request's number in a session (undefined outside one).
  */
-export function requireProof(kind: 'server' | 'trailer', key: KeyObject, nonces: HandshakeNonces, frame: Frame, c: Asked): void {
-  if (frame.type !== (kind === 'server' ? FrameType.RESPONSE : FrameType.TRAILER)) return;
-  const verdict = checkFrame(kind, key, nonces, frame.payload);
+export function requireProof(kind: 'server' | 'trailer', key: KeyObject, nonces: HandshakeNonces, frame: Frame, c: Asked, seq?: number): void {
+  const proven: readonly number[] = kind === 'server' ? [FrameType.RESPONSE] : [FrameType.TRAILER, FrameType.END];
+  if (!proven.includes(frame.type)) return;
+  const verdict = checkFrame(kind, key, nonces, frame.payload, seq);
   if (verdict === 'ok') return;
-  const what = kind === 'server' ? 'answer' : 'end-of-transfer frame (TRAILER)';
+  const what = kind === 'server' ? 'answer' : frame.type === FrameType.END ? 'end-of-listing frame (END)' : 'end-of-transfer frame (TRAILER)';
   const nothing = kind === 'server' ? 'nothing was written' : 'the received bytes were removed';
   let refused = false;
   if (kind === 'server') {
@@ -63,6 +65,10 @@ export function throwRefusal(r: Response, c: Asked): never {
       throw new NetkitError('BUSY', `${c.target} is busy${said}`, 'try again in a moment');
     case Status.UNAUTHORIZED:
       throw new NetkitError('UNAUTHORIZED', `${c.target} refused the request as unauthorized${said}`, 'give both sides the same secret (NETKIT_TOKEN or --token-file)');
+    case Status.IS_DIRECTORY:
+      throw new NetkitError('FORBIDDEN', `${c.target}: '${name}' is a directory${said}`, 'fetch it as a tree: NAME/ (or a glob)');
+    case Status.NOT_DIRECTORY:
+      throw new NetkitError('FORBIDDEN', `${c.target}: '${name}' is a file, not a directory${said}`, `fetch it with: netkit file fetch '${name}'`);
     case Status.UNSUPPORTED_VERSION:
       throw new NetkitError('PROTOCOL', `${c.target} does not speak file protocol version 1${said}`, 'upgrade netkit on one side');
     default:

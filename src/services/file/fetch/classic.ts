@@ -5,8 +5,7 @@ import { NetkitError, isNetkitError } from '../../../errors.js';
 import { sanitize } from '../../../cli/output.js';
 import { explainShortClassic, parseClassicHead } from '../../../protocol/file-classic.js';
 import { writeAll } from '../../file-stream.js';
-import type { Ctx, PartState } from './context.js';
-import type { Tally } from './v1.js';
+import type { Ctx, PartState, Tally } from './context.js';
 import { connect, guardStall, interruption, WRITE_ENDS } from './receiver.js';
 import { BATCH, PartWriter, checkRoom } from './writer.js';
 

@@ -25,6 +25,8 @@ export interface RetryNotice {
   /** This retry's number (1-based) and the most allowed. */
   attempt: number;
   of: number;
+  /** For a set of files: how many have ended, of how many known (then `have` and `size` count the whole set). */
+  files?: { done: number; total: number };
 }
 
 export interface FetchOptions {
@@ -33,6 +35,8 @@ export interface FetchOptions {
   host?: string;
   port?: number;
   outDir?: string;
+  /** The local name in `outDir` (`-o NEWNAME`); default: the last segment of `name`. */
+  saveAs?: string;
   force?: boolean;
   timeoutMs?: number;
   /** Attempts after the first when the connection is lost, stalls or is refused mid-fetch (default 5; 0: none). */
@@ -54,6 +58,10 @@ export interface FetchOptions {
   /** Aborting (reason 'SIGINT' or 'SIGTERM') stops the fetch, keeps what arrived for a resume, and fails with INTERRUPTED/TERMINATED. */
   signal?: AbortSignal;
   onProgress?: (received: number, total: number) => void;
+  /** Keep the server's permission bits and modification time (default true). */
+  preserve?: boolean;
+  /** Compare an existing copy by SHA-256 instead of size and time. */
+  checksum?: boolean;
   /** Things a person should know that are not errors: resuming, starting over. */
   onNotice?: (message: string) => void;
   onRetry?: (retry: RetryNotice) => void;
@@ -78,9 +86,25 @@ export interface FetchResult {
   received: number;
   /** Automatic retries this run needed. */
   retries: number;
+  /** Set when nothing was written: the local copy is already the server's (why: "same size and time"). */
+  skipped?: string;
   durationMs: number;
   host: string;
   port: number;
+}
+
+/** What a published file keeps from the server: its permission bits and modification time (ms), when known and wanted. */
+export interface PublishMeta {
+  mode?: number | undefined;
+  mtimeMs?: number | undefined;
+}
+
+/** What attempts add up across a run. */
+export interface Tally {
+  /** Body bytes received over every attempt. */
+  received: number;
+  /** A server answered at least once in this run: later connection failures are blips, not misconfiguration. */
+  reached: boolean;
 }
 
 /** Where an HTTP fetch goes, besides host and port. */

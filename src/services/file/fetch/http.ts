@@ -10,9 +10,8 @@ import { formatHostPort } from '../../../transport/tcp.js';
 import { version } from '../../../version.js';
 import { prefixAllowanceMs } from '../../file-stream.js';
 import { ChangedError } from './answers.js';
-import type { Ctx, PartState } from './context.js';
 import { connectAbortable, guardStall, interruption } from './receiver.js';
-import type { Tally } from './v1.js';
+import type { Ctx, PartState, Tally } from './context.js';
 import { BATCH, PartWriter, checkRoom, hashPrefix } from './writer.js';
 
 /** Same-origin redirects followed in one attempt. */

@@ -3,22 +3,40 @@ import { NetkitError, isNetkitError } from '../../../errors.js';
 import { FrameReader } from '../../../protocol/file-v1.js';
 import { feedSink, sinkAttached, socketError, type ConnectOptions as TransportConnectOptions, type ReadSink, type StreamSocket, type StreamTransport } from '../../../transport/tcp.js';
 import type { EndFactory } from '../../file-stream.js';
-import type { PartWriter } from './writer.js';
+
+/** Where a body's bytes go: the partial file's writer (large files) or a buffer in memory (small ones). */
+export interface BodySink {
+  /** Room for the next read, at most `max` bytes. */
+  region(max: number): Buffer;
+  /** `n` bytes were read into the last region(). */
+  commit(n: number): void;
+  push(chunk: Buffer): void;
+  /** True while the socket should pause (the disk is behind). */
+  readonly high: boolean;
+  readonly failed: NetkitError | undefined;
+  onResume: () => void;
+  onFail: (err: NetkitError) => void;
+}
 
 /** Most header-phase bytes buffered before the socket is paused. */
 const HEADER_BUFFER_LIMIT = 64 * 1024;
+/**
+ * Bodies at least this long are read straight into the sink; shorter ones (many small files in a
+ * row) land in scratch with the frames around them, so a read is never cut short at a small body.
+ */
+const DIRECT_MIN = 64 * 1024;
 /** Slowest average rate, over a whole --timeout, that still counts as a live transfer (a dripping server stalls). */
 export const MIN_RATE = 1024;
 
 /**
  * The client's side of one connection, as a ReadSink: header bytes land in a small scratch buffer
- * and go to a FrameReader; body bytes land directly in the PartWriter's batches (no copy, no
+ * and go to a FrameReader; large bodies land directly in the sink's buffers (no copy, no
  * allocation per read); whatever follows the body lands in scratch again (the trailer).
  */
 export class Receiver implements ReadSink {
   readonly reader = new FrameReader();
   private readonly scratch = Buffer.allocUnsafe(64 * 1024);
-  private body: { remaining: number; writer: PartWriter; resolve: () => void; onBytes: (n: number) => void } | undefined;
+  private body: { remaining: number; writer: BodySink; resolve: () => void; onBytes: (n: number) => void } | undefined;
   private bodyRead = false;
   private wake: (() => void) | undefined;
   socket: StreamSocket | undefined;
@@ -31,7 +49,7 @@ export class Receiver implements ReadSink {
   throttled = false;
 
   buffer(): Buffer {
-    if (this.body && this.body.remaining > 0 && !this.body.writer.failed) {
+    if (this.body && this.body.remaining >= DIRECT_MIN && !this.body.writer.failed) {
       this.bodyRead = true;
       return this.body.writer.region(this.body.remaining);
     }
@@ -135,7 +153,7 @@ export class Receiver implements ReadSink {
    * Receive `length` body bytes into `writer`: first the bytes that came with the header, then
    * reads straight into the writer's batches. Resolves once all are queued for writing.
    */
-  receiveBody(length: number, writer: PartWriter, onBytes: (n: number) => void): Promise<void> {
+  receiveBody(length: number, writer: BodySink, onBytes: (n: number) => void): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let settled = false;
       const done = (err?: Error): void => {

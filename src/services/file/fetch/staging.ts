@@ -5,6 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { NetkitError, errnoOf, fsError } from '../../../errors.js';
 import { acquireLock, type HeldLock } from './lock.js';
+import type { PublishMeta } from './context.js';
 
 /** The staging directory's name inside the output directory. */
 export const STAGING_DIR = '.netkit';
@@ -39,11 +40,21 @@ export interface Leftover {
 }
 
 const uid = (): number | undefined => process.getuid?.();
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errnoOf(err) === 'EPERM';
+  }
+}
 // Raw descriptors, not FileHandles: the partial file stays open across attempts, owned by the session.
 const openFd = promisify(fs.open);
 const fstatFd = promisify(fs.fstat);
 const closeFd = promisify(fs.close);
 const fchmodFd = promisify(fs.fchmod);
+const futimesFd = promisify(fs.futimes);
 
 /**
  * A relative target path under OUT, `/`-separated: every segment a plain name (no `.`, `..`, empty
@@ -152,6 +163,25 @@ export class Staging {
   /** The staging entry for `target` (a relative path under OUT, e.g. `big.iso` or `photos/2024/a.jpg`). */
   file(target: string): StagedFile {
     return new StagedFile(this, target, path.join(this.outDir, ...targetSegments(target)), path.join(this.dir, stagingKey(target)));
+  }
+
+  /**
+   * The names in staging now, for a tree fetch to tell which targets have a partial download to resume
+   * (KEY.part) without looking for each. Temporary files of small files (KEY.PID.new) that a killed
+   * netkit left behind are removed on the way.
+   */
+  async names(): Promise<Set<string>> {
+    let names: string[];
+    try {
+      names = await fsp.readdir(this.dir);
+    } catch (err) {
+      throw fsError(err, `cannot read the staging directory ${this.dir}`);
+    }
+    for (const n of names) {
+      const m = /\.(\d+)\.new$/.exec(n);
+      if (m && Number(m[1]) !== process.pid && !processAlive(Number(m[1]))) await fsp.unlink(path.join(this.dir, n)).catch(() => undefined);
+    }
+    return new Set(names);
   }
 
   /** Remove the staging directory if nothing is left in it (another fetch's files keep it). */
@@ -295,12 +325,15 @@ export class StagedFile {
    * which fails rather than replace anything that has the name by then; with `force` through rename(2),
    * which replaces the name itself (a symbolic link there is replaced, never followed). Afterwards the
    * final name must lead to the very file we verified, else it is removed again and the publish fails.
+   * The mode (setuid, setgid and sticky never) and time are set on the descriptor before the name.
    */
-  async publish(fd: number, force: boolean): Promise<void> {
+  async publish(fd: number, force: boolean, meta: PublishMeta = {}): Promise<void> {
     await this.staging.recheck();
     await this.makeParents();
-    // Private while partial; published with the mode any new file of the user's would have.
-    await fchmodFd(fd, 0o666 & ~process.umask());
+    // Private while partial; published with the server's permission bits (less the umask), or the mode
+    // any new file of the user's would have; and the server's modification time when it is kept.
+    await fchmodFd(fd, (meta.mode ?? 0o666) & 0o777 & ~process.umask());
+    if (meta.mtimeMs !== undefined) await futimesFd(fd, (meta.mtimeMs + 0.5) / 1000, (meta.mtimeMs + 0.5) / 1000);
     const verified = await fstatFd(fd);
     const kept = `the verified data is kept in ${this.partPath}`;
     if (force) {

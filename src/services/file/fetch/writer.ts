@@ -175,7 +175,7 @@ export async function hashPrefix(fd: number, where: string, length: number, sign
 }
 
 /** Refuse before receiving when the destination file system cannot hold what is left to come. */
-export async function checkRoom(dir: string, needed: number): Promise<void> {
+export async function checkRoom(dir: string, needed: number, what = 'the file'): Promise<void> {
   if (needed <= 0) return;
   let st: fs.StatsFs;
   try {
@@ -187,7 +187,7 @@ export async function checkRoom(dir: string, needed: number): Promise<void> {
   if (free < needed) {
     throw new NetkitError(
       'DISK_FULL',
-      `not enough room in ${dir}: the file needs ${formatBytes(needed)} more, ${formatBytes(free)} free`,
+      `not enough room in ${dir}: ${what} need${what === 'the file' ? 's' : ''} ${formatBytes(needed)} more, ${formatBytes(free)} free`,
       'free some space, or choose another --out',
     );
   }

@@ -60,6 +60,13 @@ export class Conn {
     this.deadline.unref();
   }
 
+  /**
+   * Set by a session while it waits between requests with every answer sent: a server that shuts down
+   * calls it instead of cutting the connection, and the session ends gracefully (its client has all it
+   * asked for). Returns false when it cannot (then the connection is cut).
+   */
+  endBetweenRequests: (() => boolean) | undefined;
+
   /** Move to another phase. A connection in its transfer is never evicted for a newcomer. */
   enter(phase: Phase): void {
     if (this.phase === phase) return;

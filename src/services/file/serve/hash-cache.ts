@@ -2,6 +2,9 @@
 import { createHash } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
 
+/** The fstat fields the identity, the validator and the cache key are made of. */
+export type Identity = Pick<BigIntStats, 'dev' | 'ino' | 'size' | 'mtimeNs' | 'ctimeNs'>;
+
 /**
  * The file's identity as fstat sees it: device, inode, size, mtime and ctime. Any write through
  * write(2) changes mtime or size, and anything that resets mtime (touch -d, utimes) changes ctime. A
@@ -9,7 +12,7 @@ import type { BigIntStats } from 'node:fs';
  * write fault of a clean page), so an unchanged identity does not prove unchanged content: see
  * HashCache for what that means for the cache.
  */
-export function statKey(st: BigIntStats): string {
+export function statKey(st: Identity): string {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
 }
 
@@ -17,7 +20,7 @@ export function statKey(st: BigIntStats): string {
  * What changed between two fstat results of one open descriptor, for the log and the CHANGED message;
  * undefined when the identity is the same.
  */
-export function identityChange(before: BigIntStats, after: BigIntStats): string | undefined {
+export function identityChange(before: Identity, after: Identity): string | undefined {
   if (before.dev !== after.dev || before.ino !== after.ino) return 'it was replaced by another file';
   if (before.size !== after.size) return `its size went from ${before.size} to ${after.size} bytes`;
   if (before.mtimeNs !== after.mtimeNs) return 'it was modified';
@@ -30,7 +33,7 @@ export function identityChange(before: BigIntStats, after: BigIntStats): string 
  * truncated to 16 bytes, so it does not reveal inode numbers. ctime is left out on purpose: a chmod
  * or a rename must not invalidate a partial download of the same bytes.
  */
-export function validatorOf(st: BigIntStats): Buffer {
+export function validatorOf(st: Identity): Buffer {
   return createHash('sha256').update(`netkit-validator:${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`).digest().subarray(0, 16);
 }
 
@@ -45,7 +48,7 @@ export class HashCache {
 
   constructor(private readonly maxEntries = 4096) {}
 
-  get(st: BigIntStats): Buffer | undefined {
+  get(st: Identity): Buffer | undefined {
     const key = statKey(st);
     const hit = this.map.get(key);
     if (hit) {
@@ -55,7 +58,7 @@ export class HashCache {
     return hit;
   }
 
-  set(st: BigIntStats, digest: Buffer): void {
+  set(st: Identity, digest: Buffer): void {
     const key = statKey(st);
     this.map.delete(key);
     this.map.set(key, digest);
@@ -65,7 +68,7 @@ export class HashCache {
     }
   }
 
-  delete(st: BigIntStats): void {
+  delete(st: Identity): void {
     this.map.delete(statKey(st));
   }
 

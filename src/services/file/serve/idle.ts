@@ -36,10 +36,20 @@ export class IdleDeadline {
     /** Extra silence allowed until the client first drains what was sent (a resuming client may be hashing its prefix). */
     allowanceMs = 0,
   ) {
-    this.allowanceMs = allowanceMs;
-    if (allowanceMs > 0) conn.socket.once('drain', () => (this.allowanceMs = 0));
+    this.allowanceMs = 0;
+    this.allow(allowanceMs);
     this.timer = setInterval(() => this.sample(), Math.min(1000, Math.max(10, ms / 10)));
     this.timer.unref();
+  }
+
+  /**
+   * Allow `ms` more silence until the client next drains what was sent (a session's resumed request:
+   * the client may be hashing its prefix before it reads on).
+   */
+  allow(ms: number): void {
+    if (ms <= 0) return;
+    if (this.allowanceMs === 0) this.conn.socket.once('drain', () => (this.allowanceMs = 0));
+    this.allowanceMs = Math.max(this.allowanceMs, ms);
   }
 
   /** A write was handed to the kernel (its callback ran): progress, whatever the queues say. */

@@ -78,6 +78,51 @@ export interface JailOptions {
 }
 
 /**
+ * The jail's verdicts that do not come from a name alone, shared by openInJail and the reader threads
+ * (reader-pool.ts), which run the same steps synchronously and report which step failed how.
+ */
+export type JailStep =
+  /** realpath failed with `errno`. */
+  | { step: 'realpath'; errno: string | undefined }
+  /** open failed with `errno`. */
+  | { step: 'open'; errno: string | undefined }
+  /** The resolved path, or the opened descriptor's, lies outside the root. */
+  | { step: 'outside' }
+  | { step: 'directory' }
+  | { step: 'not-regular' }
+  | { step: 'hard-links'; nlink: bigint | number };
+
+/** The refusal for a failed jail step, or undefined for an errno the jail does not expect (a server problem). */
+export function jailRefusal(r: JailStep): NetkitError | undefined {
+  switch (r.step) {
+    case 'realpath':
+      if (r.errno === 'ENOENT' || r.errno === 'ENOTDIR') return refuse('NOT_FOUND', 'no such file');
+      if (r.errno === 'ELOOP') return refuse('FORBIDDEN', 'too many levels of symbolic links');
+      if (r.errno === 'EACCES') return refuse('FORBIDDEN', 'permission denied');
+      if (r.errno === 'ENAMETOOLONG') return refuse('BAD_REQUEST', 'name too long');
+      return undefined;
+    case 'open':
+      if (r.errno === 'ENOENT' || r.errno === 'ENOTDIR') return refuse('NOT_FOUND', 'no such file');
+      if (r.errno === 'ELOOP' || r.errno === 'EMLINK') return refuse('FORBIDDEN', 'the name changed into a symbolic link');
+      if (r.errno === 'EACCES' || r.errno === 'EPERM') return refuse('FORBIDDEN', 'permission denied');
+      if (r.errno === 'EISDIR') return refuse('FORBIDDEN', IS_A_DIRECTORY);
+      if (r.errno === 'ENXIO' || r.errno === 'ENODEV') return refuse('FORBIDDEN', 'not a regular file');
+      return undefined;
+    case 'outside':
+      return refuse('FORBIDDEN', 'the name resolves outside the served directory');
+    case 'directory':
+      return refuse('FORBIDDEN', IS_A_DIRECTORY);
+    case 'not-regular':
+      return refuse('FORBIDDEN', 'not a regular file');
+    case 'hard-links':
+      return refuse('FORBIDDEN', `the file has ${r.nlink} hard links, and this server refuses hard-linked files`);
+  }
+}
+
+/** The flags every served file is opened with: never follow a last-component link, never block on a FIFO. */
+export const OPEN_FLAGS = fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK;
+
+/**
  * Open `name` inside `root` (which must already be a realpath). The file is opened once, with
  * O_NOFOLLOW (the last component was resolved by realpath, so a symlink there now means a swap) and
  * O_NONBLOCK (a FIFO must not block the open); everything after that is checked on the descriptor.
@@ -87,35 +132,27 @@ export interface JailOptions {
 export async function openInJail(root: string, name: string, opts: JailOptions = {}): Promise<JailedFile> {
   const segments = normaliseName(name);
   const joined = path.join(root, ...segments);
+  const fail = (r: JailStep, err?: unknown): never => {
+    throw jailRefusal(r) ?? err;
+  };
   let real: string;
   try {
     real = await fsp.realpath(joined);
   } catch (err) {
-    const errno = errnoOf(err);
-    if (errno === 'ENOENT' || errno === 'ENOTDIR') throw refuse('NOT_FOUND', 'no such file');
-    if (errno === 'ELOOP') throw refuse('FORBIDDEN', 'too many levels of symbolic links');
-    if (errno === 'EACCES') throw refuse('FORBIDDEN', 'permission denied');
-    if (errno === 'ENAMETOOLONG') throw refuse('BAD_REQUEST', 'name too long');
-    throw err;
+    return fail({ step: 'realpath', errno: errnoOf(err) }, err);
   }
-  if (!inside(root, real)) throw refuse('FORBIDDEN', 'the name resolves outside the served directory');
+  if (!inside(root, real)) fail({ step: 'outside' });
   let handle: fsp.FileHandle;
   try {
-    handle = await fsp.open(real, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
+    handle = await fsp.open(real, OPEN_FLAGS);
   } catch (err) {
-    const errno = errnoOf(err);
-    if (errno === 'ENOENT' || errno === 'ENOTDIR') throw refuse('NOT_FOUND', 'no such file');
-    if (errno === 'ELOOP' || errno === 'EMLINK') throw refuse('FORBIDDEN', 'the name changed into a symbolic link');
-    if (errno === 'EACCES' || errno === 'EPERM') throw refuse('FORBIDDEN', 'permission denied');
-    if (errno === 'EISDIR') throw refuse('FORBIDDEN', IS_A_DIRECTORY);
-    if (errno === 'ENXIO' || errno === 'ENODEV') throw refuse('FORBIDDEN', 'not a regular file');
-    throw err;
+    return fail({ step: 'open', errno: errnoOf(err) }, err);
   }
   try {
     const stat = await handle.stat({ bigint: true });
-    if (stat.isDirectory()) throw refuse('FORBIDDEN', IS_A_DIRECTORY);
-    if (!stat.isFile()) throw refuse('FORBIDDEN', 'not a regular file');
-    if (opts.refuseHardLinks && stat.nlink > 1n) throw refuse('FORBIDDEN', `the file has ${stat.nlink} hard links, and this server refuses hard-linked files`);
+    if (stat.isDirectory()) fail({ step: 'directory' });
+    if (!stat.isFile()) fail({ step: 'not-regular' });
+    if (opts.refuseHardLinks && stat.nlink > 1n) fail({ step: 'hard-links', nlink: stat.nlink });
     if (process.platform === 'linux') {
       let opened: string | undefined;
       try {
@@ -123,7 +160,7 @@ export async function openInJail(root: string, name: string, opts: JailOptions =
       } catch {
         opened = undefined; // no /proc: the realpath check above stands alone
       }
-      if (opened !== undefined && !inside(root, opened)) throw refuse('FORBIDDEN', 'the name resolves outside the served directory');
+      if (opened !== undefined && !inside(root, opened)) fail({ step: 'outside' });
     }
     return { handle, stat, name: segments.join('/') };
   } catch (err) {

@@ -1,9 +1,10 @@
-// Listing a served directory under the jail's rules: depth-first, sorted by name bytes, one directory in memory per level, links out, loops, FIFOs, devices and unrequestable names skipped and counted.
-import { constants as fsc, promises as fsp, type BigIntStats } from 'node:fs';
+// Listing a served directory under the jail's rules: depth-first, sorted by name bytes, one directory in memory per level (read by a reader thread), links out, loops, FIFOs, devices and unrequestable names skipped and counted.
+import { promises as fsp, type BigIntStats } from 'node:fs';
 import path from 'node:path';
 import { NetkitError, errnoOf } from '../../../errors.js';
 import { MAX_NAME_BYTES } from '../../../protocol/file-frames.js';
 import { inside, isRequestableName, normaliseDir } from './jail.js';
+import { sharedReaders, type ListOutcome, type ListedEntry, type ReaderPool } from './reader-pool.js';
 
 /** One listed entry. `path` is relative to the served directory and can be requested as is. */
 export interface ListEntry {
@@ -26,6 +27,8 @@ export interface ListOptions {
   signal?: AbortSignal;
   /** Skip files with more than one hard link (a server run with --refuse-hard-links refuses them). */
   refuseHardLinks?: boolean;
+  /** The reader threads to read directories with (a file server's own); default: a pool shared by the process. */
+  readers?: ReaderPool;
 }
 
 export interface Listing {
@@ -38,9 +41,8 @@ export interface Listing {
 export const MAX_LIST_ENTRIES = 1_000_000;
 /** The message of the FORBIDDEN refusal for listing a regular file (a v1 session gets NOT_DIRECTORY for it). */
 export const NOT_A_DIRECTORY = 'not a directory';
-/** How many entries of one directory are stat'ed at once. */
-const STAT_BATCH = 16;
-const MAX_SIZE = BigInt(Number.MAX_SAFE_INTEGER);
+/** Subdirectories read ahead of the walk. */
+const LIST_AHEAD = 8;
 
 /** The JSON shape of an entry for `file list --json` and the HTTP listing. */
 export function listEntryJson(e: ListEntry): { path: string; type: 'file' | 'dir'; size: number; mtime: string; mode: string } {
@@ -48,11 +50,11 @@ export function listEntryJson(e: ListEntry): { path: string; type: 'file' | 'dir
 }
 
 /** Milliseconds since the epoch from a bigint stat, as RESPONSE and ENTRY carry them (the same for both). */
-export function mtimeMsOf(st: BigIntStats): number {
+export function mtimeMsOf(st: Pick<BigIntStats, 'mtimeNs'>): number {
   return st.mtimeNs <= 0n ? 0 : Number(st.mtimeNs / 1_000_000n);
 }
 
-export function modeOf(st: BigIntStats): number {
+export function modeOf(st: Pick<BigIntStats, 'mode'>): number {
   return Number(st.mode & 0o7777n);
 }
 
@@ -69,43 +71,16 @@ const SELF: Identity = { uid: process.getuid?.() ?? -1, groups: new Set([process
  * permission bits as the kernel would without ACLs: the owner's bits for the owner, else the group's
  * for a member, else the others'. Root reads everything.
  */
-export function readableBy(who: Identity, st: BigIntStats, bits: bigint): boolean {
+export function readableBy(who: Identity, st: { mode: number; uid: number; gid: number }, bits: number): boolean {
   if (who.uid === 0) return true;
-  const shift = st.uid === BigInt(who.uid) ? 6n : who.groups.has(Number(st.gid)) ? 3n : 0n;
+  const shift = st.uid === who.uid ? 6 : who.groups.has(st.gid) ? 3 : 0;
   return ((st.mode >> shift) & bits) === bits;
 }
 
-const readable = (st: BigIntStats, bits: bigint): boolean => readableBy(SELF, st, bits);
+const readable = (st: { mode: number; uid: number; gid: number }, bits: number): boolean => readableBy(SELF, st, bits);
 
 function refuse(code: 'NOT_FOUND' | 'FORBIDDEN', message: string): NetkitError {
   return new NetkitError(code, message);
-}
-
-/**
- * Open a directory to read, without following a link in its last component, and check that the
- * descriptor is the directory `expected` (a realpath inside the root). On Linux the listing then reads
- * and stats through /proc/self/fd/N, so a directory swapped for a link after the check cannot lead the
- * walk outside. Returns the handle and the path to read through, or undefined when it is gone or
- * no longer the same directory.
- */
-async function openDirectory(expected: string): Promise<{ handle: fsp.FileHandle; base: string } | undefined> {
-  let handle: fsp.FileHandle;
-  try {
-    handle = await fsp.open(expected, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
-  } catch (err) {
-    const errno = errnoOf(err);
-    if (errno === 'ENOENT' || errno === 'ENOTDIR' || errno === 'ELOOP' || errno === 'EACCES' || errno === 'EPERM') return undefined;
-    throw err;
-  }
-  if (process.platform !== 'linux') return { handle, base: expected };
-  const proc = `/proc/self/fd/${handle.fd}`;
-  try {
-    if ((await fsp.readlink(proc)) === expected) return { handle, base: proc };
-  } catch {
-    return { handle, base: expected }; // no /proc: the path checks stand alone
-  }
-  await handle.close();
-  return undefined;
 }
 
 interface Item {
@@ -119,10 +94,11 @@ interface Item {
 interface WalkState {
   root: string;
   opts: ListOptions;
+  readers: ReaderPool;
   max: number;
   skipped: number;
   yielded: number;
-  /** Names read and not yet yielded or skipped, over every level being walked. */
+  /** Entries read and not yet yielded or skipped, over every level being walked. */
   held: number;
 }
 
@@ -130,91 +106,84 @@ function tooLarge(max: number): NetkitError {
   return new NetkitError('TOO_LARGE', `listing too large: more than ${max} entries`);
 }
 
-/** Read one directory's names, sorted by their bytes, through `base`. */
-async function readNames(base: string, state: WalkState): Promise<Buffer[]> {
-  const names: Buffer[] = [];
-  // Node's types allow only text encodings here, but opendir hands out raw name bytes with 'buffer'.
-  const dir = await fsp.opendir(base, { encoding: 'buffer' as BufferEncoding, bufferSize: 128 });
-  for await (const d of dir) {
-    if (++state.held > state.max) {
-      await dir.close().catch(() => undefined);
-      throw tooLarge(state.max);
-    }
-    names.push(d.name as unknown as Buffer);
-  }
-  return names.sort(Buffer.compare);
-}
-
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** What one directory entry becomes: an item, or undefined when the jail leaves it out. */
-async function classify(state: WalkState, dirReal: string, base: string, prefix: string[], raw: Buffer): Promise<Item | undefined> {
+function classify(state: WalkState, dirReal: string, prefix: string[], raw: ListedEntry): Item | undefined {
   let name: string;
   try {
-    name = utf8.decode(raw);
+    name = utf8.decode(raw.name);
   } catch {
     return undefined; // not UTF-8: no REQUEST could name it
   }
   const segments = [...prefix, name];
-  if (Buffer.byteLength(segments.join('/')) > MAX_NAME_BYTES || !isRequestableName(segments)) return undefined;
-  const at = `${base}/${name}`;
-  let st: BigIntStats;
-  try {
-    st = await fsp.lstat(at, { bigint: true });
-    if (st.isSymbolicLink()) {
-      // Listed as the file it points to, if that file is inside the root; anything else is left out.
-      const target = await fsp.realpath(at);
-      if (!inside(state.root, target)) return undefined;
-      st = await fsp.stat(at, { bigint: true });
-      if (!st.isFile()) return undefined;
-    }
-  } catch {
-    return undefined; // gone, a dangling link, or not ours to see
+  const rel = segments.join('/');
+  if (Buffer.byteLength(rel) > MAX_NAME_BYTES || !isRequestableName(segments)) return undefined;
+  const entry = (type: 'file' | 'dir', size: number): ListEntry => ({ path: rel, type, size, mtimeMs: raw.mtimeMs, mode: raw.mode });
+  if (raw.t === 'file') {
+    if (raw.size < 0 || !readable(raw, 4) || (state.opts.refuseHardLinks && raw.nlink > 1)) return undefined;
+    return { segments, entry: entry('file', raw.size) };
   }
-  const entry = (type: 'file' | 'dir', size: number): ListEntry => ({ path: segments.join('/'), type, size, mtimeMs: mtimeMsOf(st), mode: modeOf(st) });
-  if (st.isFile()) {
-    if (st.size > MAX_SIZE || !readable(st, 4n) || (state.opts.refuseHardLinks && st.nlink > 1n)) return undefined;
-    return { segments, entry: entry('file', Number(st.size)) };
-  }
-  if (st.isDirectory()) {
-    if (!readable(st, 5n)) return undefined;
-    return { segments, entry: entry('dir', 0), descend: state.opts.recursive ? path.join(dirReal, name) : undefined };
+  if (raw.t === 'dir') {
+    if (!readable(raw, 5)) return undefined;
+    return { segments, entry: entry('dir', 0), descend: state.opts.recursive ? `${dirReal === '/' ? '' : dirReal}/${name}` : undefined };
   }
   return undefined; // FIFO, socket, device
 }
 
-/** List one directory (a realpath) and, recursively, below it. */
-async function* walk(state: WalkState, dirReal: string, prefix: string[]): AsyncGenerator<ListEntry> {
+/**
+ * List one directory (a realpath) and, recursively, below it. A reader thread opens it without
+ * following a link, checks that it is still that realpath, and reads and lstats its entries through
+ * its own descriptor, so a directory swapped for a link cannot lead the walk outside.
+ */
+async function* walk(state: WalkState, dirReal: string, prefix: string[], read?: Promise<ListOutcome>): AsyncGenerator<ListEntry> {
   const { opts } = state;
   opts.signal?.throwIfAborted();
-  const opened = await openDirectory(dirReal);
-  if (!opened) {
+  const r = await (read ?? state.readers.list(state.root, dirReal, state.max - state.held));
+  opts.signal?.throwIfAborted();
+  if (r.k === 'gone') {
     state.skipped += 1; // vanished, became a link, or unreadable since it was listed
     return;
   }
-  const items: Array<Item | undefined> = [];
-  let names: Buffer[];
-  try {
-    names = await readNames(opened.base, state);
-    for (let i = 0; i < names.length; i += STAT_BATCH) {
-      opts.signal?.throwIfAborted();
-      items.push(...(await Promise.all(names.slice(i, i + STAT_BATCH).map((n) => classify(state, dirReal, opened.base, prefix, n)))));
+  if (r.k === 'too-many') throw tooLarge(state.max);
+  if (r.k === 'error') throw new NetkitError('INTERNAL', `cannot list ${prefix.join('/') || 'the served directory'}: ${r.message}`);
+  const entries: Array<ListedEntry | undefined> = r.entries;
+  state.held += entries.length;
+  state.skipped += r.skipped;
+  // The next few subdirectories are read while this one's entries go out (results not used are dropped).
+  const subdirs = opts.recursive ? entries.flatMap((e, i) => (e!.t === 'dir' ? [i] : [])) : [];
+  const reads = new Map<number, Promise<ListOutcome>>();
+  let asked = 0;
+  const readAhead = (from: number): void => {
+    for (; asked < subdirs.length && asked < from + LIST_AHEAD; asked++) {
+      const i = subdirs[asked]!;
+      let name: string;
+      try {
+        name = utf8.decode(entries[i]!.name);
+      } catch {
+        continue;
+      }
+      reads.set(i, state.readers.list(state.root, `${dirReal === '/' ? '' : dirReal}/${name}`, state.max - state.held));
     }
-  } finally {
-    await opened.handle.close().catch(() => undefined);
-  }
-  for (let i = 0; i < items.length; i++) {
-    const item = items[i];
-    items[i] = undefined;
+  };
+  readAhead(0);
+  for (let i = 0, sub = 0; i < entries.length; i++) {
+    const raw = entries[i]!;
+    entries[i] = undefined;
     state.held -= 1;
+    if (raw.t === 'dir' && opts.recursive) readAhead(++sub);
+    const item = classify(state, dirReal, prefix, raw);
     if (!item) {
       state.skipped += 1;
       continue;
     }
     if (++state.yielded > state.max) throw tooLarge(state.max);
-    opts.signal?.throwIfAborted();
     yield item.entry;
-    if (item.descend) yield* walk(state, item.descend, item.segments);
+    if (item.descend) {
+      const ahead = reads.get(i);
+      reads.delete(i);
+      yield* walk(state, item.descend, item.segments, ahead);
+    }
   }
 }
 
@@ -242,7 +211,7 @@ export async function listDirectory(root: string, dir: string, opts: ListOptions
   }
   if (!inside(root, real)) throw refuse('FORBIDDEN', 'the name resolves outside the served directory');
   if (!st.isDirectory()) throw refuse('FORBIDDEN', NOT_A_DIRECTORY);
-  if (!readable(st, 5n)) throw refuse('FORBIDDEN', 'permission denied');
-  const state: WalkState = { root, opts, max: opts.maxEntries ?? MAX_LIST_ENTRIES, skipped: 0, yielded: 0, held: 0 };
+  if (!readable({ mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid) }, 5)) throw refuse('FORBIDDEN', 'permission denied');
+  const state: WalkState = { root, opts, readers: opts.readers ?? sharedReaders(), max: opts.maxEntries ?? MAX_LIST_ENTRIES, skipped: 0, yielded: 0, held: 0 };
   return { entries: { [Symbol.asyncIterator]: () => walk(state, real, segments) }, skipped: () => state.skipped };
 }

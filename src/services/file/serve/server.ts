@@ -8,7 +8,9 @@ import { classicProtocol } from './classic.js';
 import { ConnectionTable, type Conn } from './connections.js';
 import { dispatch, type Mode, type Protocol } from './dispatch.js';
 import { HashCache } from './hash-cache.js';
+import { PrefetchBudget } from './prefetch-budget.js';
 import { PrefixHashBudget } from './prefix-budget.js';
+import { ReaderPool, SMALL_FILE } from './reader-pool.js';
 import { Session, type ServeContext } from './session.js';
 import { ConnectionEnd, SERVE_DEFAULTS, type FileServer, type ServeOptions, type TransferLog } from './types.js';
 import { HTTP_MAX_HEAD, httpProtocol } from './http.js';
@@ -57,6 +59,8 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
     pool: new BufferPool(),
     hashCache: new HashCache(),
     prefixBudget: new PrefixHashBudget(),
+    readers: new ReaderPool({ small: SMALL_FILE }).start(),
+    prefetch: new PrefetchBudget(),
     idleTimeoutMs: opts.idleTimeoutMs ?? SERVE_DEFAULTS.idleTimeoutMs,
     classicGapMs: opts.classicGapMs ?? SERVE_DEFAULTS.classicGapMs,
     refuseHardLinks: opts.refuseHardLinks ?? false,
@@ -108,7 +112,13 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
     });
   };
 
-  const listener = await (layer ?? opts.transport).listen({ host: opts.host, port: opts.port ?? SERVE_DEFAULTS.port }, onConnection);
+  let listener;
+  try {
+    listener = await (layer ?? opts.transport).listen({ host: opts.host, port: opts.port ?? SERVE_DEFAULTS.port }, onConnection);
+  } catch (err) {
+    ctx.readers.close();
+    throw err;
+  }
 
   return {
     host: listener.host,
@@ -122,7 +132,7 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
       const closed = listener.close();
       let aborted = 0;
       for (const c of table.conns()) {
-        if (c.phase === 'header') {
+        if (c.phase === 'header' && !c.endBetweenRequests?.()) {
           c.cut();
           aborted += 1;
         }
@@ -147,6 +157,7 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
         if (table.size > 0) await new Promise<void>((resolve) => idleWaiters.add(resolve));
       }
       await closed;
+      ctx.readers.close();
       return { finished: finishedDuringClose, aborted };
     },
   };

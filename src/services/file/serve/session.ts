@@ -11,7 +11,9 @@ import type { BufferPool } from './body.js';
 import type { Conn, ConnectionTable } from './connections.js';
 import type { HashCache } from './hash-cache.js';
 import type { JailedFile } from './jail.js';
+import type { PrefetchBudget } from './prefetch-budget.js';
 import type { PrefixHashBudget } from './prefix-budget.js';
+import type { ReaderPool } from './reader-pool.js';
 import { ConnectionEnd, type Outcome, type TransferLog } from './types.js';
 
 /** How long to keep reading (and discarding) after our last byte, so closing never resets the answer away. */
@@ -27,6 +29,10 @@ export interface ServeContext {
   readonly pool: BufferPool;
   readonly hashCache: HashCache;
   readonly prefixBudget: PrefixHashBudget;
+  /** Reader threads that open and read small files, and read directories, for every connection. */
+  readonly readers: ReaderPool;
+  /** Memory for small files read ahead of their turn in sessions. */
+  readonly prefetch: PrefetchBudget;
   readonly idleTimeoutMs: number;
   readonly classicGapMs: number;
   readonly refuseHardLinks: boolean;

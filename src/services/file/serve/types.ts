@@ -75,8 +75,10 @@ export interface TransferLog {
   size?: number;
   durationMs: number;
   outcome: Outcome;
-  /** Why, for refusals and failures. */
+  /** Why, for refusals and failures; for a session, a summary of its answers. */
   detail?: string;
+  /** Set for a v1 session (several requests on one connection): how many were answered. `name` is the first. */
+  requests?: number;
 }
 
 export interface CloseResult {

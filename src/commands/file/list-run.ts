@@ -1,0 +1,61 @@
+// Running `netkit file list`: the listing as a table like `ls -l` (directories marked), or as one JSON array.
+import { listRemote } from '../../services/file/fetch/list.js';
+import { listEntryJson } from '../../services/file/serve/listing.js';
+import { EntryKind, type Entry } from '../../protocol/file-list.js';
+import { formatBytes, safeJson, sanitize } from '../../cli/output.js';
+import { onInterrupt } from '../../cli/signals.js';
+import { setUpClient, type ClientArgs } from './client-setup.js';
+
+export interface ListRunOptions extends ClientArgs {
+  path: string;
+  recursive: boolean;
+  json: boolean;
+  timeoutMs: number;
+}
+
+/** `drwxr-xr-x`, `-rwsr-xr-x`: the type and the nine permission bits, with setuid, setgid and sticky as ls shows them. */
+export function modeString(dir: boolean, mode: number): string {
+  const rwx = (bits: number, special: boolean, s: string): string =>
+    `${bits & 4 ? 'r' : '-'}${bits & 2 ? 'w' : '-'}${special ? (bits & 1 ? s : s.toUpperCase()) : bits & 1 ? 'x' : '-'}`;
+  return `${dir ? 'd' : '-'}${rwx(mode >> 6, (mode & 0o4000) !== 0, 's')}${rwx(mode >> 3, (mode & 0o2000) !== 0, 's')}${rwx(mode, (mode & 0o1000) !== 0, 't')}`;
+}
+
+function pad2(n: number): string {
+  return String(n).padStart(2, '0');
+}
+
+/** Local time, `2024-05-01 12:00`. */
+export function shortTime(ms: number): string {
+  const d = new Date(ms);
+  return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
+}
+
+/** The table: mode, size (human; `-` for a directory), time, and the path below the listed directory (`/` after a directory). */
+export function renderTable(dir: string, entries: readonly Entry[]): string {
+  const rows = entries.map((e) => {
+    const isDir = e.kind === EntryKind.DIRECTORY;
+    const rel = dir === '' ? e.name : e.name.slice(dir.length + 1);
+    return [modeString(isDir, e.mode), isDir ? '-' : formatBytes(e.size), shortTime(e.mtimeMs), `${sanitize(rel, 4096)}${isDir ? '/' : ''}`] as const;
+  });
+  const width = Math.max(0, ...rows.map((r) => r[1].length));
+  return rows.map((r) => `${r[0]}  ${r[1].padStart(width)}  ${r[2]}  ${r[3]}\n`).join('');
+}
+
+export async function runFileList(o: ListRunOptions): Promise<void> {
+  const client = await setUpClient(o, [o.path]);
+  const abort = new AbortController();
+  const stopListening = onInterrupt((signal) => abort.abort(signal));
+  try {
+    const listing = await listRemote({ transport: client.transport, host: client.host, port: client.port, path: client.names[0]!, recursive: o.recursive, timeoutMs: o.timeoutMs, secret: client.key, signal: abort.signal });
+    if (o.json) {
+      process.stdout.write(`${safeJson(listing.entries.map((e) => listEntryJson({ path: e.name, type: e.kind === EntryKind.DIRECTORY ? 'dir' : 'file', size: e.size, mtimeMs: e.mtimeMs, mode: e.mode })))}\n`);
+    } else {
+      process.stdout.write(renderTable(listing.dir, listing.entries));
+    }
+    if (listing.skipped > 0 && !o.quiet) {
+      process.stderr.write(`netkit: the server left out ${listing.skipped} ${listing.skipped === 1 ? 'entry' : 'entries'} it does not serve (links leaving its directory, links to directories, FIFOs, sockets, devices, unreadable files)\n`);
+    }
+  } finally {
+    stopListening();
+  }
+}
