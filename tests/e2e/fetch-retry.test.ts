@@ -100,7 +100,9 @@ describe('file fetch --retries', () => {
     expect(r.code).toBe(6);
     expect(r.stderr).toMatch(/^netkit: connection lost after [\d.]+[BKM] of 48M; retrying in 1s \(1\/2\)$/m);
     expect(r.stderr).toMatch(/^netkit: connection refused after [\d.]+[BKM] of 48M; retrying in 2s \(2\/2\)$/m);
-    expect(r.stderr).toMatch(/^netkit: cannot connect to 127\.0\.0\.1:\d+: connection refused$/m);
+    // The last error says how many retries were spent and what is kept for a resume.
+    expect(r.stderr).toMatch(/^netkit: cannot connect to 127\.0\.0\.1:\d+: connection refused \(after 2 retries\); .*\.netkit\/big\.bin\.[0-9a-f]{16}\.part is kept \([\d.]+[BKM] of 48M\)$/m);
+    expect(r.stderr).toMatch(/^hint: run the same fetch again to resume$/m);
   });
 
   test('a server that only drips (under 1 KiB/s) fails within about twice --timeout', async () => {

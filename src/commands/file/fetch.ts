@@ -47,7 +47,7 @@ export const fetchCommand: CommandModule<object, FetchArgs> = {
       .option('preserve', { type: 'boolean', default: true, describe: 'keep the modification time and executable bits (--no-preserve: the time of the fetch, the default mode)' })
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON result object on stdout' })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress bar and no summary line' })
-      .option('timeout', { alias: 't', type: 'string', default: '10s', describe: 'give up connecting, or waiting for data, after this long', coerce: (v: unknown) => parseDuration(v, '--timeout', 3_600_000) })
+      .option('timeout', { alias: 't', type: 'string', default: '10s', describe: 'give up connecting, or waiting for the handshake and first answer, or for data, after this long (less than 1 KiB/s over it is a stall)', coerce: (v: unknown) => parseDuration(v, '--timeout', 3_600_000) })
       .option('classic', { type: 'boolean', default: false, describe: 'fetch from a seed (classic protocol) server: no verification, no resume' })
       .option('fsync', { type: 'boolean', default: true, describe: 'flush the file to disk before giving it its final name (--no-fsync: faster, but a power failure may damage it)' })
       .option('tls', { type: 'boolean', default: false, describe: 'connect with TLS 1.3; without a pin or CA, trust on first use (~/.config/netkit/known_hosts)' })
