@@ -13,6 +13,7 @@ import { interruption } from './receiver.js';
 import { Retries } from './retry.js';
 import { closeQuietly, failedStaged, resetPart, takeLeftover } from './staged.js';
 import { Staging, nameTaken } from './staging.js';
+import { checkOutDir, targetSegments } from './staging-paths.js';
 import { runSet } from './tree.js';
 import { flushFile, syncDir } from './writer.js';
 
@@ -87,7 +88,10 @@ async function fetchByAttempts(opts: FetchOptions, localName: string): Promise<F
   const outDir = opts.outDir ?? '.';
   const target = formatHostPort(host, port);
   const started = performance.now();
-  // Before anything is created: an existing file is the answer even where OUT is read-only.
+  // Before anything is created: a name netkit cannot save under (`.netkit`) is a usage error, and an
+  // existing file is the answer even where OUT is read-only.
+  targetSegments(localName);
+  checkOutDir(outDir);
   const finalPath = path.join(outDir, localName);
   if (!opts.force && (await nameTaken(finalPath))) {
     throw new NetkitError('EXISTS', `${finalPath} already exists`, 'use --force to overwrite it, or choose another --out');

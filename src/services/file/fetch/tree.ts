@@ -6,14 +6,15 @@ import { sanitize } from '../../../cli/output.js';
 import { Reconnect, answerGet, failItem, prepareStaged, releaseStaged, runLevel } from './answer.js';
 import { listFrame, readListing } from './list-read.js';
 import { LocalTree } from './local-tree.js';
-import { parseName, type NameSpec } from './names.js';
-import { afterListing, afterProbe, initialOps, needsStaging } from './plan.js';
+import { parseName, rootTargetOf, type NameSpec } from './names.js';
+import { afterListing, afterProbe, initialOps, needsStaging, plainTarget } from './plan.js';
 import { interruption } from './receiver.js';
 import { afterRetries } from './retry.js';
 import { openSession, type FrameBuilder, type SessionConn } from './session-conn.js';
 import { SmallFiles } from './small-files.js';
 import { stagedRequest } from './staged.js';
 import { Staging } from './staging.js';
+import { checkOutDir, targetSegments } from './staging-paths.js';
 import type { SetOptions } from './set-types.js';
 import { RunState, type Op } from './tree-state.js';
 import { encodeRequest } from '../../../protocol/file-v1.js';
@@ -31,6 +32,12 @@ export async function runSet(opts: SetOptions, how: { single?: boolean; filesOnl
   if (opts.rename !== undefined && opts.names.length !== 1) throw new NetkitError('USAGE', '-o NEWNAME names one file or directory; with several NAMEs, -o must be an existing directory');
   const specs: NameSpec[] = opts.names.map((n) => parseName(n, opts.rename));
   if (opts.rename !== undefined && specs[0]!.kind === 'glob') throw new NetkitError('USAGE', '-o NEWNAME cannot name what a glob matches; -o must be an existing directory');
+  // Every local name the NAMEs give (`.netkit`, a name too long) is checked before anything is created in OUT.
+  for (const spec of specs) {
+    const top = spec.kind === 'plain' ? plainTarget(spec) : rootTargetOf(spec);
+    if (top !== undefined) targetSegments(top);
+  }
+  checkOutDir(opts.outDir);
   const staging = await Staging.open(opts.outDir);
   const tree = new LocalTree(opts.outDir);
   let run: RunState | undefined;
