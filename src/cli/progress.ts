@@ -176,7 +176,7 @@ export async function createProgressBar(stream: TtyStream, label: string): Promi
       done: pad('done', formatBytes(received), 5),
       size: pad('size', formatBytes(total), 0, true),
       speed: pad('speed', rate > 0 ? `${formatBytes(rate)}/s` : '-', 7),
-      left: pad('eta', eta, 6, true),
+      left: pad('eta', eta, 6),
     };
   };
   return {

@@ -39,9 +39,9 @@ export const fetchCommand: CommandModule<object, FetchArgs> = {
       })
       // No yargs defaults on options that take a value: `-H` with nothing after it must be an error, not localhost.
       .option('host', { alias: 'H', type: 'string', defaultDescription: 'localhost', describe: 'server to fetch from: HOST, HOST:PORT, [IPv6] or [IPv6]:PORT, or a name announced over DNS-SD' })
-      .option('port', { alias: 'p', type: 'string', defaultDescription: '8881', describe: 'server TCP port (1-65535)', coerce: (v: unknown) => parsePort(v, '--port', 1) })
+      .option('port', { alias: 'p', type: 'string', number: true, defaultDescription: '8881', describe: 'server TCP port (1-65535)', coerce: (v: unknown) => parsePort(v, '--port', 1) })
       .option('out', { alias: 'o', type: 'string', defaultDescription: '.', describe: 'directory to write into; for one NAME, a new name for it; - writes one file to stdout' })
-      .option('retries', { type: 'string', default: '5', describe: 'reconnect and resume this many times after a lost, stalled or refused connection (0: never)', coerce: (v: unknown) => parseCount(v, '--retries', 0, 100) })
+      .option('retries', { type: 'string', number: true, default: 5, describe: 'reconnect and resume this many times after a lost, stalled or refused connection (0: never)', coerce: (v: unknown) => parseCount(v, '--retries', 0, 100) })
       .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'overwrite an existing file that differs from the server\'s' })
       .option('checksum', { alias: 'c', type: 'boolean', default: false, describe: 'compare an existing file by SHA-256 instead of size and time' })
       .option('preserve', { type: 'boolean', default: true, describe: 'keep the modification time and executable bits (--no-preserve: the time of the fetch, the default mode)' })

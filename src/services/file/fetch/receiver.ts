@@ -274,8 +274,9 @@ export interface ConnectOptions {
   signal?: AbortSignal | undefined;
 }
 
-/** The error an abort (Ctrl-C, SIGTERM) ends a fetch with. */
+/** The error an abort (Ctrl-C, SIGTERM, or 'OUTPUT': stdout cannot be written) ends a fetch with. */
 export function interruption(signal: AbortSignal | undefined): NetkitError {
+  if (signal?.reason === 'OUTPUT') return new NetkitError('OUTPUT', 'stopped: stdout cannot be written');
   return new NetkitError(signal?.reason === 'SIGTERM' ? 'TERMINATED' : 'INTERRUPTED', 'interrupted');
 }
 
