@@ -83,7 +83,7 @@ async function wrapUp(run: RunState): Promise<void> {
     if (op.t !== 'get') continue;
     if (run.single && fatal) {
       // The one file's own message: the retries spent, and what is kept for a resume.
-      run.singleError ??= op.item.staged ? await releaseStaged(op.item, fatal, run.retries) : withRetries(fatal, run.retries);
+      run.singleError ??= op.item.staged ? await releaseStaged(op.item, fatal, run.retries) : withRetries(fatal, run.retries, op.item.target);
       continue;
     }
     await releaseStaged(op.item);
@@ -91,10 +91,11 @@ async function wrapUp(run: RunState): Promise<void> {
   await run.staging.tidy();
 }
 
-/** A failure that ends a fetch, with the retries it spent (nothing was kept: the file was received into memory). */
-function withRetries(err: NetkitError, retries: number): NetkitError {
+/** A failure that ends the fetch of one file received into memory (nothing is kept), with the retries it spent. */
+function withRetries(err: NetkitError, retries: number, target: string): NetkitError {
+  if (err.code === 'INTERRUPTED' || err.code === 'TERMINATED') return new NetkitError(err.code, `interrupted before ${target} arrived; nothing to resume`);
   const after = afterRetries(retries, err);
-  return after === '' || err.code === 'INTERRUPTED' || err.code === 'TERMINATED' ? err : new NetkitError(err.code, `${err.message}${after}`, err.hint, { cause: err });
+  return after === '' ? err : new NetkitError(err.code, `${err.message}${after}`, err.hint, { cause: err });
 }
 
 /** What stopped a set of files, with the retries it spent, how far it got and how to go on. */
