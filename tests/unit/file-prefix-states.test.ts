@@ -4,6 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { NetkitError } from '../../src/errors.js';
 import { fetchFile, type RetryNotice } from '../../src/services/file/fetch/session.js';
 import { startFileServer, type FileServer, type ServeOptions, type TransferLog } from '../../src/services/file/serve/index.js';
 import { PrefixStates, STATE_COST_BYTES } from '../../src/services/file/serve/prefix-states.js';
@@ -78,6 +79,24 @@ describe('resuming where a transfer stopped', () => {
       expect(r.delayMs).toBeGreaterThanOrEqual(1000);
       expect(r.have).toBeGreaterThan(0); // what it has is kept for the resume, not thrown away
     }
+  }, 60_000);
+});
+
+describe('a busy server after the retries ran out', () => {
+  test('the message says busy, how many retries were spent, and that the partial file is kept', async () => {
+    // No credit at all and no kept states (and only 1 MiB hashed for free): every resume is told "busy, try again in 1s".
+    const server = await startFileServer({ dir: served, transport: tcpTransport, host: '127.0.0.1', port: 0, prefixBudget: { burstBytes: 0, bytesPerSec: 1 }, prefixStates: { maxStates: 0, step: MiB } });
+    servers.push(server);
+    const proxy = await tcpRecordingProxy(server.port, '127.0.0.1', { cut: (i, bytes) => i === 0 && bytes >= 6 * MiB, backpressure: true });
+    proxies.push(proxy);
+    const out = mkdtempSync(join(base, 'out-'));
+    const err = await fetchFile({ name: 'big.bin', host: '127.0.0.1', port: proxy.port, outDir: out, transport: tcpTransport, timeoutMs: 10_000, retries: 1 }).then(
+      () => undefined,
+      (e: unknown) => e as NetkitError,
+    );
+    expect(err?.code).toBe('BUSY');
+    expect(err?.message).toMatch(/is busy: your address has used its budget for hashing resumed prefixes; try again in 1s \(after 1 retry\); .*\.netkit\/big\.bin\.[0-9a-f]{16}\.part is kept \([\d.]+M of 24M\)$/);
+    expect(err?.hint).toBe('try again in 1s; then run the same fetch again to resume');
   }, 60_000);
 });
 
