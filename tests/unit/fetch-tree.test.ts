@@ -114,10 +114,12 @@ describe('a hostile server', () => {
     { name: 'd/ctl\u0007', kind: EntryKind.FILE },
     { name: 'other/x', kind: EntryKind.FILE },
     { name: 'd/link/y', kind: EntryKind.FILE },
+    { name: 'd/.netkit/x.part', kind: EntryKind.FILE },
+    { name: 'd/sub/.netkit/evil', kind: EntryKind.FILE },
     { name: 'd/ok', kind: EntryKind.FILE },
   ];
 
-  test('paths with .., absolute, drive letters, control characters, outside the listed directory, through a local link: refused one by one, nothing outside OUT', async () => {
+  test('paths with .., absolute, drive letters, control characters, outside the listed directory, through a local link, into a .netkit at any depth: refused one by one, nothing outside OUT', async () => {
     const files: FakeFile[] = evil.map((e) => ({ name: e.name, data: Buffer.from('pwned') }));
     const s = await serve(files, { listing: (dir) => (dir === 'd' ? evil.map((e) => ({ ...e, size: 5, mtimeMs: T0, mode: 0o644 })) : undefined) });
     const base = mkdtempSync(join(tmpdir(), 'netkit-evil-'));
@@ -128,7 +130,8 @@ describe('a hostile server', () => {
     symlinkSync(elsewhere, join(out, 'd', 'link'));
     const run = await fetchFrom(s, ['d/'], out);
     expect(run.fatal).toBeUndefined();
-    expect(run.result()).toMatchObject({ fetched: 1, failed: 8 });
+    expect(run.result()).toMatchObject({ fetched: 1, failed: 10 });
+    expect(run.outcomes.find((o) => o.name === 'd/sub/.netkit/evil')?.error?.message).toMatch(/would be saved in a \.netkit directory, where netkit keeps partial downloads; refused/);
     expect(readFileSync(join(out, 'd/ok'), 'utf8')).toBe('pwned');
     expect(readdirSync(base).sort()).toEqual(['elsewhere', 'out']);
     expect(readdirSync(elsewhere)).toEqual([]);

@@ -125,8 +125,10 @@ export function checkListed(listed: string, dir: string, target: string): string
   if (why !== undefined) throw new NetkitError('PROTOCOL', `the server sent the path '${sanitize(listed, 200)}' (${why}); refused, nothing written for it`);
   const local = unsafePath(target);
   if (local !== undefined) throw new NetkitError('PROTOCOL', `the server's path '${sanitize(listed, 200)}' would be saved as '${sanitize(target, 200)}' (${local}); refused`);
-  if (target.split('/')[0] === STAGING_DIR) {
-    throw new NetkitError('PROTOCOL', `the server's path '${sanitize(listed, 200)}' would be saved in ${STAGING_DIR}, where netkit keeps partial downloads; refused`);
+  // At any depth: OUT/d/.netkit is the staging directory of a later fetch with --out OUT/d, and a
+  // netkit server never lists one.
+  if (listed.split('/').includes(STAGING_DIR) || target.split('/').includes(STAGING_DIR)) {
+    throw new NetkitError('PROTOCOL', `the server's path '${sanitize(listed, 200)}' would be saved in a ${STAGING_DIR} directory, where netkit keeps partial downloads; refused, nothing written for it`);
   }
   return listed;
 }

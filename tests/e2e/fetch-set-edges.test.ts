@@ -1,0 +1,67 @@
+// Sets of files end to end (the built binary, a real server): a served directory holding netkit's own staging directory, what the exit code says when nothing arrived, repeated NAMEs, and what the summary says.
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runNetkit, startServer, type Server } from '../helpers/netkit.js';
+import { request } from '../helpers/http-client.js';
+
+let base: string;
+let served: string;
+let server: Server;
+
+beforeAll(async () => {
+  base = mkdtempSync(join(tmpdir(), 'netkit-set-e2e-'));
+  served = join(base, 'served');
+  // Someone fetched into the served directory and was interrupted: its staging directory is there.
+  mkdirSync(join(served, '.netkit'), { recursive: true });
+  writeFileSync(join(served, '.netkit', 'big.bin.0123456789abcdef.part'), 'partial');
+  writeFileSync(join(served, '.netkit', 'big.bin.0123456789abcdef.json'), '{}');
+  mkdirSync(join(served, 'd', '.netkit'), { recursive: true });
+  writeFileSync(join(served, 'd', '.netkit', 'planted'), 'planted');
+  writeFileSync(join(served, 'd', 'x.txt'), 'x');
+  writeFileSync(join(served, 'run.sh'), '#!/bin/sh\n');
+  server = await startServer(['file', 'serve', served, '--host', '127.0.0.1', '--port', '0', '--quiet', '--no-announce']);
+}, 60_000);
+
+afterAll(async () => {
+  await server.stop('SIGKILL');
+  rmSync(base, { recursive: true, force: true });
+});
+
+const outDir = (): string => mkdtempSync(join(base, 'out-'));
+const at = (): string[] => ['-H', `127.0.0.1:${server.port}`];
+const fetch = (args: string[]) => runNetkit(['file', 'fetch', ...args, ...at()], { timeoutMs: 30_000 });
+
+describe("a served directory that holds netkit's staging directory (.netkit)", () => {
+  test('a whole-tree fetch leaves every .netkit out, says nothing of it, and exits 0', async () => {
+    const out = outDir();
+    const r = await fetch(['.', '-o', out]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^2 files in 1 directory: 2 fetched/m);
+    expect(readdirSync(out).sort()).toEqual(['d', 'run.sh']);
+    expect(readdirSync(join(out, 'd'))).toEqual(['x.txt']);
+  });
+
+  test('a .netkit at any depth is refused by name (exit 4), and left out of file list and of the HTTP listing', async () => {
+    const out = outDir();
+    for (const name of ['.netkit/big.bin.0123456789abcdef.part', 'd/.netkit/planted']) {
+      const r = await fetch([name, '-o', out]);
+      expect({ name, code: r.code }).toEqual({ name, code: 4 });
+      expect(r.stderr).toMatch(/\.netkit holds netkit's partial downloads and is not served/);
+    }
+    expect(readdirSync(out)).toEqual([]);
+    const listed = await runNetkit(['file', 'list', '.', '-r', '--json', ...at()]);
+    expect(listed.code).toBe(0);
+    expect(listed.stderr).toBe('');
+    expect((JSON.parse(listed.stdout) as Array<{ path: string }>).map((e) => e.path).sort()).toEqual(['d', 'd/x.txt', 'run.sh']);
+    const page = await request(server.port, '/d/?format=json');
+    expect(page.status).toBe(200);
+    expect(page.body.toString()).not.toMatch(/netkit/);
+    expect((await request(server.port, '/d/.netkit/planted')).status).toBe(403);
+    expect((await request(server.port, '/.netkit/')).status).toBe(403);
+    expect(readFileSync(join(served, 'd', '.netkit', 'planted'), 'utf8')).toBe('planted');
+    expect(existsSync(join(out, '.netkit'))).toBe(false);
+  });
+});
