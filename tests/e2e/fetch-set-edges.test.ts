@@ -65,3 +65,23 @@ describe("a served directory that holds netkit's staging directory (.netkit)", (
     expect(existsSync(join(out, '.netkit'))).toBe(false);
   });
 });
+
+describe('the exit status when nothing arrived', () => {
+  test('missing names, a glob matching nothing, a missing directory: their own code (3), not 16; mixed reasons: 1; something there: 16', async () => {
+    const out = outDir();
+    for (const names of [['nope1', 'nope2'], ['*.nothing'], ['nope/'], ['d/*.nothing', 'nope']]) {
+      const r = await fetch([...names, '-o', out]);
+      expect({ names, code: r.code }).toEqual({ names, code: 3 });
+      expect(r.stderr).toMatch(new RegExp(`^netkit: nothing arrived \\(${names.length} failed, listed above\\)$`, 'm'));
+    }
+    const mixed = await fetch(['nope', '.netkit/x', '-o', out, '--json']);
+    expect(mixed.code).toBe(1);
+    expect(mixed.stderr).toMatch(/nothing arrived \(2 failed for different reasons, listed above\)/);
+    expect(JSON.parse(mixed.stdout)).toMatchObject({ ok: false, fetched: 0, failed: 2 });
+    expect(readdirSync(out)).toEqual([]);
+    const some = await fetch(['nope', 'run.sh', '-o', out]);
+    expect(some.code).toBe(16);
+    const already = await fetch(['nope', 'run.sh', '-o', out]);
+    expect(already.code).toBe(16);
+  });
+});
