@@ -85,3 +85,29 @@ describe('the exit status when nothing arrived', () => {
     expect(already.code).toBe(16);
   });
 });
+
+describe('a NAME given more than once', () => {
+  test('run.sh run.sh ./run.sh is fetched once and said once (no lock against itself); two names for one local name fail the second', async () => {
+    const out = outDir();
+    const r = await fetch(['run.sh', 'run.sh', './run.sh', 'd', 'd/', '-o', out, '--json']);
+    expect(r.stderr).not.toMatch(/another netkit/);
+    expect(r.code).toBe(0);
+    expect(r.stderr.match(/fetched once/g)).toHaveLength(2);
+    expect(r.stderr).toMatch(/^netkit: 'run\.sh' is given more than once: fetched once$/m);
+    expect(r.stderr).toMatch(/^netkit: 'd\/' names the same as 'd' on the server: fetched once$/m);
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, fetched: 2, failed: 0 });
+    expect(readFileSync(join(out, 'run.sh'), 'utf8')).toBe('#!/bin/sh\n');
+    const again = await fetch(['run.sh', './run.sh', '-o', out]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/1 skipped/);
+    writeFileSync(join(served, 'x.txt'), 'top x');
+    try {
+      const clash = await fetch(['x.txt', 'd/x.txt', '-o', out]);
+      expect(clash.code).toBe(16);
+      expect(clash.stderr).toMatch(/d\/x\.txt: 'd\/x\.txt' would be saved as \S+x\.txt, like 'x\.txt'/);
+      expect(readFileSync(join(out, 'x.txt'), 'utf8')).toBe('top x');
+    } finally {
+      rmSync(join(served, 'x.txt'));
+    }
+  });
+});

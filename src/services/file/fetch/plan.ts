@@ -35,6 +35,7 @@ export async function initialOps(run: RunState, specs: NameSpec[]): Promise<void
       continue;
     }
     const target = plainTarget(spec);
+    if (!claimable(run, spec, target)) continue;
     if ((await run.tree.present(target)).kind === 'none') {
       const item = newItem(spec, spec.remote, target, 'name');
       item.replace = run.opts.force === true;
@@ -44,6 +45,22 @@ export async function initialOps(run: RunState, specs: NameSpec[]): Promise<void
       run.queue.push({ t: 'list', spec, dir: parentOf(spec.remote), recursive: false, probe: true });
     }
   }
+}
+
+/**
+ * Whether a plain NAME may take its target: not when another NAME already lands there (the same server
+ * file asked twice, which is fetched once; or another one, which fails this NAME).
+ */
+function claimable(run: RunState, spec: NameSpec, target: string): boolean {
+  const earlier = run.planned.get(target) ?? run.probing.get(target);
+  if (earlier === undefined) {
+    run.probing.set(target, spec.remote);
+    return true;
+  }
+  if (earlier !== spec.remote) {
+    run.fail(undefined, spec.arg, run.tree.pathOf(target), new NetkitError('USAGE', `'${sanitize(spec.remote, 200)}' would be saved as ${run.tree.pathOf(target)}, like '${sanitize(earlier, 200)}'`, 'fetch them in two runs, into different --out directories (or name one with -o NEWNAME)'));
+  }
+  return false;
 }
 
 /** What to do about a file given what is at its target: fetch, skip, compare after fetching, or fail. */

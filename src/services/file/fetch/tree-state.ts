@@ -58,6 +58,8 @@ export class RunState {
   readonly outcomes: FileOutcome[] = [];
   /** target -> remote of every file planned, so two names never land on one target. */
   readonly planned = new Map<string, string>();
+  /** target -> remote of every plain NAME taken by initialOps (planned, or waiting for its probe). */
+  readonly probing = new Map<string, string>();
   /** Listed directories (relative to OUT) and the server's time and mode for each. */
   readonly dirs = new Map<string, { mtimeMs: number; mode: number }>();
   /** Background work (a large file's flush and publish) still running. */

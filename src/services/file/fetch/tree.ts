@@ -30,7 +30,7 @@ export const WINDOW = 64;
  */
 export async function runSet(opts: SetOptions, how: { single?: boolean; filesOnly?: boolean } = {}): Promise<RunState> {
   if (opts.rename !== undefined && opts.names.length !== 1) throw new NetkitError('USAGE', '-o NEWNAME names one file or directory; with several NAMEs, -o must be an existing directory');
-  const specs: NameSpec[] = opts.names.map((n) => parseName(n, opts.rename));
+  const specs: NameSpec[] = uniqueNames(opts.names.map((n) => parseName(n, opts.rename)), opts.onNotice);
   if (opts.rename !== undefined && specs[0]!.kind === 'glob') throw new NetkitError('USAGE', '-o NEWNAME cannot name what a glob matches; -o must be an existing directory');
   // Every local name the NAMEs give (`.netkit`, a name too long) is checked before anything is created in OUT.
   for (const spec of specs) {
@@ -69,6 +69,23 @@ export async function runSet(opts: SetOptions, how: { single?: boolean; filesOnl
     await wrapUp(run);
   }
   return run;
+}
+
+/** The NAMEs less those that ask the server for the same thing as an earlier one (`run.sh ./run.sh`): each is fetched once, and said so once. */
+function uniqueNames(specs: NameSpec[], notice: ((message: string) => void) | undefined): NameSpec[] {
+  const first = new Map<string, NameSpec>();
+  const said = new Set<string>();
+  return specs.filter((spec) => {
+    const key = `${spec.kind === 'glob' ? `glob:${spec.pattern!}` : spec.remote}`;
+    const earlier = first.get(key);
+    if (earlier === undefined) {
+      first.set(key, spec);
+      return true;
+    }
+    if (!said.has(key)) notice?.(spec.arg === earlier.arg ? `'${sanitize(spec.arg, 200)}' is given more than once: fetched once` : `'${sanitize(spec.arg, 200)}' names the same as '${sanitize(earlier.arg, 200)}' on the server: fetched once`);
+    said.add(key);
+    return false;
+  });
 }
 
 /** After the last file: directories get the server's times and modes (deepest first); what never ended is let go, its partial file kept. */
