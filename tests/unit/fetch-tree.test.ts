@@ -1,11 +1,14 @@
 // The client of a tree fetch against scripted servers on loopback: layout, modes and times, the early request, an older server, and a hostile server that cannot write outside --out.
 import { afterEach, describe, expect, test } from '@jest/globals';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EntryKind } from '../../src/protocol/file-list.js';
 import { runSet } from '../../src/services/file/fetch/tree.js';
+import { LocalTree } from '../../src/services/file/fetch/local-tree.js';
+import { SmallFiles, type SmallOutcome } from '../../src/services/file/fetch/small-files.js';
+import { Staging } from '../../src/services/file/fetch/staging.js';
 import type { SetOptions } from '../../src/services/file/fetch/set-types.js';
 import { tcpTransport } from '../../src/transport/tcp.js';
 import { fakeFileServer, listTree, type FakeFile, type FakeServer } from '../helpers/fake-file-server.js';
@@ -138,6 +141,54 @@ describe('a hostile server', () => {
     expect(readdirSync(join(out, 'd')).sort()).toEqual(['link', 'ok']);
     expect(lstatSync(join(out, 'd', 'link')).isSymbolicLink()).toBe(true);
     expect(existsSync('/etc/evil')).toBe(false);
+  });
+
+  test('a path listed both as a directory and as a file (either order, or a file below a file): the later entry fails with a plain reason, no temporary file is left', async () => {
+    const listing = [
+      { name: 'd/w', kind: EntryKind.DIRECTORY, size: 0 },
+      { name: 'd/w', kind: EntryKind.FILE, size: 5 },
+      { name: 'd/y', kind: EntryKind.FILE, size: 5 },
+      { name: 'd/y', kind: EntryKind.DIRECTORY, size: 0 },
+      { name: 'd/y/z', kind: EntryKind.FILE, size: 5 },
+      { name: 'd/ok', kind: EntryKind.FILE, size: 5 },
+    ].map((e) => ({ ...e, mtimeMs: T0, mode: e.kind === EntryKind.DIRECTORY ? 0o755 : 0o644 }));
+    const s = await serve(['d/w', 'd/y', 'd/y/z', 'd/ok'].map((name) => ({ name, data: Buffer.from('pwned') })), { listing: (dir) => (dir === 'd' ? listing : undefined) });
+    const out = outDir();
+    const run = await fetchFrom(s, ['d/'], out);
+    expect(run.fatal).toBeUndefined();
+    const failed = run.outcomes.filter((o) => o.status === 'failed');
+    expect(failed.length).toBeGreaterThan(0);
+    expect(failed.map((f) => [f.name, f.error?.message])).toEqual([
+      ['d/w', `the server listed ${join(out, 'd/w')} both as a directory and as a file; refused, nothing written for 'd/w'`],
+      ['d/y', `the server listed ${join(out, 'd/y')} both as a directory and as a file; refused, nothing written for 'd/y'`],
+      ['d/y/z', `the server listed ${join(out, 'd/y')} both as a directory and as a file; refused, nothing written for 'd/y/z'`],
+    ]);
+    expect(run.result()).toMatchObject({ fetched: 2, failed: 3 });
+    expect(readFileSync(join(out, 'd/y'), 'utf8')).toBe('pwned');
+    expect(readFileSync(join(out, 'd/ok'), 'utf8')).toBe('pwned');
+    const left = (dir: string): string[] => readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((n) => /\.new$/.test(n));
+    expect(left(out)).toEqual([]);
+  });
+
+  test('a small file whose name a directory took meanwhile fails with a plain reason (rename and link paths), and its temporary file goes', async () => {
+    const out = outDir();
+    const staging = await Staging.open(out);
+    const tree = new LocalTree(out);
+    await tree.ensureDir('d'); // made by this fetch: files go in by rename(2)
+    mkdirSync(join(out, 'd', 'w'));
+    mkdirSync(join(out, 'top'));
+    const ended: Array<[string, SmallOutcome]> = [];
+    const small = new SmallFiles(staging, tree, false, (f, o) => ended.push([f.target, o]));
+    const data = Buffer.from('bytes');
+    for (const target of ['d/w', 'top']) small.add({ target, data: Buffer.from(data), size: data.length, mtimeMs: undefined, mode: 0o644, replace: false, sha256: createHash('sha256').update(data).digest() });
+    await small.drain();
+    await small.close();
+    await staging.tidy();
+    expect(ended.map(([t, o]) => [t, o.kind === 'failed' ? o.error.message : o.kind])).toEqual([
+      ['d/w', `cannot save ${join(out, 'd/w')}: a directory has that name`],
+      ['top', `cannot save ${join(out, 'top')}: a directory has that name`],
+    ]);
+    expect(readdirSync(out, { recursive: true, encoding: 'utf8' }).filter((n) => n.endsWith('.new'))).toEqual([]);
   });
 
   test('a body that does not match the TRAILER fails that file only', async () => {

@@ -146,6 +146,11 @@ export async function afterListing(run: RunState, op: Op & { t: 'list' }, answer
       if (e.kind === EntryKind.DIRECTORY) selectedDirs.add(e.name);
     }
     matched += 1;
+    const clash = fileAndDir(run, target, e.kind === EntryKind.DIRECTORY);
+    if (clash !== undefined) {
+      run.fail(undefined, e.name, run.tree.pathOf(target), new NetkitError('PROTOCOL', `the server listed ${clash} both as a directory and as a file; refused, nothing written for '${sanitize(e.name, 200)}'`));
+      continue;
+    }
     if (e.kind === EntryKind.DIRECTORY) {
       run.dirs.set(target, { mtimeMs: e.mtimeMs, mode: e.mode });
       await run.tree.ensureDir(target).catch((err: unknown) => run.fail(undefined, e.name, run.tree.pathOf(target), err));
@@ -181,6 +186,17 @@ export async function afterListing(run: RunState, op: Op & { t: 'list' }, answer
   // Before any byte of these files moves: room for all of them, and for what is still on its way.
   await checkRoom(run.opts.outDir, needed + outstanding, 'the files');
   for (const item of fetch) run.queue.push({ t: 'get', item });
+}
+
+/**
+ * A hostile (or changing) listing can name one path both as a file and as a directory: the target
+ * itself (`d/w` twice) or a directory above it (`d/y` a file, `d/y/z` below it). Returns that path
+ * (quoted, for a message) when the entry clashes with what is already planned.
+ */
+function fileAndDir(run: RunState, target: string, dir: boolean): string | undefined {
+  if (dir ? run.planned.has(target) : run.dirs.has(target)) return run.tree.pathOf(target);
+  for (let p = parentOf(target); p !== ''; p = parentOf(p)) if (run.planned.has(p)) return run.tree.pathOf(p);
+  return undefined;
 }
 
 /** Each file's verdict: its directory made (a failure fails its files), what is there looked up in batches. */
