@@ -125,7 +125,17 @@ export async function afterListing(run: RunState, op: Op & { t: 'list' }, answer
   run.skippedByServer += answer.skipped;
   const outstanding = run.bytesTotal - run.bytesDone;
   const top = rootTargetOf(spec);
-  if (top !== undefined) await run.tree.ensureDir(top).catch((err: unknown) => run.fail(undefined, spec.arg, run.tree.pathOf(top), err));
+  // Directories to make once the room is known to be there (nothing is created before that).
+  const makeDirs: Array<{ rel: string; name: string }> = [];
+  const wantDir = async (rel: string, name: string): Promise<void> => {
+    try {
+      await run.tree.checkDir(rel);
+      makeDirs.push({ rel, name });
+    } catch (err) {
+      run.fail(undefined, name, run.tree.pathOf(rel), err);
+    }
+  };
+  if (top !== undefined) await wantDir(top, spec.arg);
   const selectedDirs = new Set<string>();
   const files: Item[] = [];
   let matched = 0;
@@ -153,7 +163,7 @@ export async function afterListing(run: RunState, op: Op & { t: 'list' }, answer
     }
     if (e.kind === EntryKind.DIRECTORY) {
       run.dirs.set(target, { mtimeMs: e.mtimeMs, mode: e.mode });
-      await run.tree.ensureDir(target).catch((err: unknown) => run.fail(undefined, e.name, run.tree.pathOf(target), err));
+      await wantDir(target, e.name);
       continue;
     }
     const earlier = run.planned.get(target);
@@ -183,9 +193,18 @@ export async function afterListing(run: RunState, op: Op & { t: 'list' }, answer
       needed += Math.max(0, (item.size ?? 0) - (await leftoverBytes(run, item)));
     }
   }
-  // Before any byte of these files moves: room for all of them, and for what is still on its way.
+  // Before any byte of these files moves, and before any directory is made: room for all of them,
+  // and for what is still on its way.
   await checkRoom(run.opts.outDir, needed + outstanding, 'the files');
-  for (const item of fetch) run.queue.push({ t: 'get', item });
+  for (const d of makeDirs) await run.tree.ensureDir(d.rel).catch((err: unknown) => run.fail(undefined, d.name, run.tree.pathOf(d.rel), err));
+  const made = new Map<string, unknown>();
+  for (const item of fetch) {
+    const dir = parentOf(item.target);
+    if (!made.has(dir)) made.set(dir, await run.tree.ensureDir(dir).then(() => undefined, (err: unknown) => err ?? new Error('cannot make the directory')));
+    const failed = made.get(dir);
+    if (failed !== undefined) run.fail(item, item.remote, run.tree.pathOf(item.target), failed);
+    else run.queue.push({ t: 'get', item });
+  }
 }
 
 /**
@@ -199,13 +218,13 @@ function fileAndDir(run: RunState, target: string, dir: boolean): string | undef
   return undefined;
 }
 
-/** Each file's verdict: its directory made (a failure fails its files), what is there looked up in batches. */
+/** Each file's verdict: its directory checked, not made (a failure fails its files), what is there looked up in batches. */
 async function decideAll(run: RunState, files: Item[]): Promise<Array<'fetch' | 'skip' | 'compare' | Error>> {
   const out: Array<'fetch' | 'skip' | 'compare' | Error> = new Array(files.length);
   const dirs = new Map<string, Error | undefined>();
   for (const item of files) {
     const dir = parentOf(item.target);
-    if (!dirs.has(dir)) dirs.set(dir, await run.tree.ensureDir(dir).then(() => undefined, (err: unknown) => (err instanceof Error ? err : new Error(String(err)))));
+    if (!dirs.has(dir)) dirs.set(dir, await run.tree.checkDir(dir).then(() => undefined, (err: unknown) => (err instanceof Error ? err : new Error(String(err)))));
   }
   const ok = files.map((item, i) => {
     const failed = dirs.get(parentOf(item.target));
