@@ -1,5 +1,6 @@
 // Sets of files end to end (the built binary, a real server): a served directory holding netkit's own staging directory, what the exit code says when nothing arrived, repeated NAMEs, and what the summary says.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -109,5 +110,27 @@ describe('a NAME given more than once', () => {
     } finally {
       rmSync(join(served, 'x.txt'));
     }
+  });
+});
+
+describe('--checksum --json on what is already there', () => {
+  test('an identical file skipped by its SHA-256 reports that hash (one file and a set); skipped by size and time, no empty hash', async () => {
+    const out = outDir();
+    expect((await fetch(['run.sh', 'd', '-o', out])).code).toBe(0);
+    const hash = (s: string): string => createHash('sha256').update(s).digest('hex');
+    const one = await fetch(['run.sh', '-o', out, '--checksum', '--json']);
+    expect(one.code).toBe(0);
+    expect(JSON.parse(one.stdout)).toMatchObject({ ok: true, skipped: 'same SHA-256', sha256: hash('#!/bin/sh\n') });
+    const set = await fetch(['run.sh', 'd', '-o', out, '--checksum', '--json']);
+    expect(set.code).toBe(0);
+    expect(JSON.parse(set.stdout).files).toEqual([
+      expect.objectContaining({ name: 'run.sh', status: 'skipped', reason: 'same SHA-256', sha256: hash('#!/bin/sh\n') }),
+      expect.objectContaining({ name: 'd/x.txt', status: 'skipped', reason: 'same SHA-256', sha256: hash('x') }),
+    ]);
+    const quick = await fetch(['run.sh', '-o', out, '--json']);
+    expect(quick.code).toBe(0);
+    const j = JSON.parse(quick.stdout);
+    expect(j).toMatchObject({ ok: true, skipped: 'same size and time' });
+    expect(j).not.toHaveProperty('sha256');
   });
 });

@@ -155,6 +155,8 @@ function nothingArrived(r: SetResult): NetkitError {
 }
 
 function printSingle(result: FetchResult, o: FetchRunOptions, toStdout: boolean): void {
-  if (o.json) process.stdout.write(jsonLine({ ok: true, ...result, durationMs: Math.round(result.durationMs) }));
+  // A file skipped by size and time was never hashed: no sha256 rather than an empty one.
+  const { sha256, ...rest } = result;
+  if (o.json) process.stdout.write(jsonLine({ ok: true, ...rest, ...(sha256 === '' ? {} : { sha256 }), durationMs: Math.round(result.durationMs) }));
   else if (!o.quiet) (toStdout ? process.stderr : process.stdout).write(toStdout ? `netkit: ${singleSummary(result).replace(/^saved - /, 'wrote stdout ')}` : singleSummary(result));
 }

@@ -169,8 +169,9 @@ export class RunState {
     this.end(item, { name, path: target, status: 'failed', size: item?.size, error: { code: e.code, exitCode: e.exitCode, message: e.message } });
   }
 
-  skip(item: Item, reason: string): void {
-    this.end(item, { name: item.remote, path: this.tree.pathOf(item.target), status: 'skipped', size: item.size, reason });
+  /** A file already there; `sha256` when its content was compared (and so is known). */
+  skip(item: Item, reason: string, sha256?: Buffer): void {
+    this.end(item, { name: item.remote, path: this.tree.pathOf(item.target), status: 'skipped', size: item.size, ...(sha256 ? { sha256: sha256.toString('hex') } : {}), reason });
   }
 
   /** Body bytes arrived. */

@@ -45,7 +45,7 @@ export async function runSet(opts: SetOptions, how: { single?: boolean; filesOnl
     const item = run!.smallItems.get(f)!;
     run!.smallItems.delete(f);
     if (outcome.kind === 'published') run!.end(item, { name: item.remote, path: tree.pathOf(item.target), status: 'fetched', size: f.size, sha256: f.sha256.toString('hex'), resumedFrom: 0 });
-    else if (outcome.kind === 'same') run!.skip(item, 'an identical copy appeared meanwhile');
+    else if (outcome.kind === 'same') run!.skip(item, 'an identical copy appeared meanwhile', f.sha256);
     else {
       if (outcome.error.code === 'DISK_FULL') run!.fatal ??= outcome.error;
       run!.fail(item, item.remote, tree.pathOf(item.target), outcome.error);
