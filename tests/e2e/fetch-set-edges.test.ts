@@ -134,3 +134,32 @@ describe('--checksum --json on what is already there', () => {
     expect(j).not.toHaveProperty('sha256');
   });
 });
+
+describe('the summary', () => {
+  test('nothing fetched is said so (no "0 fetched (0B, every one verified)"); a NAME that brought nothing is not counted as a file', async () => {
+    const out = outDir();
+    expect((await fetch(['d', '-o', out])).code).toBe(0);
+    const again = await fetch(['d', '-o', out]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/^1 file: nothing fetched, 1 skipped \(already there\); took [\d.]+m?s\n$/);
+    const missing = await fetch(['nope/', 'd', '-o', out]);
+    expect(missing.code).toBe(16);
+    expect(missing.stdout).toMatch(/^1 file: nothing fetched, 1 skipped \(already there\), 1 NAME brought nothing; /);
+    expect(missing.stderr).toMatch(/^netkit: 1 NAME failed:\n {2}nope\/: /m);
+  });
+
+  test('a fetch refused for want of the secret prints no summary before its error', async () => {
+    const token = 'a-shared-secret-that-is-long-enough-0123456789';
+    const guarded = await startServer(['file', 'serve', served, '--host', '127.0.0.1', '--port', '0', '--quiet', '--no-announce'], { env: { NETKIT_TOKEN: token } });
+    try {
+      const out = outDir();
+      for (const names of [['d'], ['run.sh', 'd/x.txt']]) {
+        const r = await runNetkit(['file', 'fetch', ...names, '-o', out, '-H', `127.0.0.1:${guarded.port}`], { env: { NETKIT_TOKEN: undefined }, timeoutMs: 30_000 });
+        expect({ names, code: r.code, stdout: r.stdout }).toEqual({ names, code: 4, stdout: '' });
+        expect(r.stderr).toMatch(/requires a shared secret/);
+      }
+    } finally {
+      await guarded.stop('SIGKILL');
+    }
+  });
+});

@@ -1,7 +1,8 @@
 // The client of a tree fetch against scripted servers on loopback: layout, modes and times, the early request, an older server, and a hostile server that cannot write outside --out.
 import { afterEach, describe, expect, test } from '@jest/globals';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EntryKind } from '../../src/protocol/file-list.js';
@@ -11,11 +12,14 @@ import { SmallFiles, type SmallOutcome } from '../../src/services/file/fetch/sma
 import { Staging } from '../../src/services/file/fetch/staging.js';
 import type { SetOptions } from '../../src/services/file/fetch/set-types.js';
 import { tcpTransport } from '../../src/transport/tcp.js';
+import { setSummary } from '../../src/commands/file/fetch-render.js';
 import { fakeFileServer, listTree, type FakeFile, type FakeServer } from '../helpers/fake-file-server.js';
 
 const servers: FakeServer[] = [];
+const temps: string[] = [];
 afterEach(async () => {
   for (const s of servers.splice(0)) await s.close();
+  for (const d of temps.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
 const T0 = 1_700_000_123_456;
@@ -39,7 +43,13 @@ function fetchFrom(s: FakeServer, names: string[], out: string, extra: Partial<S
   return runSet({ names, transport: tcpTransport, host: '127.0.0.1', port: s.port, outDir: out, timeoutMs: 3000, retries: 0, ...extra });
 }
 
-const outDir = (): string => mkdtempSync(join(tmpdir(), 'netkit-tree-'));
+/** A temporary directory, removed after the test. */
+function tempDir(prefix: string): string {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  temps.push(d);
+  return d;
+}
+const outDir = (): string => tempDir('netkit-tree-');
 
 describe('a tree over one session', () => {
   test('a directory lands as OUT/NAME/..., with modes (no setuid) and times, in one connection', async () => {
@@ -96,6 +106,34 @@ describe('a tree over one session', () => {
   });
 });
 
+describe('a disk that fills up in the middle of a set', () => {
+  test('the fetch stops, says how far it got, and the summary counts the whole set (or skipped where no tmpfs can be mounted)', async () => {
+    // The listing understates every size (the check of room before the set passes); the bodies fill a 2 MiB tmpfs.
+    const files: FakeFile[] = Array.from({ length: 61 }, (_, i) => ({ name: `set/f${String(i).padStart(2, '0')}`, data: Buffer.alloc(100 * 1024, i) }));
+    const s = await serve(files, { listing: (dir) => (dir === 'set' ? files.map((f) => ({ name: f.name, kind: EntryKind.FILE, size: 1, mtimeMs: T0, mode: 0o644 })) : undefined) });
+    const out = outDir();
+    const mounted = process.getuid?.() === 0 && spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', out]).status === 0;
+    if (!mounted) {
+      console.warn('skipped: cannot mount a small tmpfs (needs root)');
+      return;
+    }
+    try {
+      const run = await fetchFrom(s, ['set/'], out);
+      expect(run.fatal?.code).toBe('DISK_FULL');
+      const r = run.result();
+      expect(r.fetched).toBeGreaterThan(0);
+      expect(r.unfinished).toBeGreaterThan(0);
+      expect(r.fetched + r.skipped + r.failed + r.unfinished).toBe(61);
+      expect(run.fatal?.message).toMatch(new RegExp(`no space left on the device; ${r.fetched} of 61 files are there$`));
+      expect(run.fatal?.hint).toMatch(/free some space, or choose another --out; then run the same command again: what is there is skipped/);
+      expect(setSummary(r)).toMatch(new RegExp(`^61 files: ${r.fetched} fetched \\(.*\\), ${r.failed} failed, ${r.unfinished} not fetched \\(the fetch stopped\\); `));
+      expect(readdirSync(join(out, 'set')).filter((n) => n.endsWith('.new'))).toEqual([]);
+    } finally {
+      spawnSync('umount', [out]);
+    }
+  });
+});
+
 describe('an older server (no SESSION flag)', () => {
   test('several files arrive over one connection each; a directory or a glob fails with a clear reason', async () => {
     const s = await serve(tree, { session: false });
@@ -125,7 +163,7 @@ describe('a hostile server', () => {
   test('paths with .., absolute, drive letters, control characters, outside the listed directory, through a local link, into a .netkit at any depth: refused one by one, nothing outside OUT', async () => {
     const files: FakeFile[] = evil.map((e) => ({ name: e.name, data: Buffer.from('pwned') }));
     const s = await serve(files, { listing: (dir) => (dir === 'd' ? evil.map((e) => ({ ...e, size: 5, mtimeMs: T0, mode: 0o644 })) : undefined) });
-    const base = mkdtempSync(join(tmpdir(), 'netkit-evil-'));
+    const base = tempDir('netkit-evil-');
     const out = join(base, 'out');
     const elsewhere = join(base, 'elsewhere');
     mkdirSync(join(out, 'd'), { recursive: true });

@@ -126,16 +126,16 @@ export async function afterListing(run: RunState, op: Op & { t: 'list' }, answer
   const outstanding = run.bytesTotal - run.bytesDone;
   const top = rootTargetOf(spec);
   // Directories to make once the room is known to be there (nothing is created before that).
-  const makeDirs: Array<{ rel: string; name: string }> = [];
-  const wantDir = async (rel: string, name: string): Promise<void> => {
+  const makeDirs: Array<{ rel: string; name: string; kind: 'name' | 'directory' }> = [];
+  const wantDir = async (rel: string, name: string, kind: 'name' | 'directory'): Promise<void> => {
     try {
       await run.tree.checkDir(rel);
-      makeDirs.push({ rel, name });
+      makeDirs.push({ rel, name, kind });
     } catch (err) {
-      run.fail(undefined, name, run.tree.pathOf(rel), err);
+      run.fail(undefined, name, run.tree.pathOf(rel), err, kind);
     }
   };
-  if (top !== undefined) await wantDir(top, spec.arg);
+  if (top !== undefined) await wantDir(top, spec.arg, 'name');
   const selectedDirs = new Set<string>();
   const files: Item[] = [];
   let matched = 0;
@@ -146,7 +146,7 @@ export async function afterListing(run: RunState, op: Op & { t: 'list' }, answer
       target = targetOf(spec, e.name);
       checkListed(e.name, op.dir, target);
     } catch (err) {
-      run.fail(undefined, e.name, target === '' ? e.name : run.tree.pathOf(target), err);
+      run.fail(undefined, e.name, target === '' ? e.name : run.tree.pathOf(target), err, e.kind === EntryKind.DIRECTORY ? 'directory' : undefined);
       continue;
     }
     if (spec.kind === 'glob') {
@@ -158,12 +158,12 @@ export async function afterListing(run: RunState, op: Op & { t: 'list' }, answer
     matched += 1;
     const clash = fileAndDir(run, target, e.kind === EntryKind.DIRECTORY);
     if (clash !== undefined) {
-      run.fail(undefined, e.name, run.tree.pathOf(target), new NetkitError('PROTOCOL', `the server listed ${clash} both as a directory and as a file; refused, nothing written for '${sanitize(e.name, 200)}'`));
+      run.fail(undefined, e.name, run.tree.pathOf(target), new NetkitError('PROTOCOL', `the server listed ${clash} both as a directory and as a file; refused, nothing written for '${sanitize(e.name, 200)}'`), e.kind === EntryKind.DIRECTORY ? 'directory' : undefined);
       continue;
     }
     if (e.kind === EntryKind.DIRECTORY) {
       run.dirs.set(target, { mtimeMs: e.mtimeMs, mode: e.mode });
-      await wantDir(target, e.name);
+      await wantDir(target, e.name, 'directory');
       continue;
     }
     const earlier = run.planned.get(target);
@@ -176,7 +176,7 @@ export async function afterListing(run: RunState, op: Op & { t: 'list' }, answer
     files.push(item);
   }
   if (spec.kind === 'glob' && matched === 0) {
-    run.fail(undefined, spec.arg, run.tree.pathOf(''), new NetkitError('NOT_FOUND', `${run.target} has nothing matching '${sanitize(spec.arg, 200)}'`, 'globs match below their fixed part; dotfiles match only an explicit dot'));
+    run.fail(undefined, spec.arg, run.tree.pathOf(''), new NetkitError('NOT_FOUND', `${run.target} has nothing matching '${sanitize(spec.arg, 200)}'`, 'globs match below their fixed part; dotfiles match only an explicit dot'), 'name');
     return;
   }
   const verdicts = await decideAll(run, files);
@@ -196,7 +196,7 @@ export async function afterListing(run: RunState, op: Op & { t: 'list' }, answer
   // Before any byte of these files moves, and before any directory is made: room for all of them,
   // and for what is still on its way.
   await checkRoom(run.opts.outDir, needed + outstanding, 'the files');
-  for (const d of makeDirs) await run.tree.ensureDir(d.rel).catch((err: unknown) => run.fail(undefined, d.name, run.tree.pathOf(d.rel), err));
+  for (const d of makeDirs) await run.tree.ensureDir(d.rel).catch((err: unknown) => run.fail(undefined, d.name, run.tree.pathOf(d.rel), err, d.kind));
   const made = new Map<string, unknown>();
   for (const item of fetch) {
     const dir = parentOf(item.target);

@@ -162,11 +162,11 @@ export class RunState {
     this.progress(true);
   }
 
-  /** A file that failed (or a NAME that resolved to nothing). */
-  fail(item: Item | undefined, name: string, target: string, err: unknown): void {
+  /** A file that failed, or (`kind`) a NAME that resolved to nothing or a listed directory. */
+  fail(item: Item | undefined, name: string, target: string, err: unknown, kind?: 'name' | 'directory'): void {
     const e = isNetkitError(err) ? err : new NetkitError('FAILED', err instanceof Error ? err.message : String(err));
     if (this.single && item) this.singleError = err;
-    this.end(item, { name, path: target, status: 'failed', size: item?.size, error: { code: e.code, exitCode: e.exitCode, message: e.message } });
+    this.end(item, { name, path: target, status: 'failed', size: item?.size, error: { code: e.code, exitCode: e.exitCode, message: e.message }, ...(kind ? { kind } : {}) });
   }
 
   /** A file already there; `sha256` when its content was compared (and so is known). */
@@ -198,6 +198,7 @@ export class RunState {
       fetched: this.fetched,
       skipped: this.skipped,
       failed: this.failed,
+      unfinished: Math.max(0, this.filesTotal - this.filesDone),
       resumed: this.resumed,
       dirs: this.dirs.size,
       skippedByServer: this.skippedByServer,

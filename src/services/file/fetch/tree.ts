@@ -123,7 +123,7 @@ function setFailure(run: RunState, err: NetkitError): NetkitError {
   if (err.code === 'INTERRUPTED' || err.code === 'TERMINATED') return new NetkitError(err.code, `interrupted: ${progress}; run the same command to fetch the rest`);
   const network = ['PEER_CLOSED', 'TIMEOUT', 'CONNECT_REFUSED', 'UNREACHABLE', 'HOST_NOT_FOUND'].includes(err.code);
   // Before the first byte moved (not enough room, say), the message needs no progress report.
-  if (!run.reached || (!network && run.retries === 0 && there === 0 && kept === '')) return err;
+  if (!run.reached || (!network && run.retries === 0 && there === 0 && kept === '' && run.received === 0)) return err;
   const again = 'run the same command again: what is there is skipped, partial downloads resume';
   const hint = network || err.hint === undefined ? again : ['BUSY', 'DISK_FULL', 'LOCAL_IO'].includes(err.code) ? `${err.hint}; then ${again}` : err.hint;
   return new NetkitError(err.code, `${err.message}${afterRetries(run.retries, err)}; ${progress}`, hint, { cause: err });
@@ -247,7 +247,7 @@ const sentOn = new WeakMap<SessionConn, boolean>();
 /** An older server (no SESSION flag) cannot list: a probe becomes a plain request, anything else fails. */
 async function unsupportedList(run: RunState, op: Op & { t: 'list' }): Promise<void> {
   if (op.probe) return afterProbe(run, op, undefined);
-  run.fail(undefined, op.spec.arg, run.tree.pathOf(''), new NetkitError('PROTOCOL', `${run.target} is an older netkit server that cannot list directories, so '${sanitize(op.spec.arg, 200)}' cannot be fetched from it`, 'name each file, or upgrade netkit on the server'));
+  run.fail(undefined, op.spec.arg, run.tree.pathOf(''), new NetkitError('PROTOCOL', `${run.target} is an older netkit server that cannot list directories, so '${sanitize(op.spec.arg, 200)}' cannot be fetched from it`, 'name each file, or upgrade netkit on the server'), 'name');
 }
 
 /** One connection: the HELLO (with the first request when there is no secret), then answers in order while the window refills. */
@@ -341,13 +341,13 @@ async function answerList(run: RunState, sc: SessionConn, op: Op & { t: 'list' }
   } catch (err) {
     if (isNetkitError(err) && err.code === 'TOO_LARGE' && !sc.socket.destroyed) {
       // Our own cap: the rest of the listing is still on its way, so the connection cannot go on.
-      run.fail(undefined, op.spec.arg, run.tree.pathOf(''), err);
+      run.fail(undefined, op.spec.arg, run.tree.pathOf(''), err, 'name');
       sc.destroy();
       throw new Reconnect();
     }
     if (runLevel(err)) throw err;
     if (op.probe) return afterProbe(run, op, undefined);
-    run.fail(undefined, op.spec.arg, run.tree.pathOf(''), err);
+    run.fail(undefined, op.spec.arg, run.tree.pathOf(''), err, 'name');
     return;
   }
   if (op.probe) return afterProbe(run, op, answer);

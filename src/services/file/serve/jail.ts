@@ -44,7 +44,9 @@ export function normaliseName(name: string): string[] {
  * itself: returns [] for it.
  */
 export function normaliseDir(name: string): string[] {
-  if (FORBIDDEN_CHARS.test(name)) throw refuse('BAD_REQUEST', 'name contains control characters');
+  if (FORBIDDEN_CHARS.test(name)) {
+    throw refuse('BAD_REQUEST', /[\u202a-\u202e\u2066-\u2069]/u.test(name) ? 'name contains a bidirectional formatting character (it would display in another order than it is stored)' : 'name contains control characters');
+  }
   if (name.includes('\\')) throw refuse('FORBIDDEN', 'name contains a backslash');
   if (/^[A-Za-z]:/.test(name)) throw refuse('FORBIDDEN', 'name starts with a drive letter');
   if (name.startsWith('/')) throw refuse('FORBIDDEN', 'absolute paths are not served');
