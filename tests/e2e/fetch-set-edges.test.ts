@@ -145,7 +145,7 @@ describe('the summary', () => {
     const missing = await fetch(['nope/', 'd', '-o', out]);
     expect(missing.code).toBe(16);
     expect(missing.stdout).toMatch(/^1 file: nothing fetched, 1 skipped \(already there\), 1 NAME brought nothing; /);
-    expect(missing.stderr).toMatch(/^netkit: 1 NAME failed:\n {2}nope\/: /m);
+    expect(missing.stderr).toMatch(/^netkit: 1 NAME failed:\n {2}nope\/: 127\.0\.0\.1:\d+ has no directory 'nope': no such directory$/m);
   });
 
   test('a fetch refused for want of the secret prints no summary before its error', async () => {

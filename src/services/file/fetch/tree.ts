@@ -334,7 +334,7 @@ async function attempt(run: RunState): Promise<void> {
 
 /** The answer to a LIST: a probe tells what a NAME is, a listing plans its files; a refusal fails that NAME only. */
 async function answerList(run: RunState, sc: SessionConn, op: Op & { t: 'list' }): Promise<void> {
-  const asked = { target: run.target, name: op.dir === '' ? '.' : op.dir };
+  const asked = { target: run.target, name: op.dir === '' ? '.' : op.dir, directory: !op.probe };
   let answer;
   try {
     answer = await readListing(sc, op.seq!, asked);
