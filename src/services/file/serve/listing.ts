@@ -3,7 +3,7 @@ import { promises as fsp, type BigIntStats } from 'node:fs';
 import path from 'node:path';
 import { NetkitError, errnoOf } from '../../../errors.js';
 import { MAX_NAME_BYTES } from '../../../protocol/file-frames.js';
-import { inside, isRequestableName, normaliseDir } from './jail.js';
+import { STAGING_NAME, inside, isRequestableName, normaliseDir } from './jail.js';
 import { sharedReaders, type ListOutcome, type ListedEntry, type ReaderPool } from './reader-pool.js';
 
 /** One listed entry. `path` is relative to the served directory and can be requested as is. */
@@ -107,6 +107,7 @@ function tooLarge(max: number): NetkitError {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+const STAGING_BYTES = Buffer.from(STAGING_NAME);
 
 /** What one directory entry becomes: an item, or undefined when the jail leaves it out. */
 function classify(state: WalkState, dirReal: string, prefix: string[], raw: ListedEntry): Item | undefined {
@@ -163,6 +164,7 @@ async function* walk(state: WalkState, dirReal: string, prefix: string[], read?:
       } catch {
         continue;
       }
+      if (name === STAGING_NAME) continue;
       reads.set(i, state.readers.list(state.root, `${dirReal === '/' ? '' : dirReal}/${name}`, state.max - state.held));
     }
   };
@@ -172,6 +174,7 @@ async function* walk(state: WalkState, dirReal: string, prefix: string[], read?:
     entries[i] = undefined;
     state.held -= 1;
     if (raw.t === 'dir' && opts.recursive) readAhead(++sub);
+    if (STAGING_BYTES.equals(raw.name)) continue; // a fetch's staging directory: left out, not even counted
     const item = classify(state, dirReal, prefix, raw);
     if (!item) {
       state.skipped += 1;
