@@ -79,6 +79,22 @@ describe('python3 -m http.server: no Range, no digest', () => {
     expect(r.stderr).toMatch(/starting over: .* cannot resume big\.bin \(it announced no byte ranges/);
     expect(readdirSync(out)).toEqual(['big.bin']);
   });
+
+  test('cut mid-body without retries: exit 8, and it says the bytes were discarded (the server cannot resume), keeps no partial file, and the rerun starts clean', async () => {
+    const p = await cutting(python.port);
+    const out = outDir();
+    const url = `http://127.0.0.1:${p.port}/big.bin`;
+    const first = await fetchUrl(url, out, '--retries', '0');
+    expect(first.code).toBe(8);
+    expect(first.stderr).toMatch(/that arrived were discarded: the server gives no way to resume this file \(no byte ranges/);
+    expect(first.stderr).toMatch(/run the same fetch again \(it starts from the beginning\)/);
+    expect(first.stderr).not.toMatch(/is kept|again to resume/);
+    expect(readdirSync(out, { recursive: true }).map(String).filter((n) => n.endsWith('.part'))).toEqual([]);
+    const second = await fetchUrl(url, out);
+    expect(second.code).toBe(0);
+    expect(second.stderr).not.toMatch(/starting over|resuming/);
+    expect(readFileSync(join(out, 'big.bin')).equals(big)).toBe(true);
+  });
 });
 
 describe("netkit's own HTTP: Range and digest", () => {
