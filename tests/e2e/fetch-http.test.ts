@@ -36,6 +36,8 @@ beforeAll(async () => {
   served = join(base, 'served');
   mkdirSync(served);
   writeFileSync(join(served, 'big.bin'), big);
+  mkdirSync(join(served, 'dir'));
+  writeFileSync(join(served, 'dir', 'inside.txt'), 'inside\n');
   netkit = await startServer(['file', 'serve', served, '--host', '127.0.0.1', '--port', '0', '--quiet', '--no-announce']);
   python = await startPython(served);
 });
@@ -124,6 +126,20 @@ describe("netkit's own HTTP: Range and digest", () => {
     expect(second.stderr).toMatch(/resuming big\.bin at/);
     expect(second.stdout).toMatch(/sha256 [0-9a-f]{64} verified.*resumed at/);
     expect(readFileSync(join(out, 'big.bin')).equals(big)).toBe(true);
+  });
+
+  test('a URL of a directory (with or without its trailing slash) saves nothing and says so, with the tree fetch as the hint, which works', async () => {
+    const out = outDir();
+    for (const path of ['dir/', 'dir', 'dir/?format=json']) {
+      const r = await fetchUrl(`http://127.0.0.1:${netkit.port}/${path}`, out);
+      expect({ path, code: r.code }).toEqual({ path, code: 4 });
+      expect(r.stderr).toMatch(/dir\/?(\?format=json)? is a directory \(.*\): nothing was saved/);
+      expect(r.stderr).toContain(`hint: name a file in it, or, from a netkit file server, fetch the whole tree: netkit file fetch 'dir/' -H 127.0.0.1:${netkit.port}`);
+      expect(readdirSync(out).filter((n) => n !== '.netkit')).toEqual([]);
+    }
+    const tree = await runNetkit(['file', 'fetch', 'dir/', '-H', `127.0.0.1:${netkit.port}`, '-o', out], { timeoutMs: 60_000 });
+    expect(tree.code).toBe(0);
+    expect(readFileSync(join(out, 'dir', 'inside.txt'), 'utf8')).toBe('inside\n');
   });
 
   test('a URL with options that name another server or protocol is a usage error', async () => {

@@ -95,6 +95,30 @@ async function refusal(c: Ctx, res: HttpClientResponse): Promise<NetkitError> {
   return new NetkitError('FAILED', `${url}: the server answered ${s}${said}`);
 }
 
+/**
+ * A URL that names a directory (its path ends with '/', or it redirects there): its answer is a page
+ * listing the directory, not a file. The hint names the tree fetch from a netkit server.
+ */
+function directoryError(c: Ctx, pathname: string, why: string): NetkitError {
+  const src = c.opts.http!;
+  let name: string;
+  try {
+    name = decodeURIComponent(pathname).replace(/^\/+/, '');
+  } catch {
+    name = pathname.replace(/^\/+/, '');
+  }
+  const dir = name === '' ? '.' : name.endsWith('/') ? name : `${name}/`;
+  const tls = src.scheme === 'https' ? ' --tls' : '';
+  const tree = `netkit file fetch '${sanitize(dir, 200)}' -H ${formatHostPort(c.host, c.port)}${tls}`;
+  return new NetkitError('FORBIDDEN', `${sanitize(src.url, 200)} is a directory (${why}): nothing was saved`, `name a file in it, or, from a netkit file server, fetch the whole tree: ${tree}`);
+}
+
+/** A 200 to a path ending in '/' that is a page or a JSON listing: a directory index, not a file. */
+function isListing(target: string, res: HttpClientResponse): boolean {
+  if (res.status !== 200 || !target.split('?')[0]!.endsWith('/')) return false;
+  return /^\s*(text\/html|application\/json)\b/i.test(res.header('content-type') ?? '');
+}
+
 /** Send the GET, following redirects that stay on the same scheme, host and port. */
 async function request(c: Ctx, headers: Record<string, string>): Promise<HttpClientResponse> {
   const { opts } = c;
@@ -124,15 +148,17 @@ async function request(c: Ctx, headers: Record<string, string>): Promise<HttpCli
         return socket;
       },
     }).finally(() => stop());
+    if (isListing(target, res)) {
+      res.socket.destroy();
+      throw directoryError(c, target.split('?')[0]!, 'the server answered with a page for it, not a file');
+    }
     const location = res.header('location');
     if (![301, 302, 303, 307, 308].includes(res.status) || location === undefined || hops >= MAX_REDIRECTS) return res;
     const base = new URL(opts.http!.url);
     const next = new URL(location, new URL(target, base));
     if (next.origin !== base.origin) return res;
     res.socket.destroy();
-    if (next.pathname.endsWith('/') && !target.split('?')[0]!.endsWith('/')) {
-      throw new NetkitError('FORBIDDEN', `${sanitize(opts.http!.url, 200)} is a directory`, 'name a file in it');
-    }
+    if (next.pathname.endsWith('/') && !target.split('?')[0]!.endsWith('/')) throw directoryError(c, next.pathname, `the server redirects to ${sanitize(next.pathname, 200)}`);
     target = `${next.pathname}${next.search}`;
   }
 }
