@@ -90,7 +90,9 @@ async function refusal(c: Ctx, res: HttpClientResponse): Promise<NetkitError> {
   }
   if (s >= 400 && s < 500) return new NetkitError('BAD_REQUEST', `${url}: ${s} refused${said}`);
   if (s >= 300 && s < 400) {
-    return new NetkitError('PROTOCOL', `${url} redirects to ${sanitize(res.header('location') ?? '(nowhere)', 200)} on another server`, 'fetch that URL (netkit follows redirects only on the same server)');
+    const location = res.header('location');
+    if (location === undefined || ![301, 302, 303, 307, 308].includes(s)) return new NetkitError('PROTOCOL', `${url}: the server answered ${s} without a redirect netkit can follow${said}`);
+    return new NetkitError('PROTOCOL', `${url} redirects to ${sanitize(location, 200)} on another server`, 'fetch that URL (netkit follows redirects only on the same server)');
   }
   return new NetkitError('FAILED', `${url}: the server answered ${s}${said}`);
 }
@@ -123,7 +125,10 @@ function isListing(target: string, res: HttpClientResponse): boolean {
 async function request(c: Ctx, headers: Record<string, string>): Promise<HttpClientResponse> {
   const { opts } = c;
   let target = opts.http!.target;
+  /** The targets asked for so far, in order: a redirect back to one of them is a loop. */
+  const asked: string[] = [];
   for (let hops = 0; ; hops++) {
+    asked.push(target);
     let stop = (): void => undefined;
     const res = await httpGet({
       host: c.host,
@@ -153,13 +158,22 @@ async function request(c: Ctx, headers: Record<string, string>): Promise<HttpCli
       throw directoryError(c, target.split('?')[0]!, 'the server answered with a page for it, not a file');
     }
     const location = res.header('location');
-    if (![301, 302, 303, 307, 308].includes(res.status) || location === undefined || hops >= MAX_REDIRECTS) return res;
+    if (![301, 302, 303, 307, 308].includes(res.status) || location === undefined) return res;
     const base = new URL(opts.http!.url);
     const next = new URL(location, new URL(target, base));
     if (next.origin !== base.origin) return res;
     res.socket.destroy();
+    const nextTarget = `${next.pathname}${next.search}`;
+    const url = sanitize(opts.http!.url, 200);
+    if (asked.includes(nextTarget)) {
+      const chain = [...asked.slice(asked.indexOf(nextTarget)), nextTarget].map((t) => sanitize(t, 100)).join(' -> ');
+      throw new NetkitError('PROTOCOL', `${url}: a redirect loop on the server (${chain})`, 'the server redirects back to a path it already redirected from: fix its configuration, or fetch the file by another URL');
+    }
+    if (hops >= MAX_REDIRECTS) {
+      throw new NetkitError('PROTOCOL', `${url}: too many redirects (more than ${MAX_REDIRECTS}, the last to ${sanitize(nextTarget, 200)})`, 'fetch the final URL directly');
+    }
     if (next.pathname.endsWith('/') && !target.split('?')[0]!.endsWith('/')) throw directoryError(c, next.pathname, `the server redirects to ${sanitize(next.pathname, 200)}`);
-    target = `${next.pathname}${next.search}`;
+    target = nextTarget;
   }
 }
 
