@@ -79,7 +79,15 @@ async function route(x: Exchange): Promise<void> {
     x.entry.name = req.target;
     return x.text(400, 'bad-request', 'more than one Host header');
   }
-  if (x.s.ctx.key && !(await checkBearer(x))) return;
+  if (x.s.ctx.key) {
+    // A refusal for the secret is logged with the path asked for too (decoded when it can be).
+    try {
+      x.entry.name = parseTarget(req.target).path;
+    } catch {
+      x.entry.name = req.target;
+    }
+    if (!(await checkBearer(x))) return;
+  }
   let target;
   try {
     target = parseTarget(req.target);
