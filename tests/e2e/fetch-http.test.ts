@@ -128,7 +128,7 @@ describe("netkit's own HTTP: Range and digest", () => {
     expect(readFileSync(join(out, 'big.bin')).equals(big)).toBe(true);
   });
 
-  test('a URL of a directory (with or without its trailing slash) saves nothing and says so, with the tree fetch as the hint, which works', async () => {
+  test('a URL of a directory (with or without its trailing slash, or the root) saves nothing and says so, with the tree fetch as the hint, which works; -o NAME saves the page', async () => {
     const out = outDir();
     for (const path of ['dir/', 'dir', 'dir/?format=json']) {
       const r = await fetchUrl(`http://127.0.0.1:${netkit.port}/${path}`, out);
@@ -137,6 +137,18 @@ describe("netkit's own HTTP: Range and digest", () => {
       expect(r.stderr).toContain(`hint: name a file in it, or, from a netkit file server, fetch the whole tree: netkit file fetch 'dir/' -H 127.0.0.1:${netkit.port}`);
       expect(readdirSync(out).filter((n) => n !== '.netkit')).toEqual([]);
     }
+    for (const path of ['', '/']) {
+      const r = await fetchUrl(`http://127.0.0.1:${netkit.port}${path}`, out);
+      expect({ path, code: r.code }).toEqual({ path, code: 2 });
+      expect(r.stderr).toContain(`names the server's root directory, not a file`);
+      expect(r.stderr).toContain(`fetch the whole tree: netkit file fetch '.' -H 127.0.0.1:${netkit.port}`);
+    }
+    expect(readdirSync(out).filter((n) => n !== '.netkit')).toEqual([]);
+    // -o NAME asks for the page itself.
+    const page = await fetchUrl(`http://127.0.0.1:${netkit.port}/dir/`, join(out, 'page.html'));
+    expect(page.code).toBe(0);
+    expect(readFileSync(join(out, 'page.html'), 'utf8')).toContain('inside.txt');
+    rmSync(join(out, 'page.html'));
     const tree = await runNetkit(['file', 'fetch', 'dir/', '-H', `127.0.0.1:${netkit.port}`, '-o', out], { timeoutMs: 60_000 });
     expect(tree.code).toBe(0);
     expect(readFileSync(join(out, 'dir', 'inside.txt'), 'utf8')).toBe('inside\n');

@@ -11,7 +11,7 @@ import { version } from '../../../version.js';
 import { prefixAllowanceMs } from '../../file-stream.js';
 import { BusyError, ChangedError } from './answers.js';
 import { SlowPeerError, connectAbortable, guardStall, interruption } from './receiver.js';
-import type { Ctx, PartState, Tally } from './context.js';
+import { localNameOf, type Ctx, type FetchOptions, type PartState, type Tally } from './context.js';
 import { BATCH, PartWriter, checkRoom, hashPrefix } from './writer.js';
 
 /** Same-origin redirects followed in one attempt. */
@@ -110,14 +110,33 @@ function directoryError(c: Ctx, pathname: string, why: string): NetkitError {
     name = pathname.replace(/^\/+/, '');
   }
   const dir = name === '' ? '.' : name.endsWith('/') ? name : `${name}/`;
-  const tls = src.scheme === 'https' ? ' --tls' : '';
-  const tree = `netkit file fetch '${sanitize(dir, 200)}' -H ${formatHostPort(c.host, c.port)}${tls}`;
+  const tree = treeHint(c.host, c.port, src.scheme, dir);
   return new NetkitError('FORBIDDEN', `${sanitize(src.url, 200)} is a directory (${why}): nothing was saved`, `name a file in it, or, from a netkit file server, fetch the whole tree: ${tree}`);
 }
 
-/** A 200 to a path ending in '/' that is a page or a JSON listing: a directory index, not a file. */
-function isListing(target: string, res: HttpClientResponse): boolean {
-  if (res.status !== 200 || !target.split('?')[0]!.endsWith('/')) return false;
+/** The tree fetch that a directory URL likely meant, from a netkit server. */
+function treeHint(host: string, port: number, scheme: 'http' | 'https', dir: string): string {
+  return `netkit file fetch '${sanitize(dir, 200)}' -H ${formatHostPort(host, port)}${scheme === 'https' ? ' --tls' : ''}`;
+}
+
+/**
+ * The local name of a URL's file: its path's last segment. The server's root has none: that URL
+ * names a directory (without -o NAME, nothing to save it as).
+ */
+export function httpLocalName(opts: FetchOptions): string {
+  const src = opts.http!;
+  if (opts.name.split('/').every((s) => s === '')) {
+    throw new NetkitError('USAGE', `${sanitize(src.url, 200)} names the server's root directory, not a file`, `name a file in it, give -o NAME to save the page itself, or, from a netkit file server, fetch the whole tree: ${treeHint(opts.host ?? 'HOST', opts.port ?? (src.scheme === 'https' ? 443 : 80), src.scheme, '.')}`);
+  }
+  return localNameOf(opts.name);
+}
+
+/**
+ * A 200 to a path ending in '/' that is a page or a JSON listing: a directory index, not a file
+ * (unless -o NAME asked for the page itself).
+ */
+function isListing(c: Ctx, target: string, res: HttpClientResponse): boolean {
+  if (c.opts.saveAs !== undefined || res.status !== 200 || !target.split('?')[0]!.endsWith('/')) return false;
   return /^\s*(text\/html|application\/json)\b/i.test(res.header('content-type') ?? '');
 }
 
@@ -153,7 +172,7 @@ async function request(c: Ctx, headers: Record<string, string>): Promise<HttpCli
         return socket;
       },
     }).finally(() => stop());
-    if (isListing(target, res)) {
+    if (isListing(c, target, res)) {
       res.socket.destroy();
       throw directoryError(c, target.split('?')[0]!, 'the server answered with a page for it, not a file');
     }
