@@ -106,6 +106,8 @@ export interface HttpRequestHead {
   header(name: string): string | undefined;
   /** The request announces a body (Content-Length above 0, or Transfer-Encoding). */
   hasBody: boolean;
+  /** How many Host fields the head carried (Node keeps only the first; RFC 9112 3.2 wants exactly one). */
+  hostFields: number;
 }
 
 /** The answer to one request. */
@@ -124,10 +126,11 @@ export interface HttpConnectionHandler {
   /** One request at a time, in order; the next is handed over when this one's promise settles. */
   request(req: HttpRequestHead, reply: HttpReply): Promise<void>;
   /**
-   * Node's parser refused what the client sent (`status`: 400, or 431 for headers over the limit).
+   * Node's parser refused what the client sent (`status`: 400, or 431 for headers over the limit), or
+   * the request is one this transport never hands over (CONNECT, with its method and target in `req`).
    * Returns the short text body to answer with; the connection is then closed.
    */
-  malformed(status: number, why: string): string;
+  malformed(status: number, why: string, req?: { method: string; target: string }): string;
 }
 
 export interface HttpConnections {
@@ -190,6 +193,7 @@ class Connection {
           return Array.isArray(v) ? v.join(', ') : v;
         },
         hasBody: headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0'),
+        hostFields: req.rawHeaders.filter((h, i) => i % 2 === 0 && h.toLowerCase() === 'host').length,
       };
       try {
         await this.handler.request(head, replyFor(res));
@@ -244,19 +248,31 @@ export function httpConnections(opts: { maxHeaderSize: number }): HttpConnection
   server.timeout = 0;
   // A client that half-closes after its request (`nc -N`) still gets the answer, then the connection ends.
   (server as unknown as { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
+  /** Answer `status` with the handler's text and close: the parser has let go of this connection. */
+  const refuse = (socket: net.Socket, status: number, why: string, req?: { method: string; target: string }): void => {
     const conn = conns.get(socket);
-    // A deadline or an eviction destroyed the socket: nothing to answer.
-    if (!conn || socket.destroyed || !socket.writable || conn.answering || !(err.code ?? '').startsWith('HPE_')) {
+    // A deadline or an eviction destroyed the socket, or an answer is under way: nothing to answer.
+    if (!conn || socket.destroyed || !socket.writable || conn.answering) {
       socket.destroy();
       return;
     }
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
-    const body = conn.handler.malformed(status, PARSE_ERRORS[err.code!] ?? 'malformed request');
+    const body = conn.handler.malformed(status, why, req);
     socket.write(
       `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     );
     closeGently(socket);
+  };
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
+    if (!(err.code ?? '').startsWith('HPE_')) {
+      socket.destroy();
+      return;
+    }
+    refuse(socket, err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400, PARSE_ERRORS[err.code!] ?? 'malformed request');
+  });
+  // CONNECT (the authority form): Node hands the socket over instead of a request; without this
+  // listener it would close it without a word.
+  server.on('connect', (req: http.IncomingMessage, socket: net.Socket) => {
+    refuse(socket, 400, 'CONNECT (the authority form) is not served here: this server answers GET and HEAD', { method: req.method ?? 'CONNECT', target: req.url ?? '' });
   });
   return {
     serve(socket, handler) {

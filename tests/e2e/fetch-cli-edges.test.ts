@@ -84,7 +84,19 @@ describe('URLs', () => {
 
   test('another scheme is never taken for scp HOST:NAME', async () => {
     usage(await runNetkit(['file', 'fetch', 'ftp://127.0.0.1/small.txt']), /cannot use 'ftp:\/\/127\.0\.0\.1\/small\.txt': netkit fetches netkit:\/\/, http:\/\/ and https:\/\/ URLs/);
-    usage(await runNetkit(['file', 'list', `http://127.0.0.1:${server.port}/`]), /only `file fetch` takes an http:\/\/ URL/);
+  });
+
+  test('file list of an http(s) URL (or a near-URL) is a usage error naming the listing it likely meant, never a host called http', async () => {
+    const list = async (url: string, hint: string): Promise<void> => {
+      const r = await runNetkit(['file', 'list', url]);
+      usage(r, /file list lists a netkit file server's directories and takes no https?:\/\/ URL/);
+      expect(r.stderr).toContain(`hint: name the directory and the server: ${hint}`);
+      expect(r.stderr).not.toMatch(/resolve/);
+    };
+    await list(`http://127.0.0.1:${server.port}/`, `netkit file list '.' -H 127.0.0.1:${server.port}`);
+    await list(`http://127.0.0.1:${server.port}/a/`, `netkit file list 'a/' -H 127.0.0.1:${server.port}`);
+    await list('https://nas/a/b', "netkit file list 'a/b' -H nas --tls");
+    await list('http:/nas/x', "netkit file list 'x' -H nas");
   });
 });
 

@@ -36,6 +36,8 @@ beforeAll(async () => {
   served = join(base, 'served');
   mkdirSync(served);
   writeFileSync(join(served, 'big.bin'), big);
+  mkdirSync(join(served, 'dir'));
+  writeFileSync(join(served, 'dir', 'inside.txt'), 'inside\n');
   netkit = await startServer(['file', 'serve', served, '--host', '127.0.0.1', '--port', '0', '--quiet', '--no-announce']);
   python = await startPython(served);
 });
@@ -79,6 +81,22 @@ describe('python3 -m http.server: no Range, no digest', () => {
     expect(r.stderr).toMatch(/starting over: .* cannot resume big\.bin \(it announced no byte ranges/);
     expect(readdirSync(out)).toEqual(['big.bin']);
   });
+
+  test('cut mid-body without retries: exit 8, and it says the bytes were discarded (the server cannot resume), keeps no partial file, and the rerun starts clean', async () => {
+    const p = await cutting(python.port);
+    const out = outDir();
+    const url = `http://127.0.0.1:${p.port}/big.bin`;
+    const first = await fetchUrl(url, out, '--retries', '0');
+    expect(first.code).toBe(8);
+    expect(first.stderr).toMatch(/that arrived were discarded: the server gives no way to resume this file \(no byte ranges/);
+    expect(first.stderr).toMatch(/run the same fetch again \(it starts from the beginning\)/);
+    expect(first.stderr).not.toMatch(/is kept|again to resume/);
+    expect(readdirSync(out, { recursive: true }).map(String).filter((n) => n.endsWith('.part'))).toEqual([]);
+    const second = await fetchUrl(url, out);
+    expect(second.code).toBe(0);
+    expect(second.stderr).not.toMatch(/starting over|resuming/);
+    expect(readFileSync(join(out, 'big.bin')).equals(big)).toBe(true);
+  });
 });
 
 describe("netkit's own HTTP: Range and digest", () => {
@@ -108,6 +126,32 @@ describe("netkit's own HTTP: Range and digest", () => {
     expect(second.stderr).toMatch(/resuming big\.bin at/);
     expect(second.stdout).toMatch(/sha256 [0-9a-f]{64} verified.*resumed at/);
     expect(readFileSync(join(out, 'big.bin')).equals(big)).toBe(true);
+  });
+
+  test('a URL of a directory (with or without its trailing slash, or the root) saves nothing and says so, with the tree fetch as the hint, which works; -o NAME saves the page', async () => {
+    const out = outDir();
+    for (const path of ['dir/', 'dir', 'dir/?format=json']) {
+      const r = await fetchUrl(`http://127.0.0.1:${netkit.port}/${path}`, out);
+      expect({ path, code: r.code }).toEqual({ path, code: 4 });
+      expect(r.stderr).toMatch(/dir\/?(\?format=json)? is a directory \(.*\): nothing was saved/);
+      expect(r.stderr).toContain(`hint: name a file in it, or, from a netkit file server, fetch the whole tree: netkit file fetch 'dir/' -H 127.0.0.1:${netkit.port}`);
+      expect(readdirSync(out).filter((n) => n !== '.netkit')).toEqual([]);
+    }
+    for (const path of ['', '/']) {
+      const r = await fetchUrl(`http://127.0.0.1:${netkit.port}${path}`, out);
+      expect({ path, code: r.code }).toEqual({ path, code: 2 });
+      expect(r.stderr).toContain(`names the server's root directory, not a file`);
+      expect(r.stderr).toContain(`fetch the whole tree: netkit file fetch '.' -H 127.0.0.1:${netkit.port}`);
+    }
+    expect(readdirSync(out).filter((n) => n !== '.netkit')).toEqual([]);
+    // -o NAME asks for the page itself.
+    const page = await fetchUrl(`http://127.0.0.1:${netkit.port}/dir/`, join(out, 'page.html'));
+    expect(page.code).toBe(0);
+    expect(readFileSync(join(out, 'page.html'), 'utf8')).toContain('inside.txt');
+    rmSync(join(out, 'page.html'));
+    const tree = await runNetkit(['file', 'fetch', 'dir/', '-H', `127.0.0.1:${netkit.port}`, '-o', out], { timeoutMs: 60_000 });
+    expect(tree.code).toBe(0);
+    expect(readFileSync(join(out, 'dir', 'inside.txt'), 'utf8')).toBe('inside\n');
   });
 
   test('a URL with options that name another server or protocol is a usage error', async () => {

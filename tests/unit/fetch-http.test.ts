@@ -125,6 +125,29 @@ describe('against other web servers', () => {
     expect(moved.path).toBe(join(out, 'moved'));
   });
 
+  test('a same-server redirect loop is called a loop, a long chain too many redirects, and neither another server', async () => {
+    let asked = 0;
+    const port = await fake((req, res) => {
+      asked += 1;
+      const moved = (to: string): void => void res.writeHead(302, { Location: to, 'Content-Length': 0 }).end();
+      if (req.url === '/redir-loop') return moved('/redir-loop');
+      if (req.url === '/a') return moved('/b');
+      if (req.url === '/b') return moved('http://127.0.0.1:' + String(port) + '/a');
+      const hop = /^\/chain(\d+)$/.exec(req.url ?? '');
+      if (hop) return moved(`/chain${Number(hop[1]) + 1}`);
+      res.writeHead(500, { 'Content-Length': 0 }).end();
+    });
+    const out = outDir();
+    const self = await rejection(fetchUrl(port, '/redir-loop', out));
+    expect([self.code, self.message]).toEqual(['PROTOCOL', `http://127.0.0.1:${port}/redir-loop: a redirect loop on the server (/redir-loop -> /redir-loop)`]);
+    expect(asked).toBe(1);
+    const two = await rejection(fetchUrl(port, '/a', out));
+    expect(two.message).toBe(`http://127.0.0.1:${port}/a: a redirect loop on the server (/a -> /b -> /a)`);
+    const chain = await rejection(fetchUrl(port, '/chain0', out));
+    expect([chain.code, chain.message]).toEqual(['PROTOCOL', `http://127.0.0.1:${port}/chain0: too many redirects (more than 5, the last to /chain6)`]);
+    for (const err of [self, two, chain]) expect(`${err.message} ${err.hint}`).not.toMatch(/another server/);
+  });
+
   test('a body cut short is resumed on the retry with Range and If-Range, and verified', async () => {
     const requests: Array<{ range?: string; ifRange?: string }> = [];
     const port = await fake((req, res) => {

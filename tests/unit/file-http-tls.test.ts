@@ -61,7 +61,13 @@ describe('a server with a secret', () => {
     expect(a.status).toBe(401);
     expect(a.headers['www-authenticate']).toBe('Bearer realm="netkit"');
     expect(a.body.toString()).toMatch(/requires the shared secret, and HTTP can carry it only over TLS/);
-    expect(logs[0]).toMatchObject({ protocol: 'http', outcome: 'unauthorized', status: 401 });
+    expect(logs[0]).toMatchObject({ protocol: 'http', method: 'GET', name: '/data.bin', outcome: 'unauthorized', status: 401 });
+    await request(server.port, '/dir%20x/a.bin');
+    await new Promise<void>((r) => {
+      const wait = (): void => void (logs.length >= 2 ? r() : setImmediate(wait));
+      wait();
+    });
+    expect(logs[1]).toMatchObject({ name: '/dir x/a.bin', outcome: 'unauthorized', status: 401 });
   });
 
   test('over HTTPS: no header 401 at no cost; a wrong token 401 after the hold-off, the source held off meanwhile; then the right one 200', async () => {

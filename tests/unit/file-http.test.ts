@@ -191,6 +191,22 @@ describe('refusals', () => {
     const huge = await raw(server.port, `GET /hello.txt HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(9000)}\r\n\r\n`);
     expect(statusOf(huge)).toBe(431);
   });
+
+  test('two Host headers get 400 and a close; CONNECT (the authority form) gets 400, and the log names the method, the target and why', async () => {
+    const { server, next } = await serve();
+    const twice = await raw(server.port, 'GET /hello.txt HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n');
+    expect(statusOf(twice)).toBe(400);
+    expect(twice.toString()).toMatch(/connection: close/i);
+    expect(twice.toString()).toContain('more than one Host header');
+    expect(await next()).toMatchObject({ method: 'GET', name: '/hello.txt', status: 400, outcome: 'bad-request', detail: 'more than one Host header' });
+    const connect = await raw(server.port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+    expect(statusOf(connect)).toBe(400);
+    expect(connect.toString()).toMatch(/connection: close/i);
+    expect(connect.toString()).toContain('CONNECT (the authority form) is not served here');
+    expect(await next()).toMatchObject({ method: 'CONNECT', name: 'example.com:443', status: 400, outcome: 'bad-request' });
+    // One Host is still fine.
+    expect(statusOf(await raw(server.port, 'GET /hello.txt HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n'))).toBe(200);
+  });
 });
 
 describe('directories', () => {

@@ -5,6 +5,9 @@ import { EntryKind, type Entry } from '../../protocol/file-list.js';
 import { formatBytes, safeJson, sanitize } from '../../cli/output.js';
 import { onInterrupt } from '../../cli/signals.js';
 import { setUpClient, type ClientArgs } from './client-setup.js';
+import { NetkitError } from '../../errors.js';
+import { parseHttpUrl } from '../../services/target.js';
+import { formatHostPort } from '../../transport/tcp.js';
 
 export interface ListRunOptions extends ClientArgs {
   path: string;
@@ -41,7 +44,29 @@ export function renderTable(dir: string, entries: readonly Entry[]): string {
   return rows.map((r) => `${r[0]}  ${r[1].padStart(width)}  ${r[2]}  ${r[3]}\n`).join('');
 }
 
+/** `file list` speaks to netkit servers only: an http(s) URL is a usage error that names the listing it likely meant. */
+function refuseUrl(path: string): void {
+  const m = /^(https?):/i.exec(path);
+  if (!m) return;
+  const scheme = m[1]!.toLowerCase();
+  const tls = scheme === 'https' ? ' --tls' : '';
+  let example = `netkit file list DIR/ -H HOST:PORT${tls}`;
+  try {
+    const text = path.replace(/^(https?):\/*/i, '$1://');
+    const url = parseHttpUrl(text);
+    if (url) {
+      const dir = url.name === '' ? '.' : url.name;
+      const port = /^https?:\/\/(\[[^\]]*\]|[^/:?#]*):\d/i.test(text) ? url.port : 0;
+      example = `netkit file list '${sanitize(dir, 200)}' -H ${port === 0 ? formatHostPort(url.host, 0).replace(/:0$/, '') : formatHostPort(url.host, port)}${tls}`;
+    }
+  } catch {
+    // Not even a URL: the generic example stands.
+  }
+  throw new NetkitError('USAGE', `cannot list '${sanitize(path, 200)}': file list lists a netkit file server's directories and takes no ${scheme}:// URL`, `name the directory and the server: ${example}`);
+}
+
 export async function runFileList(o: ListRunOptions): Promise<void> {
+  refuseUrl(o.path);
   const client = await setUpClient(o, [o.path]);
   const abort = new AbortController();
   const stopListening = onInterrupt((signal) => abort.abort(signal));

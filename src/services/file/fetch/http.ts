@@ -11,7 +11,7 @@ import { version } from '../../../version.js';
 import { prefixAllowanceMs } from '../../file-stream.js';
 import { BusyError, ChangedError } from './answers.js';
 import { SlowPeerError, connectAbortable, guardStall, interruption } from './receiver.js';
-import type { Ctx, PartState, Tally } from './context.js';
+import { localNameOf, type Ctx, type FetchOptions, type PartState, type Tally } from './context.js';
 import { BATCH, PartWriter, checkRoom, hashPrefix } from './writer.js';
 
 /** Same-origin redirects followed in one attempt. */
@@ -90,16 +90,64 @@ async function refusal(c: Ctx, res: HttpClientResponse): Promise<NetkitError> {
   }
   if (s >= 400 && s < 500) return new NetkitError('BAD_REQUEST', `${url}: ${s} refused${said}`);
   if (s >= 300 && s < 400) {
-    return new NetkitError('PROTOCOL', `${url} redirects to ${sanitize(res.header('location') ?? '(nowhere)', 200)} on another server`, 'fetch that URL (netkit follows redirects only on the same server)');
+    const location = res.header('location');
+    if (location === undefined || ![301, 302, 303, 307, 308].includes(s)) return new NetkitError('PROTOCOL', `${url}: the server answered ${s} without a redirect netkit can follow${said}`);
+    return new NetkitError('PROTOCOL', `${url} redirects to ${sanitize(location, 200)} on another server`, 'fetch that URL (netkit follows redirects only on the same server)');
   }
   return new NetkitError('FAILED', `${url}: the server answered ${s}${said}`);
+}
+
+/**
+ * A URL that names a directory (its path ends with '/', or it redirects there): its answer is a page
+ * listing the directory, not a file. The hint names the tree fetch from a netkit server.
+ */
+function directoryError(c: Ctx, pathname: string, why: string): NetkitError {
+  const src = c.opts.http!;
+  let name: string;
+  try {
+    name = decodeURIComponent(pathname).replace(/^\/+/, '');
+  } catch {
+    name = pathname.replace(/^\/+/, '');
+  }
+  const dir = name === '' ? '.' : name.endsWith('/') ? name : `${name}/`;
+  const tree = treeHint(c.host, c.port, src.scheme, dir);
+  return new NetkitError('FORBIDDEN', `${sanitize(src.url, 200)} is a directory (${why}): nothing was saved`, `name a file in it, or, from a netkit file server, fetch the whole tree: ${tree}`);
+}
+
+/** The tree fetch that a directory URL likely meant, from a netkit server. */
+function treeHint(host: string, port: number, scheme: 'http' | 'https', dir: string): string {
+  return `netkit file fetch '${sanitize(dir, 200)}' -H ${formatHostPort(host, port)}${scheme === 'https' ? ' --tls' : ''}`;
+}
+
+/**
+ * The local name of a URL's file: its path's last segment. The server's root has none: that URL
+ * names a directory (without -o NAME, nothing to save it as).
+ */
+export function httpLocalName(opts: FetchOptions): string {
+  const src = opts.http!;
+  if (opts.name.split('/').every((s) => s === '')) {
+    throw new NetkitError('USAGE', `${sanitize(src.url, 200)} names the server's root directory, not a file`, `name a file in it, give -o NAME to save the page itself, or, from a netkit file server, fetch the whole tree: ${treeHint(opts.host ?? 'HOST', opts.port ?? (src.scheme === 'https' ? 443 : 80), src.scheme, '.')}`);
+  }
+  return localNameOf(opts.name);
+}
+
+/**
+ * A 200 to a path ending in '/' that is a page or a JSON listing: a directory index, not a file
+ * (unless -o NAME asked for the page itself).
+ */
+function isListing(c: Ctx, target: string, res: HttpClientResponse): boolean {
+  if (c.opts.saveAs !== undefined || res.status !== 200 || !target.split('?')[0]!.endsWith('/')) return false;
+  return /^\s*(text\/html|application\/json)\b/i.test(res.header('content-type') ?? '');
 }
 
 /** Send the GET, following redirects that stay on the same scheme, host and port. */
 async function request(c: Ctx, headers: Record<string, string>): Promise<HttpClientResponse> {
   const { opts } = c;
   let target = opts.http!.target;
+  /** The targets asked for so far, in order: a redirect back to one of them is a loop. */
+  const asked: string[] = [];
   for (let hops = 0; ; hops++) {
+    asked.push(target);
     let stop = (): void => undefined;
     const res = await httpGet({
       host: c.host,
@@ -124,16 +172,27 @@ async function request(c: Ctx, headers: Record<string, string>): Promise<HttpCli
         return socket;
       },
     }).finally(() => stop());
+    if (isListing(c, target, res)) {
+      res.socket.destroy();
+      throw directoryError(c, target.split('?')[0]!, 'the server answered with a page for it, not a file');
+    }
     const location = res.header('location');
-    if (![301, 302, 303, 307, 308].includes(res.status) || location === undefined || hops >= MAX_REDIRECTS) return res;
+    if (![301, 302, 303, 307, 308].includes(res.status) || location === undefined) return res;
     const base = new URL(opts.http!.url);
     const next = new URL(location, new URL(target, base));
     if (next.origin !== base.origin) return res;
     res.socket.destroy();
-    if (next.pathname.endsWith('/') && !target.split('?')[0]!.endsWith('/')) {
-      throw new NetkitError('FORBIDDEN', `${sanitize(opts.http!.url, 200)} is a directory`, 'name a file in it');
+    const nextTarget = `${next.pathname}${next.search}`;
+    const url = sanitize(opts.http!.url, 200);
+    if (asked.includes(nextTarget)) {
+      const chain = [...asked.slice(asked.indexOf(nextTarget)), nextTarget].map((t) => sanitize(t, 100)).join(' -> ');
+      throw new NetkitError('PROTOCOL', `${url}: a redirect loop on the server (${chain})`, 'the server redirects back to a path it already redirected from: fix its configuration, or fetch the file by another URL');
     }
-    target = `${next.pathname}${next.search}`;
+    if (hops >= MAX_REDIRECTS) {
+      throw new NetkitError('PROTOCOL', `${url}: too many redirects (more than ${MAX_REDIRECTS}, the last to ${sanitize(nextTarget, 200)})`, 'fetch the final URL directly');
+    }
+    if (next.pathname.endsWith('/') && !target.split('?')[0]!.endsWith('/')) throw directoryError(c, next.pathname, `the server redirects to ${sanitize(next.pathname, 200)}`);
+    target = nextTarget;
   }
 }
 

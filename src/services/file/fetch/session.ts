@@ -8,7 +8,7 @@ import { formatHostPort } from '../../../transport/tcp.js';
 import { ChangedError } from './answers.js';
 import { attemptClassic } from './classic.js';
 import { FETCH_DEFAULTS, localNameOf, type Ctx, type FetchOptions, type FetchResult, type PartState, type Tally } from './context.js';
-import { attemptHttp } from './http.js';
+import { attemptHttp, httpLocalName } from './http.js';
 import { interruption } from './receiver.js';
 import { Retries } from './retry.js';
 import { closeQuietly, failedStaged, resetPart, takeLeftover } from './staged.js';
@@ -24,7 +24,7 @@ export async function fetchFile(opts: FetchOptions): Promise<FetchResult> {
   if (opts.classic && opts.secret) {
     throw new NetkitError('USAGE', 'a classic fetch cannot use a secret: the classic protocol cannot authenticate', 'unset NETKIT_TOKEN for a seed server, or leave out --classic');
   }
-  const localName = opts.saveAs ?? localNameOf(opts.name);
+  const localName = opts.saveAs ?? (opts.http ? httpLocalName(opts) : localNameOf(opts.name));
   if (opts.classic || opts.http) return fetchByAttempts(opts, localName);
   return fetchV1(opts);
 }

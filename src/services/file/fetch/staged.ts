@@ -191,6 +191,9 @@ export function progressText(have: number, size: number | undefined): string {
   return size === undefined ? formatBytes(have) : `${formatBytes(have)} of ${formatBytes(size)}`;
 }
 
+/** Why a partial download without a record cannot be resumed. */
+const NO_RESUME = 'the server gives no way to resume this file (no byte ranges, or no validator that tells it is the same file)';
+
 /** Failures whose message says all there is about the partial file already, or that happen before or after it matters. */
 const SAYS_ITSELF = new Set(['EXISTS', 'PERMISSION', 'LOCKED', 'USAGE', 'INTEGRITY', 'CHANGED', 'OUTPUT', 'INTERNAL', 'FAILED']);
 const NETWORK = new Set(['PEER_CLOSED', 'TIMEOUT', 'CONNECT_REFUSED', 'UNREACHABLE', 'HOST_NOT_FOUND']);
@@ -210,7 +213,10 @@ export async function failedStaged(err: unknown, st: Staged | undefined, classic
   if (!isNetkitError(err) || st === undefined) return err;
   const { part, entry } = st;
   const after = afterRetries(retries, err);
-  const worthless = part.have === 0 || classic || err.code === 'INTEGRITY' || err instanceof ChangedError;
+  // Bytes with no record of their version (an HTTP server that gave no byte ranges or no strong
+  // validator): a later run could only start over, so they are not kept.
+  const unresumable = part.have > 0 && !classic && part.info === undefined;
+  const worthless = part.have === 0 || classic || unresumable || err.code === 'INTEGRITY' || err instanceof ChangedError;
   if (worthless) {
     closeQuietly(part.fd);
     part.fd = undefined;
@@ -220,13 +226,18 @@ export async function failedStaged(err: unknown, st: Staged | undefined, classic
   if (err.code === 'INTERRUPTED' || err.code === 'TERMINATED') {
     const message = !worthless
       ? `interrupted: ${entry.partPath} kept (${progress}); run the same command to resume`
-      : classic
+      : unresumable
+        ? `interrupted; nothing was kept: the ${formatBytes(part.have)} that arrived could not be resumed (${NO_RESUME})`
+        : classic
         ? 'interrupted; nothing was kept (a classic fetch cannot resume)'
         : `interrupted before any byte of ${entry.target} arrived; nothing to resume`;
     return new NetkitError(err.code, message);
   }
   if (err instanceof ChangedError && err.when === 'stream') {
     return new NetkitError('CHANGED', `${err.message}${after}; the partial download was discarded and nothing was saved`, 'run the same fetch again to fetch the new version', { cause: err });
+  }
+  if (unresumable && !SAYS_ITSELF.has(err.code)) {
+    return new NetkitError(err.code, `${err.message}${after}; the ${formatBytes(part.have)} that arrived were discarded: ${NO_RESUME}`, 'run the same fetch again (it starts from the beginning)', { cause: err });
   }
   if (!worthless && !SAYS_ITSELF.has(err.code)) {
     return new NetkitError(err.code, `${err.message}${after}; ${entry.partPath} is kept (${progress})`, resumeHint(err), { cause: err });

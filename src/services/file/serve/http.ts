@@ -74,7 +74,20 @@ async function route(x: Exchange): Promise<void> {
     x.closeAfter = true;
     return x.text(400, 'bad-request', 'a GET or HEAD request carries no body here');
   }
-  if (x.s.ctx.key && !(await checkBearer(x))) return;
+  if (req.hostFields > 1) {
+    x.closeAfter = true;
+    x.entry.name = req.target;
+    return x.text(400, 'bad-request', 'more than one Host header');
+  }
+  if (x.s.ctx.key) {
+    // A refusal for the secret is logged with the path asked for too (decoded when it can be).
+    try {
+      x.entry.name = parseTarget(req.target).path;
+    } catch {
+      x.entry.name = req.target;
+    }
+    if (!(await checkBearer(x))) return;
+  }
   let target;
   try {
     target = parseTarget(req.target);
@@ -117,8 +130,13 @@ async function answer(s: Session, req: HttpRequestHead, reply: HttpReply): Promi
 }
 
 /** The connection's own entry, logged only when no request was ever answered on it. */
-function malformed(s: Session, status: number, why: string): string {
+function malformed(s: Session, status: number, why: string, req?: { method: string; target: string }): string {
   s.entry.status = status;
+  if (req) {
+    s.conn.requestComplete();
+    s.entry.method = req.method;
+    s.entry.name = req.target;
+  }
   s.outcome('bad-request', why);
   return `${why}\n`;
 }
@@ -128,7 +146,7 @@ async function serveHttp(s: Session): Promise<void> {
   // The bytes the dispatcher read to recognise the request line go back to the parser first.
   socket.unshift(s.reader.takeRest());
   s.outcome('aborted', 'the client closed the connection before a complete request');
-  await s.ctx.http!.serve(socket, { request: (req, reply) => answer(s, req, reply), malformed: (status, why) => malformed(s, status, why) });
+  await s.ctx.http!.serve(socket, { request: (req, reply) => answer(s, req, reply), malformed: (status, why, req) => malformed(s, status, why, req) });
   // A deadline or an eviction before any request: the log says which.
   const destroyedWith = (socket as { errored?: unknown }).errored ?? (s.conn.raw as { errored?: unknown }).errored;
   if (destroyedWith instanceof ConnectionEnd) s.outcome(destroyedWith.outcome, destroyedWith.detail);

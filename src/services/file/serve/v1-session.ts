@@ -138,12 +138,29 @@ export async function serveSession(v1: V1): Promise<void> {
     used += buf.copy(chunk, used);
   };
 
+  /**
+   * Hand what is gathered to the socket and, while the client does not take it, wait: no request is
+   * parsed or prepared meanwhile, so a client that pipelines requests and never reads gets at most the
+   * window of them prepared and a chunk of answers queued, its further requests wait in its own socket
+   * buffers (the input is paused at its cap), and the idle deadline ends it.
+   */
+  const drained = async (): Promise<void> => {
+    conn.enter('transfer');
+    await drain(socket, ENDS);
+  };
+  const flush = async (): Promise<void> => {
+    uncork();
+    if (socket.writableNeedDrain) await drained();
+  };
+
   try {
     for (;;) {
+      // Answers written earlier still wait for the client: read no further request until they leave.
+      if (socket.writableNeedDrain) await drained();
       fill();
       const job = queue[0];
       if (!job) {
-        uncork();
+        await flush();
         if (stopped || input.ended) break;
         // Waiting for the client: evictable, and bounded by the idle timeout once a request was answered.
         if (tally.requests > 0) conn.enter('header');
@@ -163,7 +180,7 @@ export async function serveSession(v1: V1): Promise<void> {
       }
       if (socket.destroyed) throw ENDS.closed('close');
       if (job.kind !== 'end' && job.prepared === undefined) {
-        uncork();
+        await flush();
         await job.ready;
         continue;
       }
@@ -181,14 +198,10 @@ export async function serveSession(v1: V1): Promise<void> {
           write(refusalFrame(v1, p, job.seq));
           tally.add(job.request.name, { outcome: p.outcome, detail: p.detail, bytes: 0 });
         }
-        if (used >= BATCH - 4096) {
-          uncork();
-          if (socket.writableNeedDrain) await drain(socket, ENDS);
-        }
+        if (used >= BATCH - 4096) await flush();
         continue;
       }
-      uncork();
-      if (socket.writableNeedDrain) await drain(socket, ENDS);
+      await flush();
       if (job.kind === 'end') {
         await holdOff(socket, job.at + job.delayMs - Date.now());
         write(refusalFrame(v1, { kind: 'refused', status: job.status, outcome: job.outcome, detail: job.detail }, job.seq));
