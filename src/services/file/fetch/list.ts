@@ -52,8 +52,8 @@ export async function listRemote(o: ListRemoteOptions): Promise<RemoteListing> {
       seq = req.seq;
       sc.socket.write(req.bytes);
     }
-    sc.end();
     const answer = await readListing(sc, seq, asked);
+    sc.finish();
     return { dir, entries: answer.entries.filter((e) => e.kind === EntryKind.FILE || e.kind === EntryKind.DIRECTORY), skipped: answer.skipped };
   } catch (err) {
     if (isNetkitError(err) && err.code === 'NOT_FOUND') {
@@ -61,6 +61,6 @@ export async function listRemote(o: ListRemoteOptions): Promise<RemoteListing> {
     }
     throw err;
   } finally {
-    sc.destroy();
+    if (!sc.finished) sc.destroy();
   }
 }
