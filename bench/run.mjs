@@ -1,9 +1,9 @@
-// `npm run bench [-- disk|startup|file|tls|fleet|flood|http|discover|tree|tree-serve ...] [--quick] [--no-docs]`: netkit against its peers, side by side.
+// `npm run bench [-- disk|startup|file|tls|fleet|flood|http|discover|tree|tree-serve|list ...] [--quick] [--no-docs]`: netkit against its peers, side by side.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { OUT, ensureDir, log, machineFacts, killAll } from './lib/common.mjs';
 
-const PARTS = ['disk', 'startup', 'file', 'tls', 'fleet', 'flood', 'http', 'discover', 'tree', 'tree-serve'];
+const PARTS = ['disk', 'startup', 'file', 'tls', 'fleet', 'flood', 'http', 'discover', 'tree', 'tree-serve', 'list'];
 const USAGE = `usage: npm run bench -- [${PARTS.join('|')} ...] [--quick] [--no-docs]
 
   (no part)   run every part (about 5-10 minutes)
@@ -54,6 +54,7 @@ const runners = {
   discover: async (o) => (await import('./lib/discover.mjs')).runDiscover(o),
   tree: async (o) => (await import('./lib/tree.mjs')).runTree(o),
   'tree-serve': async (o) => (await import('./lib/tree-serve.mjs')).runTreeServe(o),
+  list: async (o) => (await import('./lib/list.mjs')).runList(o),
 };
 
 ensureDir(OUT);

@@ -22,6 +22,11 @@ export interface TcpProxyOptions {
   cut?: (connection: number, toClientBytes: number) => boolean;
   /** Stop reading from the server while the client is behind (as a real relay does), instead of buffering everything. */
   backpressure?: boolean;
+  /**
+   * false: a relay that does not keep half-open connections (socat's default, a plain pipe): the first
+   * FIN from either side closes both connections at once, and what is still on its way is lost.
+   */
+  halfOpen?: boolean;
 }
 
 /** A TCP relay from 127.0.0.1:<port> to target; every chunk in either direction is kept. */
@@ -57,8 +62,17 @@ export async function tcpRecordingProxy(targetPort: number, targetHost = '127.0.
         upstream.destroy();
       }
     });
-    client.on('end', () => upstream.end());
-    upstream.on('end', () => client.end());
+    if (opts.halfOpen === false) {
+      const both = (): void => {
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('end', both);
+      upstream.on('end', both);
+    } else {
+      client.on('end', () => upstream.end());
+      upstream.on('end', () => client.end());
+    }
     const kill = (): void => {
       client.destroy();
       upstream.destroy();

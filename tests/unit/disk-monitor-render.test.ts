@@ -59,4 +59,10 @@ describe('--format prom', () => {
       expect(check.status).toBe(0);
     }
   });
+
+  test('a fleet of 200,000 filesystems renders (no spread of the lines into one call)', () => {
+    const many = host('nas', Array.from({ length: 200_000 }, (_, i) => fs(`/m${i}`, 1n, 1n)));
+    const text = renderProm([many]);
+    expect(text.match(/^node_filesystem_avail_bytes\{/gm)).toHaveLength(200_000);
+  });
 });

@@ -63,4 +63,12 @@ describe('disk query output', () => {
     expect(parsed[1]).toMatchObject({ host: 'dead', ok: false, error: { code: 'TIMEOUT' } });
     expect(text).not.toContain('\u001b'); // JSON escapes control characters
   });
+
+  test('a table of 200,000 rows is aligned (no spread of the rows into one call)', () => {
+    const many: HostResult[] = Array.from({ length: 200_000 }, (_, i) => ({ ...answer, target: target(`h${i}`), answer: { ...answer.answer, filesystems: [answer.answer.filesystems[0]!] } }) as HostResult);
+    const lines = renderTable(many).trimEnd().split('\n');
+    expect(lines).toHaveLength(200_001);
+    expect(lines[1]).toMatch(/^h0 {7}\/ /);
+    expect(lines[200_000]).toMatch(/^h199999 {2}\/ /);
+  });
 });

@@ -93,7 +93,9 @@ export function renderProm(results: readonly HostResult[]): string {
         lines.push(`${name}{host="${lv(r.target.label)}",device="${lv(f.device)}",mountpoint="${lv(f.mount)}",fstype="${lv(f.fstype)}"} ${typeof v === 'boolean' ? (v ? 1 : 0) : v.toString()}`);
       }
     }
-    if (lines.length > 0) out.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, ...lines);
+    if (lines.length === 0) continue;
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
+    for (const line of lines) out.push(line);
   }
   out.push('# HELP netkit_disk_query_up Whether the host answered the disk query (1) or not (0).', '# TYPE netkit_disk_query_up gauge');
   for (const r of results) out.push(`netkit_disk_query_up{host="${lv(r.target.label)}"} ${r.ok ? 1 : 0}`);

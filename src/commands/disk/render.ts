@@ -149,7 +149,7 @@ export function renderTable(results: readonly HostResult[], paint?: Paint, o: Ta
     shown = pick.shown;
     if (pick.hidden > 0) trailer.unshift(`… ${pick.hidden} more line${pick.hidden === 1 ? '' : 's'} not shown${pick.hiddenProblems > 0 ? `, ${pick.hiddenProblems} of them with problems` : ', all fine'} (a taller terminal shows more)`);
   }
-  const natural = head.slice(0, cols).map((h, i) => Math.max(h.length, ...shown.map((r) => r.cells[i]!.length)));
+  const natural = head.slice(0, cols).map((h, i) => shown.reduce((w, r) => Math.max(w, r.cells[i]!.length), h.length));
   const { keep, widths } = o.fit ? fitColumns(head.slice(0, cols), natural, o.fit.columns, NARROW) : { keep: natural.map((_, i) => i), widths: natural };
   const last = keep[keep.length - 1];
   const width = o.fit?.columns ?? Infinity;

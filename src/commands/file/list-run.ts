@@ -33,15 +33,74 @@ export function shortTime(ms: number): string {
   return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
 }
 
-/** The table: mode, size (human; `-` for a directory), time, and the path below the listed directory (`/` after a directory). */
-export function renderTable(dir: string, entries: readonly Entry[]): string {
-  const rows = entries.map((e) => {
-    const isDir = e.kind === EntryKind.DIRECTORY;
-    const rel = dir === '' ? e.name : e.name.slice(dir.length + 1);
-    return [modeString(isDir, e.mode), isDir ? '-' : formatBytes(e.size), shortTime(e.mtimeMs), `${sanitize(rel, 4096)}${isDir ? '/' : ''}`] as const;
-  });
-  const width = Math.max(0, ...rows.map((r) => r[1].length));
-  return rows.map((r) => `${r[0]}  ${r[1].padStart(width)}  ${r[2]}  ${r[3]}\n`).join('');
+/** One row: mode, size (human; `-` for a directory), time, and the path below the listed directory (`/` after a directory). */
+function row(dir: string, e: Entry): [mode: string, size: string, time: string, path: string] {
+  const isDir = e.kind === EntryKind.DIRECTORY;
+  const rel = dir === '' ? e.name : e.name.slice(dir.length + 1);
+  return [modeString(isDir, e.mode), isDir ? '-' : formatBytes(e.size), shortTime(e.mtimeMs), `${sanitize(rel, 4096)}${isDir ? '/' : ''}`];
+}
+
+/**
+ * The table's lines, one entry at a time (the entries are gone through twice: once for the width of
+ * the size column, once for the lines), so a large listing never exists as one array of rows.
+ */
+export function* tableLines(dir: string, entries: Iterable<Entry>): Generator<string> {
+  let width = 0;
+  for (const e of entries) {
+    const size = e.kind === EntryKind.DIRECTORY ? 1 : formatBytes(e.size).length;
+    if (size > width) width = size;
+  }
+  for (const e of entries) {
+    const r = row(dir, e);
+    yield `${r[0]}  ${r[1].padStart(width)}  ${r[2]}  ${r[3]}\n`;
+  }
+}
+
+/** The whole table as one string (for a small listing). */
+export function renderTable(dir: string, entries: Iterable<Entry>): string {
+  let out = '';
+  for (const line of tableLines(dir, entries)) out += line;
+  return out;
+}
+
+/** The listing as one JSON array, an entry at a time. */
+function* jsonLines(entries: Iterable<Entry>): Generator<string> {
+  let first = true;
+  for (const e of entries) {
+    yield `${first ? '[' : ','}${safeJson(listEntryJson({ path: e.name, type: e.kind === EntryKind.DIRECTORY ? 'dir' : 'file', size: e.size, mtimeMs: e.mtimeMs, mode: e.mode }))}`;
+    first = false;
+  }
+  yield first ? '[]\n' : ']\n';
+}
+
+/** Write text to stdout in pieces of about 64 KiB, waiting while stdout is behind; stop if it fails. */
+async function writeOut(pieces: Iterable<string>): Promise<void> {
+  const out = process.stdout;
+  let buf = '';
+  const flush = async (): Promise<boolean> => {
+    if (out.destroyed || out.writableEnded) return false;
+    const more = out.write(buf);
+    buf = '';
+    if (!more) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          out.off('drain', done);
+          out.off('error', done);
+          out.off('close', done);
+          resolve();
+        };
+        out.on('drain', done);
+        out.on('error', done);
+        out.on('close', done);
+      });
+    }
+    return true;
+  };
+  for (const piece of pieces) {
+    buf += piece;
+    if (buf.length >= 64 * 1024 && !(await flush())) return;
+  }
+  if (buf !== '') await flush();
 }
 
 /** `file list` speaks to netkit servers only: an http(s) URL is a usage error that names the listing it likely meant. */
@@ -72,11 +131,7 @@ export async function runFileList(o: ListRunOptions): Promise<void> {
   const stopListening = onInterrupt((signal) => abort.abort(signal));
   try {
     const listing = await listRemote({ transport: client.transport, host: client.host, port: client.port, path: client.names[0]!, recursive: o.recursive, timeoutMs: o.timeoutMs, secret: client.key, signal: abort.signal });
-    if (o.json) {
-      process.stdout.write(`${safeJson(listing.entries.map((e) => listEntryJson({ path: e.name, type: e.kind === EntryKind.DIRECTORY ? 'dir' : 'file', size: e.size, mtimeMs: e.mtimeMs, mode: e.mode })))}\n`);
-    } else {
-      process.stdout.write(renderTable(listing.dir, listing.entries));
-    }
+    await writeOut(o.json ? jsonLines(listing.entries) : tableLines(listing.dir, listing.entries));
     if (listing.skipped > 0 && !o.quiet) {
       process.stderr.write(`netkit: the server left out ${listing.skipped} ${listing.skipped === 1 ? 'entry' : 'entries'} it does not serve (links leaving its directory, links to directories, FIFOs, sockets, devices, unreadable files)\n`);
     }

@@ -5,7 +5,7 @@ import { sanitize } from '../../../cli/output.js';
 import { EntryKind, type Entry } from '../../../protocol/file-list.js';
 import type { StreamTransport } from '../../../transport/tcp.js';
 import { formatHostPort } from '../../../transport/tcp.js';
-import { listFrame, readListing } from './list-read.js';
+import { listFrame, readListingFrames } from './list-read.js';
 import { openSession } from './session-conn.js';
 
 export interface ListRemoteOptions {
@@ -23,8 +23,11 @@ export interface ListRemoteOptions {
 export interface RemoteListing {
   /** The directory listed, normalised ('' for the served directory). */
   dir: string;
-  /** Files and directories, in the server's order (depth-first, each directory sorted by name). */
-  entries: Entry[];
+  /**
+   * Files and directories, in the server's order (depth-first, each directory sorted by name); kept
+   * compactly and decoded as they are iterated (which may be done more than once).
+   */
+  entries: Iterable<Entry>;
   /** Entries the server left out (links leaving its directory, FIFOs, devices, unreadable...). */
   skipped: number;
 }
@@ -52,15 +55,21 @@ export async function listRemote(o: ListRemoteOptions): Promise<RemoteListing> {
       seq = req.seq;
       sc.socket.write(req.bytes);
     }
-    sc.end();
-    const answer = await readListing(sc, seq, asked);
-    return { dir, entries: answer.entries.filter((e) => e.kind === EntryKind.FILE || e.kind === EntryKind.DIRECTORY), skipped: answer.skipped };
+    const answer = await readListingFrames(sc, seq, asked);
+    sc.finish();
+    const listed = answer.entries;
+    const entries: Iterable<Entry> = {
+      *[Symbol.iterator]() {
+        for (const e of listed) if (e.kind === EntryKind.FILE || e.kind === EntryKind.DIRECTORY) yield e;
+      },
+    };
+    return { dir, entries, skipped: answer.skipped };
   } catch (err) {
     if (isNetkitError(err) && err.code === 'NOT_FOUND') {
       throw new NetkitError('NOT_FOUND', `${target} has no directory '${sanitize(asked.name, 200)}'`, 'check the path: it is relative to the directory the server serves', { cause: err });
     }
     throw err;
   } finally {
-    sc.destroy();
+    if (!sc.finished) sc.destroy();
   }
 }

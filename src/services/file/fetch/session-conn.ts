@@ -30,6 +30,8 @@ export type FrameBuilder = (extra: readonly Field[]) => Buffer;
 export class SessionConn {
   private seq = 0;
   private readonly stopAbort: () => void;
+  /** finish() was called: the connection closes on its own. */
+  finished = false;
 
   constructor(
     readonly conn: Conn,
@@ -76,9 +78,23 @@ export class SessionConn {
     return receiver.until(() => receiver.reader.next());
   }
 
-  /** Half-close after the last request: the server answers what it has read, then closes. */
+  /**
+   * Half-close once every answer is in, never earlier: a relay that does not keep half-open
+   * connections (socat's default, a plain pipe) ends both directions at the first FIN and cuts the
+   * answers still on their way. The server then ends the session and closes.
+   */
   end(): void {
     if (!this.socket.destroyed) this.socket.end();
+  }
+
+  /** end(), then let the server close (it does at once); destroyed after `graceMs` if it does not. */
+  finish(graceMs = 2000): void {
+    this.finished = true;
+    if (this.socket.destroyed) return;
+    this.end();
+    const timer = setTimeout(() => this.destroy(), graceMs);
+    timer.unref();
+    this.socket.once('close', () => clearTimeout(timer));
   }
 
   destroy(err?: Error): void {

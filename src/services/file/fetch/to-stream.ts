@@ -91,7 +91,6 @@ export async function fetchToStream(opts: FetchOptions, out: Writable): Promise<
           seq = req.seq;
           sc.socket.write(req.bytes);
         }
-        sc.end();
         const head = await sc.next();
         sc.prove('server', head, seq, asked);
         const r = decodeResponse(head);
@@ -123,6 +122,7 @@ export async function fetchToStream(opts: FetchOptions, out: Writable): Promise<
           guard?.stop();
         }
         const end = await sc.next();
+        sc.finish(); // the whole answer is in
         if (end.type === FrameType.RESPONSE) {
           sc.prove('server', end, seq, asked);
           const late = decodeResponse(end);
@@ -137,7 +137,7 @@ export async function fetchToStream(opts: FetchOptions, out: Writable): Promise<
         }
         return { name: opts.name, path: '-', size, sha256: digest.toString('hex'), verified: true, protocol: 'v1', resumedFrom: 0, received, retries: retrier.count, durationMs: performance.now() - started, host, port };
       } finally {
-        sc.destroy();
+        if (!sc.finished) sc.destroy();
       }
     } catch (err) {
       if (opts.signal?.aborted) throw interruption(opts.signal);
