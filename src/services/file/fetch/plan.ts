@@ -47,7 +47,7 @@ export async function initialOps(run: RunState, specs: NameSpec[]): Promise<void
 }
 
 /** What to do about a file given what is at its target: fetch, skip, compare after fetching, or fail. */
-function decide(run: RunState, item: Item, present: Present): 'fetch' | 'skip' | 'compare' | NetkitError {
+export function decide(run: RunState, item: Item, present: Present): 'fetch' | 'skip' | 'compare' | NetkitError {
   const where = run.tree.pathOf(item.target);
   const force = run.opts.force === true;
   switch (present.kind) {
@@ -87,7 +87,9 @@ export async function afterProbe(run: RunState, op: Op & { t: 'list' }, answer: 
   item.replace = run.opts.force === true;
   run.plan(item);
   if (!entry) {
-    // Not listed (the server's jail leaves it out, or there is no such file): the REQUEST decides.
+    // Not listed (an older server cannot list, the server's jail leaves it out, or there is no such
+    // file): the REQUEST decides, and its RESPONSE's SIZE and MTIME are compared with the local copy.
+    item.decideOnAnswer = true;
     run.queue.push({ t: 'get', item });
     return;
   }

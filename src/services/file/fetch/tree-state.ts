@@ -26,6 +26,8 @@ export interface Item {
   compare: boolean;
   /** Publish over whatever has the name (--force). */
   replace: boolean;
+  /** Something local has its name and no listing told what the server has (an older server cannot list): the RESPONSE's SIZE and MTIME decide. */
+  decideOnAnswer?: boolean;
   /** Received into a resumable partial file (large, or resuming); else into memory. */
   staged?: Staged | undefined;
   /** Bytes already on disk from an earlier run when this run first asked for it. */
