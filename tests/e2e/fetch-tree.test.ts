@@ -156,38 +156,62 @@ describe('names, globs and where they land', () => {
   });
 });
 
-describe('a file the server cannot read', () => {
+describe('what the server cannot read (it runs as uid 65534)', () => {
   const why = otherUserUnavailable();
-  (why ? test.skip : test)(`is left out of the listing; named, it fails alone with exit 16 and its reason, also in --json${why ? ` (skipped: ${why})` : ''}`, async () => {
-    const dir = join(base, 'locked');
-    mkdirSync(join(dir, 'pub'), { recursive: true });
+  const skip = why ? ` (skipped: ${why})` : '';
+  let dir: string;
+  let nobody: Server | undefined;
+  beforeAll(async () => {
+    if (why) return;
+    dir = join(base, 'locked');
+    mkdirSync(join(dir, 'pub', 'a', 'b'), { recursive: true });
     writeFileSync(join(dir, 'pub', 'ok.txt'), 'ok');
     writeFileSync(join(dir, 'pub', 'locked.bin'), 'secret');
+    writeFileSync(join(dir, 'pub', 'a', 'b', 'inside.txt'), 'hidden');
+    spawnSync('mkfifo', [join(dir, 'pub', 'fifo')]);
     chmodSync(join(dir, 'pub', 'locked.bin'), 0o000);
+    chmodSync(join(dir, 'pub', 'a', 'b'), 0o000);
     chmodSync(dir, 0o755);
-    const srv = spawn('setpriv', ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', process.execPath, BIN, 'file', 'serve', dir, '--host', '127.0.0.1', '--port', '0', '--quiet', '--no-announce']);
-    try {
-      let line = '';
-      srv.stdout.setEncoding('utf8');
-      const port = await new Promise<number>((resolve, reject) => {
-        srv.stdout.on('data', (d: string) => {
-          line += d;
-          const m = /^listening tcp \S+:(\d+)$/m.exec(line);
-          if (m) resolve(Number(m[1]));
-        });
-        srv.once('exit', () => reject(new Error('server exited')));
-      });
-      const out = outDir();
-      const r = await fetch(['pub', 'pub/locked.bin', '-o', out, '--json'], port);
-      expect(r.code).toBe(16);
-      const j = JSON.parse(r.stdout);
-      expect(j).toMatchObject({ ok: false, fetched: 1, failed: 1, skippedByServer: 1 });
-      expect(j.failures).toEqual([expect.objectContaining({ name: 'pub/locked.bin', code: 'FORBIDDEN', exitCode: 4 })]);
-      expect(r.stderr).toMatch(/1 of 2 files failed:\n {2}pub\/locked\.bin: .*refused 'pub\/locked\.bin'/);
-      expect(readFileSync(join(out, 'pub', 'ok.txt'), 'utf8')).toBe('ok');
-    } finally {
-      srv.kill('SIGKILL');
-    }
+    nobody = await startServer(['file', 'serve', dir, '--host', '127.0.0.1', '--port', '0', '--no-announce'], { prefix: ['setpriv', '--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups'] });
+  });
+  afterAll(async () => {
+    await nobody?.stop('SIGKILL');
+  });
+
+  (why ? test.skip : test)(`a tree fetch names the unreadable file and directory as failures (exit 16), and the FIFO it left out${skip}`, async () => {
+    const out = outDir();
+    const r = await fetch(['pub', '-o', out], nobody!.port);
+    expect(r.code).toBe(16);
+    expect(r.stderr).toMatch(/ {2}pub\/locked\.bin: 127\.0\.0\.1:\d+ may not read 'pub\/locked\.bin': the server left it out/);
+    expect(r.stderr).toMatch(/ {2}pub\/a\/b: 127\.0\.0\.1:\d+ may not read the directory 'pub\/a\/b' \(nothing in it was fetched\)/);
+    expect(r.stderr).toMatch(/the server left out 1 entry .*\n {2}pub\/fifo: not a regular file or a directory\n/);
+    expect(readFileSync(join(out, 'pub', 'ok.txt'), 'utf8')).toBe('ok');
+    expect(existsSync(join(out, 'pub', 'locked.bin'))).toBe(false);
+  });
+
+  (why ? test.skip : test)(`--json: the failures and the named left-out entries; a file named on the command line fails alone${skip}`, async () => {
+    const out = outDir();
+    const r = await fetch(['pub', 'pub/locked.bin', '-o', out, '--json'], nobody!.port);
+    expect(r.code).toBe(16);
+    const j = JSON.parse(r.stdout);
+    expect(j).toMatchObject({ ok: false, fetched: 1, failed: 3, skippedByServer: 1, leftOut: [{ name: 'pub/fifo', reason: 'not a regular file or a directory' }] });
+    expect(j.failures).toHaveLength(3);
+    expect(j.failures).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ name: 'pub/a/b', path: join(out, 'pub', 'a', 'b'), code: 'FORBIDDEN', exitCode: 4 }),
+        expect.objectContaining({ name: 'pub/locked.bin', path: join(out, 'pub', 'locked.bin'), code: 'FORBIDDEN', exitCode: 4 }),
+        expect.objectContaining({ name: 'pub/locked.bin', path: join(out, 'locked.bin'), code: 'FORBIDDEN', exitCode: 4 }),
+      ]),
+    );
+    expect(r.stderr).toMatch(/ {2}pub\/locked\.bin: .*refused 'pub\/locked\.bin'/);
+    expect(readFileSync(join(out, 'pub', 'ok.txt'), 'utf8')).toBe('ok');
+  });
+
+  (why ? test.skip : test)(`a glob fails only the unreadable entries it selects${skip}`, async () => {
+    const out = outDir();
+    const r = await fetch(['pub/*.txt', '-o', out, '--json'], nobody!.port);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ fetched: 1, failed: 0 });
   });
 });
 

@@ -15,9 +15,9 @@ export interface ListAnswer {
   skipped: number;
 }
 
-/** A LIST request for `dir` ('' is the served directory). */
-export function listFrame(dir: string, recursive: boolean): FrameBuilder {
-  return (extra) => encodeList({ name: dir, recursive }, extra);
+/** A LIST request for `dir` ('' is the served directory); `leftOut`: ask the server to name what it leaves out. */
+export function listFrame(dir: string, recursive: boolean, leftOut = false): FrameBuilder {
+  return (extra) => encodeList({ name: dir, recursive, leftOut }, extra);
 }
 
 /** A frame's 3-byte header, as it was on the wire (END's hash covers headers and payloads). */

@@ -3,7 +3,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { NetkitError } from '../../../errors.js';
 import { sanitize } from '../../../cli/output.js';
-import { EntryKind, type Entry } from '../../../protocol/file-list.js';
+import { EntryKind, LeftOutReason, leftOutText, type Entry } from '../../../protocol/file-list.js';
 import type { ListAnswer } from './list-read.js';
 import type { Present } from './local-tree.js';
 import { checkListed, lastSegment, parentOf, rootTargetOf, targetOf, type NameSpec } from './names.js';
@@ -115,6 +115,10 @@ export async function afterListing(run: RunState, op: Op & { t: 'list' }, answer
   const files: Item[] = [];
   let matched = 0;
   for (const e of answer.entries) {
+    if (e.kind === EntryKind.LEFT_OUT) {
+      leftOut(run, spec, e, selectedDirs);
+      continue;
+    }
     if (e.kind !== EntryKind.FILE && e.kind !== EntryKind.DIRECTORY) continue; // a kind from a newer server
     let target = '';
     try {
@@ -166,6 +170,30 @@ export async function afterListing(run: RunState, op: Op & { t: 'list' }, answer
   // Before any byte of these files moves: room for all of them, and for what is still on its way.
   await checkRoom(run.opts.outDir, needed + outstanding, 'the files');
   for (const item of fetch) run.queue.push({ t: 'get', item });
+}
+
+/**
+ * An entry the server names as left out: an unreadable file or directory (in what the NAME selects)
+ * fails, and so is no longer counted as merely left out; anything else is named in the note.
+ */
+function leftOut(run: RunState, spec: NameSpec, e: Entry, selectedDirs: ReadonlySet<string>): void {
+  if (spec.kind === 'glob' && !spec.matcher!(e.name) && !selectedDirs.has(parentOf(e.name))) {
+    return;
+  }
+  const unreadable = e.reason === LeftOutReason.UNREADABLE_FILE || e.reason === LeftOutReason.UNREADABLE_DIRECTORY;
+  if (!unreadable) {
+    run.leftOut.push({ name: e.name, reason: leftOutText(e.reason) });
+    return;
+  }
+  run.skippedByServer -= 1;
+  let where = e.name;
+  try {
+    where = run.tree.pathOf(targetOf(spec, e.name));
+  } catch {
+    // A name we would not save: shown as the server sent it.
+  }
+  const what = e.reason === LeftOutReason.UNREADABLE_DIRECTORY ? `the directory '${sanitize(e.name, 200)}' (nothing in it was fetched)` : `'${sanitize(e.name, 200)}'`;
+  run.fail(undefined, e.name, where, new NetkitError('FORBIDDEN', `${run.target} may not read ${what}: the server left it out`, 'make it readable for the user the server runs as, then fetch again'));
 }
 
 /** Each file's verdict: its directory made (a failure fails its files), what is there looked up in batches. */

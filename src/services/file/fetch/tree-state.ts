@@ -79,6 +79,8 @@ export class RunState {
   /** The retry budget, its back-off, and how many retries were spent. */
   readonly retrier: Retries;
   skippedByServer = 0;
+  /** Entries the server named as left out (and that are not failures), in listing order. */
+  readonly leftOut: Array<{ name: string; reason: string }> = [];
   filesTotal = 0;
   filesDone = 0;
   bytesTotal = 0;
@@ -200,6 +202,7 @@ export class RunState {
       resumed: this.resumed,
       dirs: this.dirs.size,
       skippedByServer: this.skippedByServer,
+      leftOut: this.leftOut,
       bytes: this.bytes,
       received: this.received,
       retries: this.retries,

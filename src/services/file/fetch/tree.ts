@@ -149,7 +149,7 @@ async function loop(run: RunState): Promise<void> {
 
 /** The request for an op: a LIST, or a REQUEST from what its partial file holds (a resumed prefix counts as present). */
 function frameOf(run: RunState, op: Op): FrameBuilder {
-  if (op.t === 'list') return listFrame(op.dir, op.recursive);
+  if (op.t === 'list') return listFrame(op.dir, op.recursive, !op.probe);
   const st = op.item.staged;
   if (!st) {
     op.offset = 0;
