@@ -45,6 +45,8 @@ beforeAll(async () => {
   symlinkSync('/etc/hostname', join(tree, 'link-out'));
   spawnSync('mkfifo', [join(tree, 'fifo')]);
   dirs.forEach((d, i) => utimesSync(join(tree, d), seconds(T + 500_000 + i), seconds(T + 500_000 + i)));
+  chmodSync(tree, 0o750);
+  utimesSync(tree, seconds(T + 600_000), seconds(T + 600_000));
   server = await startServer(['file', 'serve', served, '--host', '127.0.0.1', '--port', '0', '--quiet', '--no-announce']);
 }, 60_000);
 
@@ -73,6 +75,8 @@ describe('a whole directory', () => {
       expect({ p, mode: statSync(p).mode & 0o777, mtime: mtimeMs(p) }).toEqual({ p, mode: f.mode & ~process.umask(), mtime: T + i * 1001 });
     });
     dirs.forEach((d, i) => expect({ d, mtime: mtimeMs(join(out, 'tree', d)) }).toEqual({ d, mtime: T + 500_000 + i }));
+    // The directory the NAME names, too (from the RESPONSE to its LIST).
+    expect({ mode: statSync(join(out, 'tree')).mode & 0o777, mtime: mtimeMs(join(out, 'tree')) }).toEqual({ mode: (0o750 & ~process.umask()) | 0o300, mtime: T + 600_000 });
     expect(lstatSync(join(out, 'tree', 'link-in')).isFile()).toBe(true);
     expect(existsSync(join(out, 'tree', 'link-out'))).toBe(false);
     expect(existsSync(join(out, 'tree', 'fifo'))).toBe(false);

@@ -13,6 +13,8 @@ export interface ListAnswer {
   entries: Entry[];
   /** Entries the server left out (links leaving the served directory, FIFOs, devices, unreadable...). */
   skipped: number;
+  /** The listed directory's own time and permission bits, from the RESPONSE (a server may not send them). */
+  dir?: { mtimeMs: number; mode: number };
 }
 
 /** A LIST request for `dir` ('' is the served directory); `leftOut`: ask the server to name what it leaves out. */
@@ -60,6 +62,6 @@ export async function readListing(sc: SessionConn, seq: number, asked: Asked, fi
     if (!hash.digest().equals(end.sha256)) {
       throw new NetkitError('INTEGRITY', `the listing of '${asked.name}' did not verify: its SHA-256 does not match the server's`, 'run the command again; if it fails again, the network corrupts data');
     }
-    return { entries, skipped: end.skipped };
+    return { entries, skipped: end.skipped, ...(r.mtimeMs !== undefined && r.mode !== undefined ? { dir: { mtimeMs: r.mtimeMs, mode: r.mode } } : {}) };
   }
 }

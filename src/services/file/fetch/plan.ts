@@ -111,6 +111,8 @@ export async function afterListing(run: RunState, op: Op & { t: 'list' }, answer
   const outstanding = run.bytesTotal - run.bytesDone;
   const top = rootTargetOf(spec);
   if (top !== undefined) await run.tree.ensureDir(top).catch((err: unknown) => run.fail(undefined, spec.arg, run.tree.pathOf(top), err));
+  // The directory a NAME names gets its own time and mode too (after everything in it, like the others).
+  if (top !== undefined && top !== '' && spec.kind === 'dir' && answer.dir) run.tops.set(top, answer.dir);
   const selectedDirs = new Set<string>();
   const files: Item[] = [];
   let matched = 0;

@@ -62,6 +62,8 @@ export class RunState {
   readonly planned = new Map<string, string>();
   /** Listed directories (relative to OUT) and the server's time and mode for each. */
   readonly dirs = new Map<string, { mtimeMs: number; mode: number }>();
+  /** The directories NAMEs name (relative to OUT; not counted in `dirs`), with the server's time and mode for each. */
+  readonly tops = new Map<string, { mtimeMs: number; mode: number }>();
   /** Background work (a large file's flush and publish) still running. */
   readonly finishing = new Set<Promise<void>>();
   /** Small files handed to the disk, and the file each one is. */

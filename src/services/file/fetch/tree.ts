@@ -74,7 +74,7 @@ export async function runSet(opts: SetOptions, how: { single?: boolean; filesOnl
 /** After the last file: directories get the server's times and modes (deepest first); what never ended is let go, its partial file kept. */
 async function wrapUp(run: RunState): Promise<void> {
   if (run.preserve && !run.fatal) {
-    const dirs = [...run.dirs.entries()].sort((a, b) => b[0].split('/').length - a[0].split('/').length);
+    const dirs = [...run.dirs.entries(), ...[...run.tops.entries()].filter(([rel]) => !run.dirs.has(rel))].sort((a, b) => b[0].split('/').length - a[0].split('/').length);
     for (const [rel, meta] of dirs) await run.tree.finishDir(rel, meta, run.umask).catch((err: unknown) => run.opts.onNotice?.(err instanceof Error ? err.message : String(err)));
   }
   const fatal = run.fatal;

@@ -42,6 +42,8 @@ export interface Listing {
   entries: AsyncIterable<ListEntry>;
   /** Entries left out so far (the whole count once `entries` is exhausted). */
   skipped(): number;
+  /** The directory listed: its modification time (ms) and permission bits. */
+  dir: { mtimeMs: number; mode: number };
 }
 
 export const MAX_LIST_ENTRIES = 1_000_000;
@@ -239,5 +241,5 @@ export async function listDirectory(root: string, dir: string, opts: ListOptions
   if (!st.isDirectory()) throw refuse('FORBIDDEN', NOT_A_DIRECTORY);
   if (!readable({ mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid) }, 5)) throw refuse('FORBIDDEN', 'permission denied');
   const state: WalkState = { root, opts, readers: opts.readers ?? sharedReaders(), max: opts.maxEntries ?? MAX_LIST_ENTRIES, skipped: 0, yielded: 0, held: 0 };
-  return { entries: { [Symbol.asyncIterator]: () => walk(state, real, segments) }, skipped: () => state.skipped };
+  return { entries: { [Symbol.asyncIterator]: () => walk(state, real, segments) }, skipped: () => state.skipped, dir: { mtimeMs: mtimeMsOf(st), mode: modeOf(st) } };
 }

@@ -46,7 +46,7 @@ export async function prepareList(ctx: ServeContext, req: ListRequest): Promise<
  */
 export async function streamListing(v1: V1, listing: Listing, seq: number | undefined): Promise<Answered> {
   const { socket } = v1.s;
-  socket.write(v1.seal('server', encodeResponse({ status: Status.OK, size: 0, offset: 0, validator: Buffer.alloc(0), message: '' }, v1.proof), seq));
+  socket.write(v1.seal('server', encodeResponse({ status: Status.OK, size: 0, offset: 0, validator: Buffer.alloc(0), message: '', mtimeMs: listing.dir.mtimeMs, mode: listing.dir.mode }, v1.proof), seq));
   const hash = createHash('sha256');
   let count = 0;
   let batch: Buffer[] = [];
