@@ -160,6 +160,15 @@ describe('names, globs and where they land', () => {
   });
 });
 
+/** The first line of the server's log (stderr) that matches `re`, once it is there. */
+async function logLine(srv: Server, re: RegExp): Promise<string> {
+  for (;;) {
+    const m = re.exec(srv.stderr());
+    if (m) return m[0];
+    await once(srv.child.stderr, 'data');
+  }
+}
+
 describe('what the server cannot read (it runs as uid 65534)', () => {
   const why = otherUserUnavailable();
   const skip = why ? ` (skipped: ${why})` : '';
@@ -191,6 +200,10 @@ describe('what the server cannot read (it runs as uid 65534)', () => {
     expect(r.stderr).toMatch(/the server left out 1 entry .*\n {2}pub\/fifo: not a regular file or a directory\n/);
     expect(readFileSync(join(out, 'pub', 'ok.txt'), 'utf8')).toBe('ok');
     expect(existsSync(join(out, 'pub', 'locked.bin'))).toBe(false);
+    // The server's log: the directory asked for as a file is no refusal.
+    const line = await logLine(nobody!, /^.* session of \d+ requests from "pub" .*$/m);
+    expect(line).toMatch(/ ok: \d+ requests: \d+ ok, 1 is-directory$/);
+    expect(line).not.toMatch(/forbidden|refused/);
   });
 
   (why ? test.skip : test)(`--json: the failures and the named left-out entries; a file named on the command line fails alone${skip}`, async () => {
