@@ -254,6 +254,6 @@ describe('file list', () => {
     expect(missing.stderr).toMatch(/has no directory 'nope'/);
     const file = await runNetkit(['file', 'list', 'tree/a.txt', ...at()]);
     expect(file.code).toBe(4);
-    expect(file.stderr).toMatch(/'tree\/a\.txt' is a file, not a directory/);
+    expect(file.stderr).toMatch(/'tree\/a\.txt' is a file, not a directory\n/);
   });
 });
