@@ -52,6 +52,8 @@ export const LeftOutReason = {
   HARD_LINKS: 6,
   /** A directory that vanished, or turned into a link, while the server walked it (its own ENTRY was already sent). */
   GONE: 7,
+  /** A symbolic link leading outside the served directory, to a directory (it could loop), to anything but a regular file, or nowhere. */
+  LINK: 8,
 } as const;
 
 /** What a REASON means, for people. */
@@ -71,6 +73,8 @@ export function leftOutText(reason: number | undefined): string {
       return 'a file with several hard links, which the server refuses';
     case LeftOutReason.GONE:
       return 'the directory vanished or changed while it was listed';
+    case LeftOutReason.LINK:
+      return 'a symbolic link leading outside the served directory, to a directory, or nowhere';
     default:
       return `left out (reason ${reason ?? 'not given'})`;
   }

@@ -96,12 +96,17 @@ describe('listDirectory', () => {
     const { entries, skipped } = await all('', { recursive: true, onLeftOut: (p, r) => named.push([p, r]) });
     expect(entries).toHaveLength(12);
     expect(skipped).toBe(11);
-    // The links (out, to a directory, a loop, dangling, to a FIFO) and the name that is not UTF-8 are only counted.
+    // Only the name that is not UTF-8 cannot be named.
     expect(named).toEqual([
       ['C:drive', LeftOutReason.NAME],
       ['back\\slash', LeftOutReason.NAME],
       ['ctl\u0001name', LeftOutReason.NAME],
+      ['dangling', LeftOutReason.LINK],
       ['fifo', LeftOutReason.SPECIAL],
+      ['link-dir', LeftOutReason.LINK],
+      ['link-fifo', LeftOutReason.LINK],
+      ['link-out', LeftOutReason.LINK],
+      ['photos/loop', LeftOutReason.LINK],
       ['sock', LeftOutReason.SPECIAL],
     ]);
     // Three directories with a FIFO each: 3 entries, 3 left out; a cap of 5 holds the entries, not the names too.

@@ -146,6 +146,7 @@ function classify(state: WalkState, dirReal: string, prefix: string[], raw: List
     if (!readable(raw, 5)) return left(LeftOutReason.UNREADABLE_DIRECTORY);
     return { segments, entry: entry('dir', 0), descend: state.opts.recursive ? `${dirReal === '/' ? '' : dirReal}/${name}` : undefined };
   }
+  if (raw.t === 'link') return left(LeftOutReason.LINK);
   return left(LeftOutReason.SPECIAL); // FIFO, socket, device
 }
 
