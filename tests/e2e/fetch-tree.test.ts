@@ -154,7 +154,7 @@ describe('names, globs and where they land', () => {
     const out = outDir();
     const r = await fetch(['tree/*.nothing', 'tree/missing.txt', 'tree/a.txt', '-o', out]);
     expect(r.code).toBe(16);
-    expect(r.stderr).toMatch(/2 of 3 files failed:\n {2}tree\/\*\.nothing: .*has nothing matching/);
+    expect(r.stderr).toMatch(/1 of 2 files and 1 NAME failed:\n {2}tree\/\*\.nothing: .*has nothing matching/);
     expect(r.stderr).toMatch(/ {2}tree\/missing\.txt: .*has no file 'tree\/missing\.txt'/);
     expect(readdirSync(out)).toEqual(['a.txt']);
   });

@@ -236,9 +236,9 @@ describe('the progress bar', () => {
     child.stdout.setEncoding('utf8').on('data', (d: string) => (text += d));
     const [code] = (await once(child, 'close')) as [number];
     expect(code).toBe(0);
-    expect(text).toMatch(/big\.bin \[[= ]*\] \d+% \| [\d.]+[BKMG]\/96M \| /);
+    expect(text).toMatch(/big\.bin \[[= ]*\] +\d+% \| +[\d.]+[BKMG]\/96M \| /);
     expect(text).toMatch(/ETA /);
-    expect(text).toMatch(/100% \| 96M\/96M/);
+    expect(text).toMatch(/100% \| +96M\/96M/);
     expect(text).toMatch(/saved .*big\.bin \(96M, sha256 [0-9a-f]{64} verified/);
   });
 

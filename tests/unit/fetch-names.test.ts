@@ -3,7 +3,7 @@ import { describe, expect, test } from '@jest/globals';
 import { checkListed, parseName, rootTargetOf, targetOf, unsafePath } from '../../src/services/file/fetch/names.js';
 import { modeString, renderTable } from '../../src/commands/file/list-run.js';
 import { layoutBar } from '../../src/cli/progress.js';
-import { retryLine, setSummary } from '../../src/commands/file/fetch-render.js';
+import { failedWhat, retryLine, setSummary } from '../../src/commands/file/fetch-render.js';
 import { EntryKind } from '../../src/protocol/file-list.js';
 
 describe('parseName', () => {
@@ -68,7 +68,8 @@ describe('paths from the server (zip-slip)', () => {
     ['a\\b', 'a backslash'],
     ['a/\u0000b', 'a control character'],
     ['a/\u009bb', 'a control character'],
-    ['a/\u202eb', 'a control character'],
+    ['a/\u202eb', 'a bidirectional formatting character, U+202E, which makes a name display in another order than it is stored'],
+    ['a/\u2066b', 'a bidirectional formatting character, U+2066, which makes a name display in another order than it is stored'],
     ['a//b', 'an empty or "." segment'],
     ['a/./b', 'an empty or "." segment'],
     ['a/b/', 'an empty or "." segment'],
@@ -127,7 +128,23 @@ describe('the bar and the lines of a set', () => {
 
   test('the retry line of a set counts files and bytes; the summary counts fetched, skipped, failed, resumed', () => {
     expect(retryLine({ reason: 'connection lost', have: 3 * 1024 * 1024, size: 40 * 1024 * 1024, discarded: 0, delayMs: 1000, attempt: 1, of: 5, files: { done: 120, total: 10000 } })).toBe('connection lost after 120/10000 files (3.0M of 40M); retrying in 1s (1/5)');
-    const r = { files: [], fetched: 9986, skipped: 12, failed: 2, resumed: 1, dirs: 100, skippedByServer: 0, bytes: 40e6, received: 40e6, retries: 1, durationMs: 3400, host: 'h', port: 1, session: true };
+    const r = { files: [], fetched: 9986, skipped: 12, failed: 2, unfinished: 0, resumed: 1, dirs: 100, skippedByServer: 0, bytes: 40e6, received: 40e6, retries: 1, durationMs: 3400, host: 'h', port: 1, session: true };
     expect(setSummary(r)).toBe('10000 files in 100 directories: 9986 fetched (38M, every one verified), 12 skipped (already there), 2 failed, 1 resumed; 11M/s in 3.4s, 1 retry\n');
+    expect(failedWhat(r)).toBe('2 of 10000 files');
+  });
+
+  test('the summary when nothing was fetched, when NAMEs or directories failed, and when the fetch stopped early', () => {
+    const base = { files: [], fetched: 0, skipped: 0, failed: 0, unfinished: 0, resumed: 0, dirs: 0, skippedByServer: 0, bytes: 0, received: 0, retries: 0, durationMs: 40, host: 'h', port: 1, session: true };
+    expect(setSummary({ ...base, skipped: 8, dirs: 5 })).toBe('8 files in 5 directories: nothing fetched, 8 skipped (already there); took 40ms\n');
+    expect(setSummary({ ...base, dirs: 1 })).toBe('no files in 1 directory: nothing fetched; took 40ms\n');
+    const fail = (name: string, kind?: 'name' | 'directory') => ({ name, path: name, status: 'failed' as const, error: { code: 'NOT_FOUND', exitCode: 3, message: 'no' }, ...(kind ? { kind } : {}) });
+    const names = { ...base, failed: 3, files: [fail('nope/', 'name'), fail('*.x', 'name'), fail('a.txt')] };
+    expect(setSummary(names)).toBe('1 file: nothing fetched, 1 failed, 2 NAMEs brought nothing; took 40ms\n');
+    expect(failedWhat(names)).toBe('1 of 1 file and 2 NAMEs');
+    const dir = { ...base, fetched: 2, bytes: 2048, received: 2048, failed: 1, files: [fail('d/sub', 'directory')] };
+    expect(setSummary(dir)).toMatch(/^2 files: 2 fetched \(2\.0K, every one verified\), 1 directory failed; /);
+    expect(failedWhat(dir)).toBe('1 directory');
+    const stopped = { ...base, fetched: 20, bytes: 2e6, received: 2e6, failed: 22, unfinished: 19 };
+    expect(setSummary(stopped)).toMatch(/^61 files: 20 fetched \(1\.9M, every one verified\), 22 failed, 19 not fetched \(the fetch stopped\); /);
   });
 });

@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, test } from '@jest/globals';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,9 +16,18 @@ import { tcpTransport } from '../../src/transport/tcp.js';
 import { rejection } from '../helpers/errors.js';
 
 const fakes: net.Server[] = [];
+const temps: string[] = [];
 afterEach(async () => {
   for (const f of fakes.splice(0)) await new Promise((r) => f.close(r));
+  for (const d of temps.splice(0)) rmSync(d, { recursive: true, force: true });
 });
+
+/** An output directory, removed after the test. */
+function outDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'netkit-retry-'));
+  temps.push(d);
+  return d;
+}
 
 /** A v1 server that answers the n-th REQUEST (from 0) with `answers[n]`, written as is. */
 async function scripted(answers: Array<(s: net.Socket, r: Request) => void>): Promise<{ port: number; requests: Request[] }> {
@@ -61,7 +70,7 @@ describe('the file changing while it is sent (a RESPONSE with CHANGED in place o
 
   test('with a retry left: the partial bytes are discarded, it starts over (counted as a retry) and verifies the new version', async () => {
     const srv = await scripted([(s) => s.end(Buffer.concat([ok(old.length), old, changedFrame])), (s) => s.end(Buffer.concat([ok(fresh.length, 0, 'v2'), fresh, encodeTrailer({ sha256: sha(fresh) })]))]);
-    const out = mkdtempSync(join(tmpdir(), 'netkit-retry-'));
+    const out = outDir();
     const retries: RetryNotice[] = [];
     const r = await fetchFrom(srv.port, out, { onRetry: (n) => retries.push(n) });
     expect(r).toMatchObject({ verified: true, size: fresh.length, retries: 1, resumedFrom: 0 });
@@ -73,7 +82,7 @@ describe('the file changing while it is sent (a RESPONSE with CHANGED in place o
 
   test('without one: CHANGED (exit 8), nothing published, nothing kept', async () => {
     const srv = await scripted([(s) => s.end(Buffer.concat([ok(old.length), old, changedFrame]))]);
-    const out = mkdtempSync(join(tmpdir(), 'netkit-retry-'));
+    const out = outDir();
     const err = await rejection(fetchFrom(srv.port, out, { retries: 0 }));
     expect(err.code).toBe('CHANGED');
     expect(err.exitCode).toBe(8);
@@ -93,7 +102,7 @@ describe('what a retry cannot fix stops at once', () => {
       (s) => s.end(Buffer.concat([ok(400_000), body])),
       (s) => s.end(encodeResponse({ status, size: 0, offset: 0, validator: Buffer.alloc(0), message: 'no' })),
     ]);
-    const out = mkdtempSync(join(tmpdir(), 'netkit-retry-'));
+    const out = outDir();
     const retries: RetryNotice[] = [];
     const err = await rejection(fetchFrom(srv.port, out, { onRetry: (n) => retries.push(n) }));
     expect(err.code).toBe(code);
@@ -105,7 +114,7 @@ describe('what a retry cannot fix stops at once', () => {
   test('a wrong SHA-256 is not retried, and nothing is kept', async () => {
     const body = randomBytes(10_000);
     const srv = await scripted([(s) => s.end(Buffer.concat([ok(body.length), body, encodeTrailer({ sha256: Buffer.alloc(32) })]))]);
-    const out = mkdtempSync(join(tmpdir(), 'netkit-retry-'));
+    const out = outDir();
     const err = await rejection(fetchFrom(srv.port, out));
     expect(err.code).toBe('INTEGRITY');
     expect(srv.requests).toHaveLength(1);

@@ -28,15 +28,47 @@ export function retryLine(r: RetryNotice): string {
 
 const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`;
 
+/** The failures of a set by kind: files, NAMEs that brought nothing, listed directories. */
+function failures(r: SetResult): { files: number; names: number; dirs: number } {
+  let names = 0;
+  let dirs = 0;
+  for (const f of r.files) {
+    if (f.status !== 'failed') continue;
+    if (f.kind === 'name') names += 1;
+    else if (f.kind === 'directory') dirs += 1;
+  }
+  return { files: r.failed - names - dirs, names, dirs };
+}
+
+/** The files of the set: those that ended (fetched, skipped, failed) and those the fetch stopped before. */
+function filesOf(r: SetResult): number {
+  return r.fetched + r.skipped + failures(r).files + r.unfinished;
+}
+
 /** `10000 files: 9986 fetched (39M, verified), 12 skipped, 2 failed, 1 resumed; 12M/s in 3.4s, 1 retry`. */
 export function setSummary(r: SetResult): string {
-  const total = r.fetched + r.skipped + r.failed;
-  const parts = [`${r.fetched} fetched (${formatBytes(r.bytes)}, every one verified)`];
+  const failed = failures(r);
+  const total = filesOf(r);
+  const parts = [r.fetched > 0 ? `${r.fetched} fetched (${formatBytes(r.bytes)}, every one verified)` : 'nothing fetched'];
   if (r.skipped > 0) parts.push(`${r.skipped} skipped (already there)`);
-  if (r.failed > 0) parts.push(`${r.failed} failed`);
+  if (failed.files > 0) parts.push(`${failed.files} failed`);
+  if (r.unfinished > 0) parts.push(`${r.unfinished} not fetched (the fetch stopped)`);
   if (r.resumed > 0) parts.push(`${r.resumed} resumed`);
+  if (failed.names > 0) parts.push(`${plural(failed.names, 'NAME')} brought nothing`);
+  if (failed.dirs > 0) parts.push(`${plural(failed.dirs, 'directory', 'directories')} failed`);
   const retried = r.retries > 0 ? `, ${plural(r.retries, 'retry', 'retries')}` : '';
-  return `${plural(total, 'file')}${r.dirs > 0 ? ` in ${plural(r.dirs, 'directory', 'directories')}` : ''}: ${parts.join(', ')}; ${formatRate(r.received, r.durationMs)} in ${formatDuration(r.durationMs)}${retried}\n`;
+  const timing = r.received > 0 ? `${formatRate(r.received, r.durationMs)} in ${formatDuration(r.durationMs)}` : `took ${formatDuration(r.durationMs)}`;
+  return `${total === 0 ? 'no files' : plural(total, 'file')}${r.dirs > 0 ? ` in ${plural(r.dirs, 'directory', 'directories')}` : ''}: ${parts.join(', ')}; ${timing}${retried}\n`;
+}
+
+/** What failed, for the line above the list: `2 of 3900 files`, `1 of 3 files and 1 NAME`, `1 directory`. */
+export function failedWhat(r: SetResult): string {
+  const failed = failures(r);
+  const what: string[] = [];
+  if (failed.files > 0) what.push(`${failed.files} of ${plural(filesOf(r), 'file')}`);
+  if (failed.names > 0) what.push(plural(failed.names, 'NAME'));
+  if (failed.dirs > 0) what.push(plural(failed.dirs, 'directory', 'directories'));
+  return what.length <= 1 ? (what[0] ?? '') : `${what.slice(0, -1).join(', ')} and ${what[what.length - 1]!}`;
 }
 
 /** One line per failed file, for stderr: `  photos/a.jpg: HOST has no file …`. */

@@ -4,13 +4,14 @@ import path from 'node:path';
 import { fetchFile, type FetchResult } from '../../services/file/fetch/session.js';
 import { fetchToStream } from '../../services/file/fetch/to-stream.js';
 import { runSet } from '../../services/file/fetch/tree.js';
+import type { SetResult } from '../../services/file/fetch/set-types.js';
 import { parseName } from '../../services/file/fetch/names.js';
 import { formatBytes, jsonLine, sanitize } from '../../cli/output.js';
 import { createProgressBar, type Progress } from '../../cli/progress.js';
 import { onInterrupt } from '../../cli/signals.js';
-import { NetkitError, errnoOf, isNetkitError } from '../../errors.js';
+import { EXIT_CODES, NetkitError, errnoOf, isNetkitError, type ErrorCode } from '../../errors.js';
 import { setUpClient, type ClientArgs } from './client-setup.js';
-import { failureLines, leftOutLines, retryLine, setJson, setSummary, singleSummary } from './fetch-render.js';
+import { failedWhat, failureLines, leftOutLines, retryLine, setJson, setSummary, singleSummary } from './fetch-render.js';
 
 export { retryLine } from './fetch-render.js';
 
@@ -119,13 +120,15 @@ export async function runFileFetch(o: FetchRunOptions): Promise<void> {
     const r = run.result();
     printed = o.json;
     if (o.json) process.stdout.write(jsonLine(setJson(r, run.fatal)));
-    else if (!o.quiet) process.stdout.write(setSummary(r));
+    // A fetch stopped before any file ended (a refused secret, say) has nothing to count: its error says it all.
+    else if (!o.quiet && !(run.fatal && r.fetched + r.skipped + r.failed === 0)) process.stdout.write(setSummary(r));
     if (r.skippedByServer > 0 && !o.quiet) {
       process.stderr.write(`netkit: the server left out ${r.skippedByServer} ${r.skippedByServer === 1 ? 'entry' : 'entries'} it does not serve (links leaving its directory, links to directories, FIFOs, sockets, devices, unreadable files)\n`);
       process.stderr.write(leftOutLines(r.leftOut ?? []));
     }
-    if (r.failed > 0) process.stderr.write(`netkit: ${r.failed} of ${r.fetched + r.skipped + r.failed} files failed:\n${failureLines(r)}`);
+    if (r.failed > 0) process.stderr.write(`netkit: ${failedWhat(r)} failed:\n${failureLines(r)}`);
     if (run.fatal) throw run.fatal;
+    if (r.failed > 0 && r.fetched + r.skipped === 0) throw nothingArrived(r);
     if (r.failed > 0) {
       throw new NetkitError('PARTIAL', `${r.fetched + r.skipped} ${r.fetched + r.skipped === 1 ? 'file is' : 'files are'} there (${formatBytes(r.bytes)} fetched), ${r.failed} failed (listed above)`, 'fix what is listed (or use --force for files that differ), then run the same command again: what is there is skipped');
     }
@@ -140,7 +143,22 @@ export async function runFileFetch(o: FetchRunOptions): Promise<void> {
   }
 }
 
+/**
+ * A set where nothing is there and something failed is no partial success: it exits with the code its
+ * failures share (3 when every NAME was missing), or 1 when their codes differ.
+ */
+function nothingArrived(r: SetResult): NetkitError {
+  const failures = r.files.filter((f) => f.status === 'failed');
+  const codes = new Set(failures.map((f) => f.error?.exitCode));
+  const first = failures[0]?.error?.code;
+  const code: ErrorCode = codes.size === 1 && first !== undefined && first in EXIT_CODES ? (first as ErrorCode) : 'FAILED';
+  const why = codes.size === 1 ? '' : ' for different reasons';
+  return new NetkitError(code, `nothing arrived (${r.failed} failed${why}, listed above)`, 'fix what is listed, then run the same command again');
+}
+
 function printSingle(result: FetchResult, o: FetchRunOptions, toStdout: boolean): void {
-  if (o.json) process.stdout.write(jsonLine({ ok: true, ...result, durationMs: Math.round(result.durationMs) }));
+  // A file skipped by size and time was never hashed: no sha256 rather than an empty one.
+  const { sha256, ...rest } = result;
+  if (o.json) process.stdout.write(jsonLine({ ok: true, ...rest, ...(sha256 === '' ? {} : { sha256 }), durationMs: Math.round(result.durationMs) }));
   else if (!o.quiet) (toStdout ? process.stderr : process.stdout).write(toStdout ? `netkit: ${singleSummary(result).replace(/^saved - /, 'wrote stdout ')}` : singleSummary(result));
 }

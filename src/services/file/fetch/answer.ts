@@ -292,7 +292,7 @@ async function compareWithLocal(run: RunState, item: Item, digest: Buffer): Prom
   if (here.equals(digest)) {
     const meta = metaOf(run, item);
     if (meta.mtimeMs !== undefined) await fsp.lutimes(run.tree.pathOf(item.target), timeFor(meta.mtimeMs), timeFor(meta.mtimeMs)).catch(() => undefined);
-    run.skip(item, 'same SHA-256');
+    run.skip(item, 'same SHA-256', digest);
     return 'same';
   }
   if (run.opts.force) return 'replace';

@@ -10,6 +10,8 @@ import type { HandshakeNonces } from '../../../protocol/auth.js';
 export interface Asked {
   target: string;
   name: string;
+  /** A directory was asked for (a LIST), so a missing one is said to be a directory. */
+  directory?: boolean;
 }
 
 /** The file changed on the server: at the resume request (its validator no longer matches) or while it was sent. */
@@ -80,7 +82,7 @@ export function throwRefusal(r: Response, c: Asked): never {
   const name = sanitize(c.name, 200);
   switch (r.status) {
     case Status.NOT_FOUND:
-      throw new NetkitError('NOT_FOUND', `${c.target} has no file '${name}'${said}`, 'check the name: it is relative to the directory the server serves');
+      throw new NetkitError('NOT_FOUND', `${c.target} has no ${c.directory ? 'directory' : 'file'} '${name}'${said}`, 'check the name: it is relative to the directory the server serves');
     case Status.FORBIDDEN:
       throw new NetkitError('FORBIDDEN', `${c.target} refused '${name}'${said}`, 'only regular files inside the served directory can be fetched');
     case Status.BAD_REQUEST:

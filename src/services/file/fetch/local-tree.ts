@@ -40,6 +40,10 @@ function describe(st: fs.BigIntStats): string {
   return 'not a regular file';
 }
 
+function notADirectory(abs: string, st: fs.BigIntStats): NetkitError {
+  return new NetkitError('PERMISSION', `${sanitize(abs)} is ${describe(st)}, not a directory: refusing to save anything through it`, 'move it out of the way, or choose another --out');
+}
+
 /**
  * The directories of one fetch under OUT. Each is made with mkdir(2) one segment at a time and then
  * checked with lstat(2): it must be a real directory, never a symbolic link, so nothing is ever
@@ -48,6 +52,9 @@ function describe(st: fs.BigIntStats): string {
  */
 export class LocalTree {
   private readonly dirs = new Map<string, Promise<void>>();
+  private readonly checks = new Map<string, Promise<'dir' | 'none'>>();
+  /** Directories checkDir found missing (nothing in them to look up) and not made since. */
+  private readonly absent = new Set<string>();
   private readonly made = new Set<string>();
   private readonly mine = new Set<string>();
 
@@ -72,6 +79,39 @@ export class LocalTree {
     return p;
   }
 
+  /**
+   * Look at the directory `rel` without creating anything (before the room for a listing is known):
+   * 'dir' when it is a real directory, 'none' when it, or a directory above it, does not exist yet.
+   * Anything else on the way (a symbolic link, a file) throws what ensureDir would.
+   */
+  checkDir(rel: string): Promise<'dir' | 'none'> {
+    if (rel === '') return Promise.resolve('dir');
+    const made = this.dirs.get(rel);
+    if (made) return made.then(() => 'dir');
+    let p = this.checks.get(rel);
+    if (!p) {
+      const parent = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
+      p = this.checkDir(parent).then(async (up) => {
+        if (up === 'dir') {
+          const abs = this.pathOf(rel);
+          let st;
+          try {
+            st = await fsp.lstat(abs, { bigint: true });
+          } catch (err) {
+            if (errnoOf(err) !== 'ENOENT') throw fsError(err, `cannot check ${abs}`);
+          }
+          if (st && !st.isDirectory()) throw notADirectory(abs, st);
+          if (st) return 'dir';
+        }
+        this.absent.add(rel);
+        return 'none';
+      });
+      this.checks.set(rel, p);
+      p.catch(() => this.checks.delete(rel));
+    }
+    return p;
+  }
+
   private async makeOne(rel: string): Promise<void> {
     const abs = this.pathOf(rel);
     try {
@@ -80,6 +120,8 @@ export class LocalTree {
     } catch (err) {
       if (errnoOf(err) !== 'EEXIST') throw fsError(err, `cannot create ${abs}`);
     }
+    this.absent.delete(rel);
+    this.checks.delete(rel);
     let st;
     try {
       st = await fsp.lstat(abs, { bigint: true });
@@ -88,7 +130,7 @@ export class LocalTree {
     }
     if (!st.isDirectory()) {
       this.made.delete(rel);
-      throw new NetkitError('PERMISSION', `${sanitize(abs)} is ${describe(st)}, not a directory: refusing to save anything through it`, 'move it out of the way, or choose another --out');
+      throw notADirectory(abs, st);
     }
     const me = process.getuid?.();
     if (this.made.has(rel) && me !== undefined && Number(st.uid) === me && (st.mode & 0o022n) === 0n) this.mine.add(rel);
@@ -111,7 +153,7 @@ export class LocalTree {
   /** What sits at `target` now (never following a symbolic link). */
   async present(target: string): Promise<Present> {
     const dir = target.includes('/') ? target.slice(0, target.lastIndexOf('/')) : '';
-    if (dir !== '' && this.madeHere(dir)) return { kind: 'none' };
+    if (dir !== '' && (this.madeHere(dir) || this.absent.has(dir))) return { kind: 'none' };
     let st;
     try {
       st = await fsp.lstat(this.pathOf(target), { bigint: true });
@@ -127,14 +169,14 @@ export class LocalTree {
 
   /**
    * What sits at each target, looked up by `lstatMany` (the writer thread, in one message per batch);
-   * a target in a directory this fetch made is known to be free.
+   * a target in a directory this fetch made, or that checkDir found missing, is known to be free.
    */
   async presentMany(targets: readonly string[], lstatMany: (paths: string[]) => Promise<Found[]>): Promise<Present[]> {
     const out: Present[] = targets.map(() => ({ kind: 'none' }));
     const ask: number[] = [];
     targets.forEach((t, i) => {
       const dir = t.includes('/') ? t.slice(0, t.lastIndexOf('/')) : '';
-      if (dir === '' || !this.madeHere(dir)) ask.push(i);
+      if (dir === '' || !(this.madeHere(dir) || this.absent.has(dir))) ask.push(i);
     });
     for (let at = 0; at < ask.length; at += 2048) {
       const slice = ask.slice(at, at + 2048);

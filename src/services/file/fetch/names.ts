@@ -94,12 +94,13 @@ export function rootTargetOf(spec: NameSpec): string | undefined {
   return spec.rename ?? lastSegment(spec.remote);
 }
 
-// C0 and C1 controls, DEL, and the bidi overrides and isolates: never part of a name netkit writes.
-const UNSAFE_CHARS = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+// C0 and C1 controls and DEL; the bidi embeddings, overrides and isolates: never part of a name netkit writes.
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+const BIDI_CHARS = /[\u202a-\u202e\u2066-\u2069]/;
 
 /**
  * Why a path received from the server must not be used (zip-slip), or undefined when it is a plain
- * relative path: not empty, not absolute, no drive letter, no backslash, no control character, no
+ * relative path: not empty, not absolute, no drive letter, no backslash, no control character or bidi override, no
  * empty, `.` or `..` segment, no segment longer than 255 bytes.
  */
 export function unsafePath(p: string): string | undefined {
@@ -107,7 +108,9 @@ export function unsafePath(p: string): string | undefined {
   if (p.startsWith('/')) return 'an absolute path';
   if (/^[A-Za-z]:/.test(p)) return 'a drive letter';
   if (p.includes('\\')) return 'a backslash';
-  if (UNSAFE_CHARS.test(p)) return 'a control character';
+  if (CONTROL_CHARS.test(p)) return 'a control character';
+  const bidi = BIDI_CHARS.exec(p);
+  if (bidi) return `a bidirectional formatting character, U+${bidi[0].codePointAt(0)!.toString(16).toUpperCase()}, which makes a name display in another order than it is stored`;
   for (const s of p.split('/')) {
     if (s === '' || s === '.') return 'an empty or "." segment';
     if (s === '..') return 'a ".." segment';
@@ -125,8 +128,10 @@ export function checkListed(listed: string, dir: string, target: string): string
   if (why !== undefined) throw new NetkitError('PROTOCOL', `the server sent the path '${sanitize(listed, 200)}' (${why}); refused, nothing written for it`);
   const local = unsafePath(target);
   if (local !== undefined) throw new NetkitError('PROTOCOL', `the server's path '${sanitize(listed, 200)}' would be saved as '${sanitize(target, 200)}' (${local}); refused`);
-  if (target.split('/')[0] === STAGING_DIR) {
-    throw new NetkitError('PROTOCOL', `the server's path '${sanitize(listed, 200)}' would be saved in ${STAGING_DIR}, where netkit keeps partial downloads; refused`);
+  // At any depth: OUT/d/.netkit is the staging directory of a later fetch with --out OUT/d, and a
+  // netkit server never lists one.
+  if (listed.split('/').includes(STAGING_DIR) || target.split('/').includes(STAGING_DIR)) {
+    throw new NetkitError('PROTOCOL', `the server's path '${sanitize(listed, 200)}' would be saved in a ${STAGING_DIR} directory, where netkit keeps partial downloads; refused, nothing written for it`);
   }
   return listed;
 }

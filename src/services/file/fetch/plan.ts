@@ -35,6 +35,7 @@ export async function initialOps(run: RunState, specs: NameSpec[]): Promise<void
       continue;
     }
     const target = plainTarget(spec);
+    if (!claimable(run, spec, target)) continue;
     if ((await run.tree.present(target)).kind === 'none') {
       const item = newItem(spec, spec.remote, target, 'name');
       item.replace = run.opts.force === true;
@@ -44,6 +45,22 @@ export async function initialOps(run: RunState, specs: NameSpec[]): Promise<void
       run.queue.push({ t: 'list', spec, dir: parentOf(spec.remote), recursive: false, probe: true });
     }
   }
+}
+
+/**
+ * Whether a plain NAME may take its target: not when another NAME already lands there (the same server
+ * file asked twice, which is fetched once; or another one, which fails this NAME).
+ */
+function claimable(run: RunState, spec: NameSpec, target: string): boolean {
+  const earlier = run.planned.get(target) ?? run.probing.get(target);
+  if (earlier === undefined) {
+    run.probing.set(target, spec.remote);
+    return true;
+  }
+  if (earlier !== spec.remote) {
+    run.fail(undefined, spec.arg, run.tree.pathOf(target), new NetkitError('USAGE', `'${sanitize(spec.remote, 200)}' would be saved as ${run.tree.pathOf(target)}, like '${sanitize(earlier, 200)}'`, 'fetch them in two runs, into different --out directories (or name one with -o NEWNAME)'));
+  }
+  return false;
 }
 
 /** What to do about a file given what is at its target: fetch, skip, compare after fetching, or fail. */
@@ -110,7 +127,17 @@ export async function afterListing(run: RunState, op: Op & { t: 'list' }, answer
   run.skippedByServer += answer.skipped;
   const outstanding = run.bytesTotal - run.bytesDone;
   const top = rootTargetOf(spec);
-  if (top !== undefined) await run.tree.ensureDir(top).catch((err: unknown) => run.fail(undefined, spec.arg, run.tree.pathOf(top), err));
+  // Directories to make once the room is known to be there (nothing is created before that).
+  const makeDirs: Array<{ rel: string; name: string; kind: 'name' | 'directory' }> = [];
+  const wantDir = async (rel: string, name: string, kind: 'name' | 'directory'): Promise<void> => {
+    try {
+      await run.tree.checkDir(rel);
+      makeDirs.push({ rel, name, kind });
+    } catch (err) {
+      run.fail(undefined, name, run.tree.pathOf(rel), err, kind);
+    }
+  };
+  if (top !== undefined) await wantDir(top, spec.arg, 'name');
   // The directory a NAME names gets its own time and mode too (after everything in it, like the others).
   if (top !== undefined && top !== '' && spec.kind === 'dir' && answer.dir) run.tops.set(top, answer.dir);
   const selectedDirs = new Set<string>();
@@ -127,7 +154,7 @@ export async function afterListing(run: RunState, op: Op & { t: 'list' }, answer
       target = targetOf(spec, e.name);
       checkListed(e.name, op.dir, target);
     } catch (err) {
-      run.fail(undefined, e.name, target === '' ? e.name : run.tree.pathOf(target), err);
+      run.fail(undefined, e.name, target === '' ? e.name : run.tree.pathOf(target), err, e.kind === EntryKind.DIRECTORY ? 'directory' : undefined);
       continue;
     }
     if (spec.kind === 'glob') {
@@ -137,9 +164,14 @@ export async function afterListing(run: RunState, op: Op & { t: 'list' }, answer
       if (e.kind === EntryKind.DIRECTORY) selectedDirs.add(e.name);
     }
     matched += 1;
+    const clash = fileAndDir(run, target, e.kind === EntryKind.DIRECTORY);
+    if (clash !== undefined) {
+      run.fail(undefined, e.name, run.tree.pathOf(target), new NetkitError('PROTOCOL', `the server listed ${clash} both as a directory and as a file; refused, nothing written for '${sanitize(e.name, 200)}'`), e.kind === EntryKind.DIRECTORY ? 'directory' : undefined);
+      continue;
+    }
     if (e.kind === EntryKind.DIRECTORY) {
       run.dirs.set(target, { mtimeMs: e.mtimeMs, mode: e.mode });
-      await run.tree.ensureDir(target).catch((err: unknown) => run.fail(undefined, e.name, run.tree.pathOf(target), err));
+      await wantDir(target, e.name, 'directory');
       continue;
     }
     const earlier = run.planned.get(target);
@@ -152,7 +184,7 @@ export async function afterListing(run: RunState, op: Op & { t: 'list' }, answer
     files.push(item);
   }
   if (spec.kind === 'glob' && matched === 0) {
-    run.fail(undefined, spec.arg, run.tree.pathOf(''), new NetkitError('NOT_FOUND', `${run.target} has nothing matching '${sanitize(spec.arg, 200)}'`, 'globs match below their fixed part; dotfiles match only an explicit dot'));
+    run.fail(undefined, spec.arg, run.tree.pathOf(''), new NetkitError('NOT_FOUND', `${run.target} has nothing matching '${sanitize(spec.arg, 200)}'`, 'globs match below their fixed part; dotfiles match only an explicit dot'), 'name');
     return;
   }
   const verdicts = await decideAll(run, files);
@@ -169,9 +201,18 @@ export async function afterListing(run: RunState, op: Op & { t: 'list' }, answer
       needed += Math.max(0, (item.size ?? 0) - (await leftoverBytes(run, item)));
     }
   }
-  // Before any byte of these files moves: room for all of them, and for what is still on its way.
+  // Before any byte of these files moves, and before any directory is made: room for all of them,
+  // and for what is still on its way.
   await checkRoom(run.opts.outDir, needed + outstanding, 'the files');
-  for (const item of fetch) run.queue.push({ t: 'get', item });
+  for (const d of makeDirs) await run.tree.ensureDir(d.rel).catch((err: unknown) => run.fail(undefined, d.name, run.tree.pathOf(d.rel), err, d.kind));
+  const made = new Map<string, unknown>();
+  for (const item of fetch) {
+    const dir = parentOf(item.target);
+    if (!made.has(dir)) made.set(dir, await run.tree.ensureDir(dir).then(() => undefined, (err: unknown) => err ?? new Error('cannot make the directory')));
+    const failed = made.get(dir);
+    if (failed !== undefined) run.fail(item, item.remote, run.tree.pathOf(item.target), failed);
+    else run.queue.push({ t: 'get', item });
+  }
 }
 
 /**
@@ -195,16 +236,27 @@ function leftOut(run: RunState, spec: NameSpec, e: Entry, selectedDirs: Readonly
     // A name we would not save: shown as the server sent it.
   }
   const what = e.reason === LeftOutReason.UNREADABLE_DIRECTORY ? `the directory '${sanitize(e.name, 200)}' (nothing in it was fetched)` : `'${sanitize(e.name, 200)}'`;
-  run.fail(undefined, e.name, where, new NetkitError('FORBIDDEN', `${run.target} may not read ${what}: the server left it out`, 'make it readable for the user the server runs as, then fetch again'));
+  run.fail(undefined, e.name, where, new NetkitError('FORBIDDEN', `${run.target} may not read ${what}: the server left it out`, 'make it readable for the user the server runs as, then fetch again'), e.reason === LeftOutReason.UNREADABLE_DIRECTORY ? 'directory' : undefined);
 }
 
-/** Each file's verdict: its directory made (a failure fails its files), what is there looked up in batches. */
+/**
+ * A hostile (or changing) listing can name one path both as a file and as a directory: the target
+ * itself (`d/w` twice) or a directory above it (`d/y` a file, `d/y/z` below it). Returns that path
+ * (quoted, for a message) when the entry clashes with what is already planned.
+ */
+function fileAndDir(run: RunState, target: string, dir: boolean): string | undefined {
+  if (dir ? run.planned.has(target) : run.dirs.has(target)) return run.tree.pathOf(target);
+  for (let p = parentOf(target); p !== ''; p = parentOf(p)) if (run.planned.has(p)) return run.tree.pathOf(p);
+  return undefined;
+}
+
+/** Each file's verdict: its directory checked, not made (a failure fails its files), what is there looked up in batches. */
 async function decideAll(run: RunState, files: Item[]): Promise<Array<'fetch' | 'skip' | 'compare' | Error>> {
   const out: Array<'fetch' | 'skip' | 'compare' | Error> = new Array(files.length);
   const dirs = new Map<string, Error | undefined>();
   for (const item of files) {
     const dir = parentOf(item.target);
-    if (!dirs.has(dir)) dirs.set(dir, await run.tree.ensureDir(dir).then(() => undefined, (err: unknown) => (err instanceof Error ? err : new Error(String(err)))));
+    if (!dirs.has(dir)) dirs.set(dir, await run.tree.checkDir(dir).then(() => undefined, (err: unknown) => (err instanceof Error ? err : new Error(String(err)))));
   }
   const ok = files.map((item, i) => {
     const failed = dirs.get(parentOf(item.target));

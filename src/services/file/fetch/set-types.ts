@@ -62,6 +62,8 @@ export interface FileOutcome {
   reason?: string;
   /** failed: the error. */
   error?: { code: string; exitCode: number; message: string };
+  /** failed, when it was not a file: a NAME that brought nothing (a missing directory, a glob matching nothing), or a listed directory. */
+  kind?: 'name' | 'directory';
 }
 
 export interface SetResult {
@@ -69,7 +71,10 @@ export interface SetResult {
   files: FileOutcome[];
   fetched: number;
   skipped: number;
+  /** Failures: files, and NAMEs or directories (their outcome's `kind` says so). */
   failed: number;
+  /** Files of the set that never ended: the fetch stopped first (interrupted, disk full, retries used up). */
+  unfinished: number;
   /** Files that continued an earlier run's partial download. */
   resumed: number;
   /** Directories created or confirmed. */

@@ -163,6 +163,10 @@ export class SmallFiles {
   private async outcome(f: SmallFile, r: WriteResult): Promise<SmallOutcome> {
     if (r.ok) return { kind: 'published' };
     if (r.exists) return this.appeared(f);
+    if (r.step === 'name' && (r.errno === 'EISDIR' || r.errno === 'ENOTDIR')) {
+      const what = r.errno === 'EISDIR' ? 'a directory has that name' : 'something on its path is not a directory';
+      return { kind: 'failed', error: new NetkitError('EXISTS', `cannot save ${r.path}: ${what}`, 'the server may list the name both as a directory and as a file; move what is in the way, or choose another --out') };
+    }
     const err = Object.assign(new Error(r.message), { code: r.errno });
     return { kind: 'failed', error: fsError(err, r.step === 'name' ? `cannot create ${r.path}` : `cannot write ${r.path}`) };
   }
@@ -171,6 +175,7 @@ export class SmallFiles {
   private async appeared(f: SmallFile): Promise<SmallOutcome> {
     const final = this.tree.pathOf(f.target);
     const there = await this.tree.present(f.target).catch(() => undefined);
+    if (there?.kind === 'dir') return { kind: 'failed', error: new NetkitError('EXISTS', `cannot save ${final}: a directory has that name`, 'the server may list the name both as a directory and as a file; move what is in the way, or choose another --out') };
     if (there?.kind === 'file' && there.size === f.size) {
       const same = await this.tree.hashOf(f.target).then((h) => h.equals(f.sha256), () => false);
       if (same) return { kind: 'same' };

@@ -60,6 +60,8 @@ export class RunState {
   readonly outcomes: FileOutcome[] = [];
   /** target -> remote of every file planned, so two names never land on one target. */
   readonly planned = new Map<string, string>();
+  /** target -> remote of every plain NAME taken by initialOps (planned, or waiting for its probe). */
+  readonly probing = new Map<string, string>();
   /** Listed directories (relative to OUT) and the server's time and mode for each. */
   readonly dirs = new Map<string, { mtimeMs: number; mode: number }>();
   /** The directories NAMEs name (relative to OUT; not counted in `dirs`), with the server's time and mode for each. */
@@ -166,15 +168,16 @@ export class RunState {
     this.progress(true);
   }
 
-  /** A file that failed (or a NAME that resolved to nothing). */
-  fail(item: Item | undefined, name: string, target: string, err: unknown): void {
+  /** A file that failed, or (`kind`) a NAME that resolved to nothing or a listed directory. */
+  fail(item: Item | undefined, name: string, target: string, err: unknown, kind?: 'name' | 'directory'): void {
     const e = isNetkitError(err) ? err : new NetkitError('FAILED', err instanceof Error ? err.message : String(err));
     if (this.single && item) this.singleError = err;
-    this.end(item, { name, path: target, status: 'failed', size: item?.size, error: { code: e.code, exitCode: e.exitCode, message: e.message } });
+    this.end(item, { name, path: target, status: 'failed', size: item?.size, error: { code: e.code, exitCode: e.exitCode, message: e.message }, ...(kind ? { kind } : {}) });
   }
 
-  skip(item: Item, reason: string): void {
-    this.end(item, { name: item.remote, path: this.tree.pathOf(item.target), status: 'skipped', size: item.size, reason });
+  /** A file already there; `sha256` when its content was compared (and so is known). */
+  skip(item: Item, reason: string, sha256?: Buffer): void {
+    this.end(item, { name: item.remote, path: this.tree.pathOf(item.target), status: 'skipped', size: item.size, ...(sha256 ? { sha256: sha256.toString('hex') } : {}), reason });
   }
 
   /** Body bytes arrived. */
@@ -201,6 +204,7 @@ export class RunState {
       fetched: this.fetched,
       skipped: this.skipped,
       failed: this.failed,
+      unfinished: Math.max(0, this.filesTotal - this.filesDone),
       resumed: this.resumed,
       dirs: this.dirs.size,
       skippedByServer: this.skippedByServer,

@@ -30,7 +30,7 @@ export const WINDOW = 64;
  */
 export async function runSet(opts: SetOptions, how: { single?: boolean; filesOnly?: boolean } = {}): Promise<RunState> {
   if (opts.rename !== undefined && opts.names.length !== 1) throw new NetkitError('USAGE', '-o NEWNAME names one file or directory; with several NAMEs, -o must be an existing directory');
-  const specs: NameSpec[] = opts.names.map((n) => parseName(n, opts.rename));
+  const specs: NameSpec[] = uniqueNames(opts.names.map((n) => parseName(n, opts.rename)), opts.onNotice);
   if (opts.rename !== undefined && specs[0]!.kind === 'glob') throw new NetkitError('USAGE', '-o NEWNAME cannot name what a glob matches; -o must be an existing directory');
   // Every local name the NAMEs give (`.netkit`, a name too long) is checked before anything is created in OUT.
   for (const spec of specs) {
@@ -45,7 +45,7 @@ export async function runSet(opts: SetOptions, how: { single?: boolean; filesOnl
     const item = run!.smallItems.get(f)!;
     run!.smallItems.delete(f);
     if (outcome.kind === 'published') run!.end(item, { name: item.remote, path: tree.pathOf(item.target), status: 'fetched', size: f.size, sha256: f.sha256.toString('hex'), resumedFrom: 0 });
-    else if (outcome.kind === 'same') run!.skip(item, 'an identical copy appeared meanwhile');
+    else if (outcome.kind === 'same') run!.skip(item, 'an identical copy appeared meanwhile', f.sha256);
     else {
       if (outcome.error.code === 'DISK_FULL') run!.fatal ??= outcome.error;
       run!.fail(item, item.remote, tree.pathOf(item.target), outcome.error);
@@ -69,6 +69,23 @@ export async function runSet(opts: SetOptions, how: { single?: boolean; filesOnl
     await wrapUp(run);
   }
   return run;
+}
+
+/** The NAMEs less those that ask the server for the same thing as an earlier one (`run.sh ./run.sh`): each is fetched once, and said so once. */
+function uniqueNames(specs: NameSpec[], notice: ((message: string) => void) | undefined): NameSpec[] {
+  const first = new Map<string, NameSpec>();
+  const said = new Set<string>();
+  return specs.filter((spec) => {
+    const key = `${spec.kind === 'glob' ? `glob:${spec.pattern!}` : spec.remote}`;
+    const earlier = first.get(key);
+    if (earlier === undefined) {
+      first.set(key, spec);
+      return true;
+    }
+    if (!said.has(key)) notice?.(spec.arg === earlier.arg ? `'${sanitize(spec.arg, 200)}' is given more than once: fetched once` : `'${sanitize(spec.arg, 200)}' names the same as '${sanitize(earlier.arg, 200)}' on the server: fetched once`);
+    said.add(key);
+    return false;
+  });
 }
 
 /** After the last file: directories get the server's times and modes (deepest first); what never ended is let go, its partial file kept. */
@@ -106,7 +123,7 @@ function setFailure(run: RunState, err: NetkitError): NetkitError {
   if (err.code === 'INTERRUPTED' || err.code === 'TERMINATED') return new NetkitError(err.code, `interrupted: ${progress}; run the same command to fetch the rest`);
   const network = ['PEER_CLOSED', 'TIMEOUT', 'CONNECT_REFUSED', 'UNREACHABLE', 'HOST_NOT_FOUND'].includes(err.code);
   // Before the first byte moved (not enough room, say), the message needs no progress report.
-  if (!run.reached || (!network && run.retries === 0 && there === 0 && kept === '')) return err;
+  if (!run.reached || (!network && run.retries === 0 && there === 0 && kept === '' && run.received === 0)) return err;
   const again = 'run the same command again: what is there is skipped, partial downloads resume';
   const hint = network || err.hint === undefined ? again : ['BUSY', 'DISK_FULL', 'LOCAL_IO'].includes(err.code) ? `${err.hint}; then ${again}` : err.hint;
   return new NetkitError(err.code, `${err.message}${afterRetries(run.retries, err)}; ${progress}`, hint, { cause: err });
@@ -230,7 +247,7 @@ const sentOn = new WeakMap<SessionConn, boolean>();
 /** An older server (no SESSION flag) cannot list: a probe becomes a plain request, anything else fails. */
 async function unsupportedList(run: RunState, op: Op & { t: 'list' }): Promise<void> {
   if (op.probe) return afterProbe(run, op, undefined);
-  run.fail(undefined, op.spec.arg, run.tree.pathOf(''), new NetkitError('PROTOCOL', `${run.target} is an older netkit server that cannot list directories, so '${sanitize(op.spec.arg, 200)}' cannot be fetched from it`, 'name each file, or upgrade netkit on the server'));
+  run.fail(undefined, op.spec.arg, run.tree.pathOf(''), new NetkitError('PROTOCOL', `${run.target} is an older netkit server that cannot list directories, so '${sanitize(op.spec.arg, 200)}' cannot be fetched from it`, 'name each file, or upgrade netkit on the server'), 'name');
 }
 
 /** One connection: the HELLO (with the first request when there is no secret), then answers in order while the window refills. */
@@ -317,20 +334,20 @@ async function attempt(run: RunState): Promise<void> {
 
 /** The answer to a LIST: a probe tells what a NAME is, a listing plans its files; a refusal fails that NAME only. */
 async function answerList(run: RunState, sc: SessionConn, op: Op & { t: 'list' }): Promise<void> {
-  const asked = { target: run.target, name: op.dir === '' ? '.' : op.dir };
+  const asked = { target: run.target, name: op.dir === '' ? '.' : op.dir, directory: !op.probe };
   let answer;
   try {
     answer = await readListing(sc, op.seq!, asked);
   } catch (err) {
     if (isNetkitError(err) && err.code === 'TOO_LARGE' && !sc.socket.destroyed) {
       // Our own cap: the rest of the listing is still on its way, so the connection cannot go on.
-      run.fail(undefined, op.spec.arg, run.tree.pathOf(''), err);
+      run.fail(undefined, op.spec.arg, run.tree.pathOf(''), err, 'name');
       sc.destroy();
       throw new Reconnect();
     }
     if (runLevel(err)) throw err;
     if (op.probe) return afterProbe(run, op, undefined);
-    run.fail(undefined, op.spec.arg, run.tree.pathOf(''), err);
+    run.fail(undefined, op.spec.arg, run.tree.pathOf(''), err, 'name');
     return;
   }
   if (op.probe) return afterProbe(run, op, answer);

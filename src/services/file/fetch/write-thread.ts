@@ -126,6 +126,7 @@ export function writerThread(require: (id: string) => unknown): void {
         }
       } catch (err) {
         results[i] = (err as NodeJS.ErrnoException).code === 'EEXIST' ? { ok: false, exists: true } : fail('name', j.final, err);
+        if (j.rename) fs.rmSync(j.temp, { force: true }); // a rename that failed leaves it (link's path removes it above)
       }
     });
     if (g.durable) {

@@ -16,13 +16,20 @@ function refuse(code: 'FORBIDDEN' | 'BAD_REQUEST' | 'NOT_FOUND', message: string
   return new NetkitError(code, message);
 }
 
+/**
+ * The name of the directory where `netkit file fetch` keeps partial downloads (its staging directory).
+ * A served directory may hold one (someone fetched into it); it is never listed or served: its files
+ * are another fetch's unfinished work, and a client that saved them would adopt them as its own.
+ */
+export const STAGING_NAME = '.netkit';
+
 // C0 and C1 controls, DEL, and bidi overrides (they make a logged name lie about itself).
 const FORBIDDEN_CHARS = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/u;
 
 /**
  * Check a requested name and split it into path segments. Pure: no file-system access.
  * Rules: relative, '/'-separated; no '..' segment; '.' and empty segments are dropped; no backslash,
- * no drive letter, no control characters. No percent-decoding or Unicode folding happens: the name is
+ * no drive letter, no control characters, no `.netkit` segment. No percent-decoding or Unicode folding happens: the name is
  * matched byte for byte, so "%2e%2e" is a literal file name and stays inside the jail.
  */
 export function normaliseName(name: string): string[] {
@@ -37,12 +44,15 @@ export function normaliseName(name: string): string[] {
  * itself: returns [] for it.
  */
 export function normaliseDir(name: string): string[] {
-  if (FORBIDDEN_CHARS.test(name)) throw refuse('BAD_REQUEST', 'name contains control characters');
+  if (FORBIDDEN_CHARS.test(name)) {
+    throw refuse('BAD_REQUEST', /[\u202a-\u202e\u2066-\u2069]/u.test(name) ? 'name contains a bidirectional formatting character (it would display in another order than it is stored)' : 'name contains control characters');
+  }
   if (name.includes('\\')) throw refuse('FORBIDDEN', 'name contains a backslash');
   if (/^[A-Za-z]:/.test(name)) throw refuse('FORBIDDEN', 'name starts with a drive letter');
   if (name.startsWith('/')) throw refuse('FORBIDDEN', 'absolute paths are not served');
   const segments = name.split('/').filter((s) => s !== '' && s !== '.');
   if (segments.some((s) => s === '..')) throw refuse('FORBIDDEN', "'..' segments are not allowed");
+  if (segments.some((s) => s === STAGING_NAME)) throw refuse('FORBIDDEN', `${STAGING_NAME} holds netkit's partial downloads and is not served`);
   return segments;
 }
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { NetkitError, errnoOf } from '../../../errors.js';
 import { MAX_NAME_BYTES } from '../../../protocol/file-frames.js';
 import { LeftOutReason } from '../../../protocol/file-list.js';
-import { inside, isRequestableName, normaliseDir } from './jail.js';
+import { STAGING_NAME, inside, isRequestableName, normaliseDir } from './jail.js';
 import { sharedReaders, type ListOutcome, type ListedEntry, type ReaderPool } from './reader-pool.js';
 
 /** One listed entry. `path` is relative to the served directory and can be requested as is. */
@@ -121,6 +121,7 @@ function tooLarge(max: number): NetkitError {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+const STAGING_BYTES = Buffer.from(STAGING_NAME);
 
 /** What one directory entry becomes: an item, or what the jail leaves out (undefined when no NAME could carry it). */
 function classify(state: WalkState, dirReal: string, prefix: string[], raw: ListedEntry): Item | LeftOut | undefined {
@@ -192,6 +193,7 @@ async function* walk(state: WalkState, dirReal: string, prefix: string[], read?:
       } catch {
         continue;
       }
+      if (name === STAGING_NAME) continue;
       reads.set(i, state.readers.list(state.root, `${dirReal === '/' ? '' : dirReal}/${name}`, state.max - state.held));
     }
   };
@@ -201,6 +203,7 @@ async function* walk(state: WalkState, dirReal: string, prefix: string[], read?:
     entries[i] = undefined;
     state.held -= 1;
     if (raw.t === 'dir' && opts.recursive) readAhead(++sub);
+    if (STAGING_BYTES.equals(raw.name)) continue; // a fetch's staging directory: left out, not even counted
     const item = classify(state, dirReal, prefix, raw);
     if (!item || !('entry' in item)) {
       leaveOut(state, item);
