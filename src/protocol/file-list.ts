@@ -44,16 +44,14 @@ export const LeftOutReason = {
   UNREADABLE_DIRECTORY: 2,
   /** A FIFO, socket or device. */
   SPECIAL: 3,
-  /** A name a REQUEST would be refused for (a control character, a backslash, a drive letter). */
-  NAME: 4,
   /** A file larger than 2^53 - 1 bytes. */
-  TOO_LARGE: 5,
+  TOO_LARGE: 4,
   /** A file with more than one hard link, on a server that refuses them. */
-  HARD_LINKS: 6,
+  HARD_LINKS: 5,
   /** A directory that vanished, or turned into a link, while the server walked it (its own ENTRY was already sent). */
-  GONE: 7,
+  GONE: 6,
   /** A symbolic link leading outside the served directory, to a directory (it could loop), to anything but a regular file, or nowhere. */
-  LINK: 8,
+  LINK: 7,
 } as const;
 
 /** What a REASON means, for people. */
@@ -65,8 +63,6 @@ export function leftOutText(reason: number | undefined): string {
       return 'the server may not read this directory: nothing in it was listed';
     case LeftOutReason.SPECIAL:
       return 'not a regular file or a directory';
-    case LeftOutReason.NAME:
-      return 'a name a request cannot carry';
     case LeftOutReason.TOO_LARGE:
       return 'larger than 2^53 - 1 bytes';
     case LeftOutReason.HARD_LINKS:

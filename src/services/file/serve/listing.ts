@@ -135,7 +135,8 @@ function classify(state: WalkState, dirReal: string, prefix: string[], raw: List
   const rel = segments.join('/');
   if (Buffer.byteLength(rel) > MAX_NAME_BYTES) return undefined;
   const left = (reason: number): LeftOut => ({ path: rel, reason });
-  if (!isRequestableName(segments)) return left(LeftOutReason.NAME);
+  // A name a REQUEST would refuse (control characters, bidi overrides...) is not sent to anyone, not even as left out.
+  if (!isRequestableName(segments)) return undefined;
   const entry = (type: 'file' | 'dir', size: number): ListEntry => ({ path: rel, type, size, mtimeMs: raw.mtimeMs, mode: raw.mode });
   if (raw.t === 'file') {
     if (raw.size < 0) return left(LeftOutReason.TOO_LARGE);
