@@ -52,6 +52,8 @@ export const Tag = {
   SKIPPED: 0x0f,
   /** The HMAC carried last in REQUEST (client proof), RESPONSE (server proof) and TRAILER. */
   AUTH_MAC: 0x10,
+  /** ENTRY of KIND LEFT_OUT: u8, why the server left the entry out (a LeftOutReason). */
+  REASON: 0x20,
 } as const;
 
 /** HELLO flag bits. Unknown bits are ignored by readers. */

@@ -24,24 +24,71 @@ import { checkMode, readMode } from './file-v1.js';
 export const ListFlag = {
   /** Every entry below the directory, not only those directly in it. */
   RECURSIVE: 0x1,
+  /** Name what is left out: an ENTRY of KIND LEFT_OUT, with a REASON, for each entry the server can name (docs/protocol.md 2.10). */
+  LEFT_OUT: 0x2,
 } as const;
 
 /** ENTRY KIND values. A reader skips an entry of a kind it does not know (it still counts in COUNT and the hash). */
 export const EntryKind = {
   FILE: 1,
   DIRECTORY: 2,
+  /** Not served, sent only to a LIST with the LEFT_OUT flag: NAME and REASON say what and why (SIZE, MTIME, MODE 0). */
+  LEFT_OUT: 3,
 } as const;
+
+/** REASON values of a LEFT_OUT entry. A reader shows an unknown value as a number. */
+export const LeftOutReason = {
+  /** A regular file the server may not read (its permission bits). */
+  UNREADABLE_FILE: 1,
+  /** A directory the server may not read or search: nothing below it is listed. */
+  UNREADABLE_DIRECTORY: 2,
+  /** A FIFO, socket or device. */
+  SPECIAL: 3,
+  /** A file larger than 2^53 - 1 bytes. */
+  TOO_LARGE: 4,
+  /** A file with more than one hard link, on a server that refuses them. */
+  HARD_LINKS: 5,
+  /** A directory that vanished, or turned into a link, while the server walked it (its own ENTRY was already sent). */
+  GONE: 6,
+  /** A symbolic link leading outside the served directory, to a directory (it could loop), to anything but a regular file, or nowhere. */
+  LINK: 7,
+} as const;
+
+/** What a REASON means, for people. */
+export function leftOutText(reason: number | undefined): string {
+  switch (reason) {
+    case LeftOutReason.UNREADABLE_FILE:
+      return 'the server may not read it';
+    case LeftOutReason.UNREADABLE_DIRECTORY:
+      return 'the server may not read this directory: nothing in it was listed';
+    case LeftOutReason.SPECIAL:
+      return 'not a regular file or a directory';
+    case LeftOutReason.TOO_LARGE:
+      return 'larger than 2^53 - 1 bytes';
+    case LeftOutReason.HARD_LINKS:
+      return 'a file with several hard links, which the server refuses';
+    case LeftOutReason.GONE:
+      return 'the directory vanished or changed while it was listed';
+    case LeftOutReason.LINK:
+      return 'a symbolic link leading outside the served directory, to a directory, or nowhere';
+    default:
+      return `left out (reason ${reason ?? 'not given'})`;
+  }
+}
 
 export interface ListRequest {
   /** Root-relative directory; '' is the served directory itself. */
   name: string;
   recursive: boolean;
+  /** Ask for LEFT_OUT entries (the LEFT_OUT flag). */
+  leftOut?: boolean;
 }
 
 export function encodeList(l: ListRequest, extra: readonly Field[] = []): Buffer {
   const name = Buffer.from(l.name, 'utf8');
   if (name.length > MAX_NAME_BYTES) throw new NetkitError('USAGE', `a directory name must be at most ${MAX_NAME_BYTES} bytes long`);
-  return encodeFrame(FrameType.LIST, [[Tag.NAME, name], [Tag.FLAGS, u32(l.recursive ? ListFlag.RECURSIVE : 0)], ...extra]);
+  const flags = (l.recursive ? ListFlag.RECURSIVE : 0) | (l.leftOut ? ListFlag.LEFT_OUT : 0);
+  return encodeFrame(FrameType.LIST, [[Tag.NAME, name], [Tag.FLAGS, u32(flags)], ...extra]);
 }
 
 export function decodeList(frame: Frame): ListRequest {
@@ -50,7 +97,7 @@ export function decodeList(frame: Frame): ListRequest {
   if (nameBytes && nameBytes.length > MAX_NAME_BYTES) throw protocolError(`the listed name must be at most ${MAX_NAME_BYTES} bytes`);
   const flagBytes = f.get(Tag.FLAGS)?.value;
   const flags = flagBytes ? readU32(flagBytes, 'LIST flags') : 0;
-  return { name: nameBytes ? readText(nameBytes, 'the listed name') : '', recursive: (flags & ListFlag.RECURSIVE) !== 0 };
+  return { name: nameBytes ? readText(nameBytes, 'the listed name') : '', recursive: (flags & ListFlag.RECURSIVE) !== 0, ...((flags & ListFlag.LEFT_OUT) !== 0 ? { leftOut: true } : {}) };
 }
 
 export interface Entry {
@@ -64,30 +111,41 @@ export interface Entry {
   mtimeMs: number;
   /** Permission bits, st_mode & 0o7777. */
   mode: number;
+  /** KIND LEFT_OUT: why (a LeftOutReason; other values may come from newer servers). */
+  reason?: number;
 }
 
 export function encodeEntry(e: Entry): Buffer {
   const name = Buffer.from(e.name, 'utf8');
   if (name.length === 0 || name.length > MAX_NAME_BYTES) throw new NetkitError('INTERNAL', `an entry name must be 1 to ${MAX_NAME_BYTES} bytes long`);
-  return encodeFrame(FrameType.ENTRY, [
+  const fields: Field[] = [
     [Tag.NAME, name],
     [Tag.KIND, Buffer.from([e.kind])],
     [Tag.SIZE, u64(e.size)],
     [Tag.MTIME, u64(e.mtimeMs)],
     [Tag.MODE, u32(checkMode(e.mode))],
-  ]);
+  ];
+  if (e.reason !== undefined) fields.push([Tag.REASON, Buffer.from([e.reason])]);
+  return encodeFrame(FrameType.ENTRY, fields);
+}
+
+/** The ENTRY naming an entry the server left out (sent only to a LIST with the LEFT_OUT flag). */
+export function encodeLeftOut(name: string, reason: number): Buffer {
+  return encodeEntry({ name, kind: EntryKind.LEFT_OUT, size: 0, mtimeMs: 0, mode: 0, reason });
 }
 
 export function decodeEntry(frame: Frame): Entry {
   const f = expectType(frame, FrameType.ENTRY, 'ENTRY');
   const name = required(f, Tag.NAME, 'the entry name');
   if (name.length === 0 || name.length > MAX_NAME_BYTES) throw protocolError(`an entry name must be 1 to ${MAX_NAME_BYTES} bytes`);
+  const reason = f.get(Tag.REASON)?.value;
   return {
     name: readText(name, 'the entry name'),
     kind: readU8(required(f, Tag.KIND, 'the entry kind'), 'the entry kind'),
     size: readU64(required(f, Tag.SIZE, 'the entry size'), 'the entry size'),
     mtimeMs: readU64(required(f, Tag.MTIME, 'the entry modification time'), 'the entry modification time'),
     mode: readMode(required(f, Tag.MODE, 'the entry mode')),
+    ...(reason ? { reason: readU8(reason, 'the reason an entry was left out') } : {}),
   };
 }
 

@@ -210,7 +210,7 @@ describe('round trips', () => {
 });
 
 describe('servers that are not what they should be', () => {
-  test('an older server (one request per connection): named files arrive, one connection each; a directory fails with the reason', async () => {
+  test('an older server (one request per connection): named files arrive, one connection each; a directory fails with the reason; a rerun skips the files already there', async () => {
     const tree: FakeFile[] = [
       { name: 'a.txt', data: Buffer.from('a') },
       { name: 'b.txt', data: Buffer.from('b') },
@@ -223,7 +223,12 @@ describe('servers that are not what they should be', () => {
       expect(r.code).toBe(16);
       expect(readdirSync(out).sort()).toEqual(['a.txt', 'b.txt']);
       expect(fake.connections()).toBe(3);
-      expect(r.stderr).toMatch(/ {2}d: .*refused 'd': is a directory/);
+      expect(r.stderr).toMatch(/ {2}d: .*is an older netkit server that cannot list directories, so 'd' \(a directory there\) cannot be fetched from it/);
+      // Again: the files already there are skipped (compared without a listing), the directory fails the same way.
+      const again = await runNetkit(['file', 'fetch', 'a.txt', 'b.txt', 'd', '-H', `127.0.0.1:${fake.port}`, '-o', out, '--json']);
+      expect(again.code).toBe(16);
+      expect(JSON.parse(again.stdout)).toMatchObject({ fetched: 0, skipped: 2, failed: 1 });
+      expect(again.stdout).not.toMatch(/already exists/);
     } finally {
       await fake.close();
     }

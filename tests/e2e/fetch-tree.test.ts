@@ -45,6 +45,8 @@ beforeAll(async () => {
   symlinkSync('/etc/hostname', join(tree, 'link-out'));
   spawnSync('mkfifo', [join(tree, 'fifo')]);
   dirs.forEach((d, i) => utimesSync(join(tree, d), seconds(T + 500_000 + i), seconds(T + 500_000 + i)));
+  chmodSync(tree, 0o750);
+  utimesSync(tree, seconds(T + 600_000), seconds(T + 600_000));
   server = await startServer(['file', 'serve', served, '--host', '127.0.0.1', '--port', '0', '--quiet', '--no-announce']);
 }, 60_000);
 
@@ -64,7 +66,7 @@ describe('a whole directory', () => {
     const r = await fetch(['tree', '-o', out]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^8 files in 5 directories: 8 fetched \([\d.]+M, every one verified\); /m);
-    expect(r.stderr).toMatch(/the server left out 2 entries/);
+    expect(r.stderr).toMatch(/the server left out 2 entries .*\n {2}tree\/fifo: not a regular file or a directory\n {2}tree\/link-out: a symbolic link leading outside the served directory, to a directory, or nowhere\n/);
     const diff = spawnSync('diff', ['-r', '-x', 'link-out', '-x', 'fifo', join(served, 'tree'), join(out, 'tree')], { encoding: 'utf8' });
     expect(diff.stdout + diff.stderr).toBe('');
     expect(diff.status).toBe(0);
@@ -73,6 +75,8 @@ describe('a whole directory', () => {
       expect({ p, mode: statSync(p).mode & 0o777, mtime: mtimeMs(p) }).toEqual({ p, mode: f.mode & ~process.umask(), mtime: T + i * 1001 });
     });
     dirs.forEach((d, i) => expect({ d, mtime: mtimeMs(join(out, 'tree', d)) }).toEqual({ d, mtime: T + 500_000 + i }));
+    // The directory the NAME names, too (from the RESPONSE to its LIST).
+    expect({ mode: statSync(join(out, 'tree')).mode & 0o777, mtime: mtimeMs(join(out, 'tree')) }).toEqual({ mode: (0o750 & ~process.umask()) | 0o300, mtime: T + 600_000 });
     expect(lstatSync(join(out, 'tree', 'link-in')).isFile()).toBe(true);
     expect(existsSync(join(out, 'tree', 'link-out'))).toBe(false);
     expect(existsSync(join(out, 'tree', 'fifo'))).toBe(false);
@@ -156,38 +160,75 @@ describe('names, globs and where they land', () => {
   });
 });
 
-describe('a file the server cannot read', () => {
+/** The first line of the server's log (stderr) that matches `re`, once it is there. */
+async function logLine(srv: Server, re: RegExp): Promise<string> {
+  for (;;) {
+    const m = re.exec(srv.stderr());
+    if (m) return m[0];
+    await once(srv.child.stderr, 'data');
+  }
+}
+
+describe('what the server cannot read (it runs as uid 65534)', () => {
   const why = otherUserUnavailable();
-  (why ? test.skip : test)(`is left out of the listing; named, it fails alone with exit 16 and its reason, also in --json${why ? ` (skipped: ${why})` : ''}`, async () => {
-    const dir = join(base, 'locked');
-    mkdirSync(join(dir, 'pub'), { recursive: true });
+  const skip = why ? ` (skipped: ${why})` : '';
+  let dir: string;
+  let nobody: Server | undefined;
+  beforeAll(async () => {
+    if (why) return;
+    dir = join(base, 'locked');
+    mkdirSync(join(dir, 'pub', 'a', 'b'), { recursive: true });
     writeFileSync(join(dir, 'pub', 'ok.txt'), 'ok');
     writeFileSync(join(dir, 'pub', 'locked.bin'), 'secret');
+    writeFileSync(join(dir, 'pub', 'a', 'b', 'inside.txt'), 'hidden');
+    spawnSync('mkfifo', [join(dir, 'pub', 'fifo')]);
     chmodSync(join(dir, 'pub', 'locked.bin'), 0o000);
+    chmodSync(join(dir, 'pub', 'a', 'b'), 0o000);
     chmodSync(dir, 0o755);
-    const srv = spawn('setpriv', ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', process.execPath, BIN, 'file', 'serve', dir, '--host', '127.0.0.1', '--port', '0', '--quiet', '--no-announce']);
-    try {
-      let line = '';
-      srv.stdout.setEncoding('utf8');
-      const port = await new Promise<number>((resolve, reject) => {
-        srv.stdout.on('data', (d: string) => {
-          line += d;
-          const m = /^listening tcp \S+:(\d+)$/m.exec(line);
-          if (m) resolve(Number(m[1]));
-        });
-        srv.once('exit', () => reject(new Error('server exited')));
-      });
-      const out = outDir();
-      const r = await fetch(['pub', 'pub/locked.bin', '-o', out, '--json'], port);
-      expect(r.code).toBe(16);
-      const j = JSON.parse(r.stdout);
-      expect(j).toMatchObject({ ok: false, fetched: 1, failed: 1, skippedByServer: 1 });
-      expect(j.failures).toEqual([expect.objectContaining({ name: 'pub/locked.bin', code: 'FORBIDDEN', exitCode: 4 })]);
-      expect(r.stderr).toMatch(/1 of 2 files failed:\n {2}pub\/locked\.bin: .*refused 'pub\/locked\.bin'/);
-      expect(readFileSync(join(out, 'pub', 'ok.txt'), 'utf8')).toBe('ok');
-    } finally {
-      srv.kill('SIGKILL');
-    }
+    nobody = await startServer(['file', 'serve', dir, '--host', '127.0.0.1', '--port', '0', '--no-announce'], { prefix: ['setpriv', '--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups'] });
+  });
+  afterAll(async () => {
+    await nobody?.stop('SIGKILL');
+  });
+
+  (why ? test.skip : test)(`a tree fetch names the unreadable file and directory as failures (exit 16), and the FIFO it left out${skip}`, async () => {
+    const out = outDir();
+    const r = await fetch(['pub', '-o', out], nobody!.port);
+    expect(r.code).toBe(16);
+    expect(r.stderr).toMatch(/ {2}pub\/locked\.bin: 127\.0\.0\.1:\d+ may not read 'pub\/locked\.bin': the server left it out/);
+    expect(r.stderr).toMatch(/ {2}pub\/a\/b: 127\.0\.0\.1:\d+ may not read the directory 'pub\/a\/b' \(nothing in it was fetched\)/);
+    expect(r.stderr).toMatch(/the server left out 1 entry .*\n {2}pub\/fifo: not a regular file or a directory\n/);
+    expect(readFileSync(join(out, 'pub', 'ok.txt'), 'utf8')).toBe('ok');
+    expect(existsSync(join(out, 'pub', 'locked.bin'))).toBe(false);
+    // The server's log: the directory asked for as a file is no refusal.
+    const line = await logLine(nobody!, /^.* session of \d+ requests from "pub" .*$/m);
+    expect(line).toMatch(/ ok: \d+ requests: \d+ ok, 1 is-directory$/);
+    expect(line).not.toMatch(/forbidden|refused/);
+  });
+
+  (why ? test.skip : test)(`--json: the failures and the named left-out entries; a file named on the command line fails alone${skip}`, async () => {
+    const out = outDir();
+    const r = await fetch(['pub', 'pub/locked.bin', '-o', out, '--json'], nobody!.port);
+    expect(r.code).toBe(16);
+    const j = JSON.parse(r.stdout);
+    expect(j).toMatchObject({ ok: false, fetched: 1, failed: 3, skippedByServer: 1, leftOut: [{ name: 'pub/fifo', reason: 'not a regular file or a directory' }] });
+    expect(j.failures).toHaveLength(3);
+    expect(j.failures).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ name: 'pub/a/b', path: join(out, 'pub', 'a', 'b'), code: 'FORBIDDEN', exitCode: 4 }),
+        expect.objectContaining({ name: 'pub/locked.bin', path: join(out, 'pub', 'locked.bin'), code: 'FORBIDDEN', exitCode: 4 }),
+        expect.objectContaining({ name: 'pub/locked.bin', path: join(out, 'locked.bin'), code: 'FORBIDDEN', exitCode: 4 }),
+      ]),
+    );
+    expect(r.stderr).toMatch(/ {2}pub\/locked\.bin: .*refused 'pub\/locked\.bin'/);
+    expect(readFileSync(join(out, 'pub', 'ok.txt'), 'utf8')).toBe('ok');
+  });
+
+  (why ? test.skip : test)(`a glob fails only the unreadable entries it selects${skip}`, async () => {
+    const out = outDir();
+    const r = await fetch(['pub/*.txt', '-o', out, '--json'], nobody!.port);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ fetched: 1, failed: 0 });
   });
 });
 
@@ -213,6 +254,6 @@ describe('file list', () => {
     expect(missing.stderr).toMatch(/has no directory 'nope'/);
     const file = await runNetkit(['file', 'list', 'tree/a.txt', ...at()]);
     expect(file.code).toBe(4);
-    expect(file.stderr).toMatch(/'tree\/a\.txt' is a file, not a directory/);
+    expect(file.stderr).toMatch(/'tree\/a\.txt' is a file, not a directory\n/);
   });
 });

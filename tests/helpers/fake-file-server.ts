@@ -15,6 +15,8 @@ export interface FakeFile {
 export interface FakeOptions {
   /** Answer the SESSION flag (default true); false behaves like a netkit server from before sessions. */
   session?: boolean;
+  /** Send MTIME and MODE in a RESPONSE (default: with sessions only; netkit servers from before sessions sent neither). */
+  responseMeta?: boolean;
   /** Replace the listing of `dir` (entries sent as given: a hostile server). */
   listing?: (dir: string, recursive: boolean) => Entry[] | undefined;
   /** Data to send for a file instead of its own (the TRAILER still carries the hash of `data`): a lying server. */
@@ -79,6 +81,7 @@ export async function fakeFileServer(files: FakeFile[], opts: FakeOptions = {}):
   const sockets = new Set<net.Socket>();
   let connections = 0;
   const session = opts.session !== false;
+  const responseMeta = opts.responseMeta ?? session;
   const server = net.createServer({ allowHalfOpen: true }, (s) => {
     const connection = connections++;
     sockets.add(s);
@@ -137,7 +140,7 @@ export async function fakeFileServer(files: FakeFile[], opts: FakeOptions = {}):
           continue;
         }
         const validator = Buffer.from('v1');
-        const head = encodeResponse({ status: Status.OK, size: file.data.length, offset: r.offset, validator, message: '', mtimeMs: file.mtimeMs ?? 1_700_000_000_000, mode: file.mode ?? 0o644 });
+        const head = encodeResponse({ status: Status.OK, size: file.data.length, offset: r.offset, validator, message: '', ...(responseMeta ? { mtimeMs: file.mtimeMs ?? 1_700_000_000_000, mode: file.mode ?? 0o644 } : {}) });
         const body = (opts.body?.(file.name) ?? file.data).subarray(r.offset);
         end(Buffer.concat([head, body, encodeTrailer({ sha256: createHash('sha256').update(file.data).digest() })]));
       }

@@ -3,7 +3,7 @@ import { describe, expect, test } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import { MAC_PLACEHOLDER, checkFrame, sealFrame } from '../../src/protocol/auth-frames.js';
 import { deriveKey } from '../../src/protocol/auth.js';
-import { EntryKind, ListFlag, decodeEnd, decodeEntry, decodeList, encodeEnd, encodeEntry, encodeList } from '../../src/protocol/file-list.js';
+import { EntryKind, LeftOutReason, ListFlag, decodeEnd, decodeEntry, decodeList, encodeEnd, encodeEntry, encodeLeftOut, encodeList, leftOutText } from '../../src/protocol/file-list.js';
 import {
   FrameReader,
   FrameType,
@@ -42,9 +42,9 @@ const entries = [
 describe('LIST, ENTRY, END', () => {
   test('round trips; an absent or empty NAME is the root; unknown FLAGS bits are ignored', () => {
     expect(decodeList(frame(encodeList({ name: 'photos/2024', recursive: true })))).toEqual({ name: 'photos/2024', recursive: true });
-    expect(decodeList(frame(encodeList({ name: '', recursive: false })))).toEqual({ name: '', recursive: false });
+    expect(decodeList(frame(encodeList({ name: '', recursive: false, leftOut: true })))).toEqual({ name: '', recursive: false, leftOut: true });
     expect(decodeList(frame(encodeFrame(FrameType.LIST, [])))).toEqual({ name: '', recursive: false });
-    expect(decodeList(frame(encodeFrame(FrameType.LIST, [[Tag.FLAGS, Buffer.from([0xff, 0, 0, 0x02])]])))).toEqual({ name: '', recursive: false });
+    expect(decodeList(frame(encodeFrame(FrameType.LIST, [[Tag.FLAGS, Buffer.from([0xff, 0, 0, 0x04])]])))).toEqual({ name: '', recursive: false });
     expect(decodeList(frame(encodeFrame(FrameType.LIST, [[Tag.FLAGS, Buffer.from([0, 0, 0, ListFlag.RECURSIVE | 0x80])]]))).recursive).toBe(true);
     for (const e of entries) expect(decodeEntry(frame(encodeEntry(e)))).toEqual(e);
     const end = { count: 3, skipped: 2, sha256: randomBytes(32) };
@@ -96,6 +96,28 @@ describe('LIST, ENTRY, END', () => {
     const r = encodeFrame(FrameType.REQUEST, [[Tag.NAME, Buffer.from('x')], [Tag.KIND, Buffer.alloc(3)], [Tag.COUNT, Buffer.alloc(1)]]);
     expect(decodeRequest(frame(r)).name).toBe('x');
     expect(decodeHello(frame(encodeFrame(FrameType.HELLO, [[Tag.NONCE, Buffer.alloc(32)], [Tag.MODE, Buffer.alloc(1)]]))).flags).toBe(0);
+  });
+});
+
+describe('LEFT_OUT entries (the LIST flag LEFT_OUT)', () => {
+  test('the flag is LIST bit 1; KIND 3 with a REASON round-trips; the documented bytes', () => {
+    expect([ListFlag.LEFT_OUT, EntryKind.LEFT_OUT, Tag.REASON]).toEqual([2, 3, 0x20]);
+    expect(encodeList({ name: 'pub', recursive: true, leftOut: true }).toString('hex')).toBe('05000d' + '030003707562' + '02000400000003');
+    const bytes = encodeLeftOut('pub/locked.bin', LeftOutReason.UNREADABLE_FILE);
+    expect(bytes.toString('hex')).toBe(
+      '060036' + '03000e' + Buffer.from('pub/locked.bin').toString('hex') + '0b000103' + '0700080000000000000000' + '0c00080000000000000000' + '0d000400000000' + '20000101',
+    );
+    expect(decodeEntry(frame(bytes))).toEqual({ name: 'pub/locked.bin', kind: 3, size: 0, mtimeMs: 0, mode: 0, reason: 1 });
+    expect(Object.values(LeftOutReason)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(leftOutText(LeftOutReason.SPECIAL)).toBe('not a regular file or a directory');
+    expect(leftOutText(200)).toBe('left out (reason 200)');
+  });
+
+  test('an entry without REASON has none; a REASON of 2 bytes is malformed; other frames skip the tag', () => {
+    expect('reason' in decodeEntry(frame(encodeEntry(entries[0]!)))).toBe(false);
+    const bad = encodeFrame(FrameType.ENTRY, [[Tag.NAME, Buffer.from('x')], [Tag.KIND, Buffer.from([3])], [Tag.SIZE, Buffer.alloc(8)], [Tag.MTIME, Buffer.alloc(8)], [Tag.MODE, Buffer.alloc(4)], [Tag.REASON, Buffer.alloc(2)]]);
+    expect(codeOf(() => decodeEntry(frame(bad)))).toBe('PROTOCOL');
+    expect(decodeRequest(frame(encodeFrame(FrameType.REQUEST, [[Tag.NAME, Buffer.from('x')], [Tag.REASON, Buffer.alloc(5)]]))).name).toBe('x');
   });
 });
 

@@ -6,6 +6,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetkitError } from '../../src/errors.js';
+import { LeftOutReason } from '../../src/protocol/file-list.js';
 import { openInJail } from '../../src/services/file/serve/jail.js';
 import { NOT_A_DIRECTORY, listDirectory, listEntryJson, readableBy, type ListEntry, type ListOptions } from '../../src/services/file/serve/listing.js';
 
@@ -88,6 +89,37 @@ describe('listDirectory', () => {
     ]);
     // link-out, link-dir, photos/loop, dangling, fifo, link-fifo, ctl\1name, back\slash, C:drive, n\xffn, sock.
     expect(skipped).toBe(11);
+  });
+
+  test('onLeftOut names, in listing order, each entry left out that a NAME can carry, with its reason; each counts against the cap', async () => {
+    const named: Array<[string, number]> = [];
+    const { entries, skipped } = await all('', { recursive: true, onLeftOut: (p, r) => named.push([p, r]) });
+    expect(entries).toHaveLength(12);
+    expect(skipped).toBe(11);
+    // Names a REQUEST would refuse (control characters, a backslash, a drive letter) and the one that is not UTF-8 are only counted.
+    expect(named).toEqual([
+      ['dangling', LeftOutReason.LINK],
+      ['fifo', LeftOutReason.SPECIAL],
+      ['link-dir', LeftOutReason.LINK],
+      ['link-fifo', LeftOutReason.LINK],
+      ['link-out', LeftOutReason.LINK],
+      ['photos/loop', LeftOutReason.LINK],
+      ['sock', LeftOutReason.SPECIAL],
+    ]);
+    // Three directories with a FIFO each: 3 entries, 3 left out; a cap of 5 holds the entries, not the names too.
+    const fifos = join(base, 'fifos');
+    for (const d of ['d1', 'd2', 'd3']) {
+      mkdirSync(join(fifos, d), { recursive: true });
+      execFileSync('mkfifo', [join(fifos, d, 'f')]);
+    }
+    const list = async (o: ListOptions): Promise<number> => {
+      let n = 0;
+      for await (const _ of (await listDirectory(realpathSync(fifos), '', o)).entries) n += 1;
+      return n;
+    };
+    await expect(list({ recursive: true, maxEntries: 5 })).resolves.toBe(3);
+    await expect(list({ recursive: true, maxEntries: 5, onLeftOut: () => undefined })).rejects.toMatchObject({ code: 'TOO_LARGE' });
+    await expect(list({ recursive: true, maxEntries: 6, onLeftOut: () => undefined })).resolves.toBe(3);
   });
 
   test('sizes, modes and modification times are those of the file (of the target for a link in)', async () => {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { deriveKey } from '../../src/protocol/auth.js';
-import { EntryKind, encodeList } from '../../src/protocol/file-list.js';
+import { EntryKind, LeftOutReason, encodeList } from '../../src/protocol/file-list.js';
 import { FrameType, HelloFlag, Status, encodeFrame, encodeRequest, Tag } from '../../src/protocol/file-v1.js';
 import { FailureThrottle } from '../../src/services/limits.js';
 import { startFileServer, type FileServer, type ServeOptions, type TransferLog } from '../../src/services/file/serve/index.js';
@@ -90,6 +90,26 @@ describe('LIST', () => {
     await s.closedByServer();
   });
 
+  test('the LEFT_OUT flag: what is left out comes as KIND 3 entries with a REASON, in order, in COUNT and the hash; without it, none; the RESPONSE carries the directory\'s MTIME and MODE', async () => {
+    const { server } = await serve();
+    const s = await open(server.port);
+    s.send([{ list: '' }, { raw: encodeList({ name: '', recursive: false, leftOut: true }), as: 'list' }]);
+    s.end();
+    const [plain, named] = [list(await s.next()), list(await s.next())];
+    const st = lstatSync(root, { bigint: true });
+    expect(named.response).toMatchObject({ status: Status.OK, mtimeMs: Number(st.mtimeNs / 1_000_000n), mode: Number(st.mode & 0o7777n) });
+    expect(plain.entries.filter((e) => e.kind === EntryKind.LEFT_OUT)).toEqual([]);
+    expect(named.entries.filter((e) => e.kind !== EntryKind.LEFT_OUT)).toEqual(plain.entries);
+    expect(named.entries.map((e) => e.name)).toEqual(['big.bin', 'empty', 'fifo', 'link-in', 'link-out', 'photos', 'run.sh', 'ünï.txt']);
+    expect(named.entries.filter((e) => e.kind === EntryKind.LEFT_OUT)).toEqual([
+      { name: 'fifo', kind: EntryKind.LEFT_OUT, size: 0, mtimeMs: 0, mode: 0, reason: LeftOutReason.SPECIAL },
+      { name: 'link-out', kind: EntryKind.LEFT_OUT, size: 0, mtimeMs: 0, mode: 0, reason: LeftOutReason.LINK },
+    ]);
+    expect(plain.end).toMatchObject({ count: plain.entries.length, skipped: 2 });
+    expect(named.end).toEqual({ count: plain.entries.length + 2, skipped: 2, sha256: createHash('sha256').update(Buffer.concat(named.entryFrames)).digest() });
+    await s.closedByServer();
+  });
+
   test('a LIST of a file is NOT_DIRECTORY, of nothing NOT_FOUND, outside FORBIDDEN; not recursive lists one level', async () => {
     const { server } = await serve();
     const s = await open(server.port);
@@ -155,7 +175,7 @@ describe('pipelined session', () => {
     const log = await logged();
     expect(log).toMatchObject({ protocol: 'v1', requests: 310, outcome: 'ok', name: 'photos/p000.txt' });
     expect(log.bytes).toBe(names.reduce((n, name) => n + statSync(join(root, name)).size, 0) + big.length + 18);
-    expect(log.detail).toMatch(/^310 requests: 304 ok, 1 not-found, 3 forbidden, 1 bad-request, 1 changed \(first refused: nope.txt: no such file\)$/);
+    expect(log.detail).toMatch(/^310 requests: 304 ok, 1 not-found, 1 is-directory, 1 bad-request, 2 forbidden, 1 changed \(first refused: nope.txt: no such file\)$/);
   });
 
   test('a resume inside a session: small and large files from an offset, hashes of the whole file', async () => {

@@ -1,7 +1,7 @@
 // The file protocol's hex examples in docs/protocol.md (a LIST exchange, a pipelined session) are exactly what netkit's encoders produce, and decode back to what the text says.
 import { describe, expect, test } from '@jest/globals';
 import { createHash } from 'node:crypto';
-import { EntryKind, ListFlag, decodeEnd, decodeEntry, decodeList, encodeEnd, encodeEntry, encodeList } from '../../src/protocol/file-list.js';
+import { EntryKind, LeftOutReason, ListFlag, decodeEnd, decodeEntry, decodeList, encodeEnd, encodeEntry, encodeLeftOut, encodeList } from '../../src/protocol/file-list.js';
 import {
   FrameReader,
   FrameType,
@@ -67,6 +67,15 @@ describe('docs/protocol.md 2.10: a LIST exchange', () => {
       { name: 'photos/2024/a.jpg', kind: EntryKind.FILE, size: 5, mtimeMs: 1714564800123, mode: 0o644 },
     ]);
     expect(decodeEnd(end!)).toMatchObject({ count: 2, skipped: 1 });
+  });
+});
+
+describe('docs/protocol.md 2.10: an entry left out (the LEFT_OUT flag)', () => {
+  test('the ENTRY of KIND 3 with its REASON', () => {
+    const doc = docHex('list-left-out');
+    expect(doc.toString('hex')).toBe(encodeLeftOut('pub/locked.bin', LeftOutReason.UNREADABLE_FILE).toString('hex'));
+    expect(decodeEntry(frames(doc)[0] as Frame)).toEqual({ name: 'pub/locked.bin', kind: EntryKind.LEFT_OUT, size: 0, mtimeMs: 0, mode: 0, reason: 1 });
+    expect(decodeList(frames(encodeList({ name: 'pub', recursive: true, leftOut: true }))[0] as Frame)).toEqual({ name: 'pub', recursive: true, leftOut: true });
   });
 });
 

@@ -91,3 +91,10 @@ export function setJson(r: SetResult, fatal: NetkitError | undefined): Record<st
     ...(fatal ? { error: { code: fatal.code, exitCode: fatal.exitCode, message: fatal.message } } : {}),
   };
 }
+
+/** The entries the server named as left out, one a line (the first 20, then how many more). */
+export function leftOutLines(leftOut: ReadonlyArray<{ name: string; reason: string }>, max = 20): string {
+  const lines = leftOut.slice(0, max).map((l) => `  ${sanitize(l.name, 300)}: ${l.reason}\n`);
+  if (leftOut.length > max) lines.push(`  … and ${leftOut.length - max} more (--json lists them all)\n`);
+  return lines.join('');
+}

@@ -11,7 +11,7 @@ import { createProgressBar, type Progress } from '../../cli/progress.js';
 import { onInterrupt } from '../../cli/signals.js';
 import { EXIT_CODES, NetkitError, errnoOf, isNetkitError, type ErrorCode } from '../../errors.js';
 import { setUpClient, type ClientArgs } from './client-setup.js';
-import { failedWhat, failureLines, retryLine, setJson, setSummary, singleSummary } from './fetch-render.js';
+import { failedWhat, failureLines, leftOutLines, retryLine, setJson, setSummary, singleSummary } from './fetch-render.js';
 
 export { retryLine } from './fetch-render.js';
 
@@ -124,6 +124,7 @@ export async function runFileFetch(o: FetchRunOptions): Promise<void> {
     else if (!o.quiet && !(run.fatal && r.fetched + r.skipped + r.failed === 0)) process.stdout.write(setSummary(r));
     if (r.skippedByServer > 0 && !o.quiet) {
       process.stderr.write(`netkit: the server left out ${r.skippedByServer} ${r.skippedByServer === 1 ? 'entry' : 'entries'} it does not serve (links leaving its directory, links to directories, FIFOs, sockets, devices, unreadable files)\n`);
+      process.stderr.write(leftOutLines(r.leftOut ?? []));
     }
     if (r.failed > 0) process.stderr.write(`netkit: ${failedWhat(r)} failed:\n${failureLines(r)}`);
     if (run.fatal) throw run.fatal;

@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { NetkitError, isNetkitError } from '../../../errors.js';
-import { formatBytes } from '../../../cli/output.js';
+import { formatBytes, sanitize } from '../../../cli/output.js';
 import { FrameType, Status, decodeResponse, decodeTrailer, type Response } from '../../../protocol/file-v1.js';
 import { BusyError, ChangedError, throwRefusal, type Asked } from './answers.js';
 import { localMode, timeFor } from './local-tree.js';
@@ -12,6 +12,7 @@ import { MemorySink, SMALL_FILE } from './small-files.js';
 import { closeQuietly, failedStaged, receiveStaged, resetPart, takeLeftover, type Staged } from './staged.js';
 import { nameTaken } from './staging.js';
 import type { Item, Op, RunState } from './tree-state.js';
+import { decide } from './plan.js';
 
 /** Failures that end the connection (or the whole fetch), not just one file. */
 const RUN_LEVEL = new Set(['PEER_CLOSED', 'TIMEOUT', 'PROTOCOL', 'TOO_LARGE', 'UNAUTHORIZED', 'BUSY', 'CONNECT_REFUSED', 'UNREACHABLE', 'HOST_NOT_FOUND', 'TLS_TRUST', 'INTERRUPTED', 'TERMINATED', 'DISK_FULL']);
@@ -29,7 +30,7 @@ export function metaOf(run: RunState, item: Item): { mode: number; mtimeMs: numb
 /** Take the lock and any leftover of a file that goes through a partial file in staging. */
 export async function prepareStaged(run: RunState, item: Item): Promise<void> {
   if (item.staged) return;
-  if (item.origin === 'name' && !item.replace && !item.compare && (await nameTaken(run.tree.pathOf(item.target)))) {
+  if (item.origin === 'name' && !item.replace && !item.compare && !item.decideOnAnswer && (await nameTaken(run.tree.pathOf(item.target)))) {
     throw new NetkitError('EXISTS', `${run.tree.pathOf(item.target)} already exists`, 'use --force to overwrite it, or choose another --out');
   }
   const entry = run.staging.file(item.target);
@@ -117,6 +118,7 @@ export async function answerGet(run: RunState, sc: SessionConn, op: Op & { t: 'g
     item.size = r.size;
     if (r.mtimeMs !== undefined) item.mtimeMs = r.mtimeMs;
     if (r.mode !== undefined) item.mode = r.mode;
+    if (item.decideOnAnswer) await decideOnAnswer(run, sc, item);
     if (!item.staged && r.size > SMALL_FILE) {
       // Listed as small, larger now: it needs a partial file after all (the request asked from 0).
       await prepareStaged(run, item);
@@ -131,6 +133,26 @@ export async function answerGet(run: RunState, sc: SessionConn, op: Op & { t: 'g
     // A local write failure destroyed the socket under the body: the rest come over a new connection.
     if (sc.socket.destroyed) throw new Reconnect();
   }
+}
+
+/**
+ * No listing said what the server has (an older server cannot list): the local copy is compared with
+ * the RESPONSE's SIZE and MTIME before any byte is taken. Skipped or refused, the body still on its way
+ * is not read: the connection ends and the next file takes a new one.
+ */
+async function decideOnAnswer(run: RunState, sc: SessionConn, item: Item): Promise<void> {
+  item.decideOnAnswer = false;
+  const verdict = decide(run, item, await run.tree.present(item.target));
+  if (verdict === 'fetch' || verdict === 'compare') {
+    item.compare = verdict === 'compare';
+    return;
+  }
+  if (verdict === 'skip') {
+    await releaseStaged(item);
+    run.skip(item, 'same size and time');
+  } else await failItem(run, item, verdict);
+  sc.destroy();
+  throw new Reconnect();
 }
 
 /** The connection is gone for a reason that is no network failure: reconnect without counting a retry. */
@@ -180,6 +202,10 @@ async function refused(run: RunState, op: Op & { t: 'get' }, r: Response, asked:
       return;
     }
     throw err;
+  }
+  if (!run.session && r.status === Status.FORBIDDEN && r.message === 'is a directory' && item.origin === 'name' && !run.filesOnly) {
+    // An older server (no sessions) refuses a directory: it cannot list it either.
+    return failItem(run, item, new NetkitError('PROTOCOL', `${run.target} is an older netkit server that cannot list directories, so '${sanitize(item.remote, 200)}' (a directory there) cannot be fetched from it`, 'name each file, or upgrade netkit on the server'));
   }
   throwRefusal(r, asked);
 }

@@ -94,9 +94,10 @@ export function throwRefusal(r: Response, c: Asked): never {
     case Status.UNAUTHORIZED:
       throw new NetkitError('UNAUTHORIZED', `${c.target} refused the request as unauthorized${said}`, 'give both sides the same secret (NETKIT_TOKEN or --token-file)');
     case Status.IS_DIRECTORY:
-      throw new NetkitError('FORBIDDEN', `${c.target}: '${name}' is a directory${said}`, 'fetch it as a tree: NAME/ (or a glob)');
+      throw new NetkitError('FORBIDDEN', `${c.target}: '${name}' is a directory${/^is a directory$/i.test(r.message) ? '' : said}`, 'fetch it as a tree: NAME/ (or a glob)');
     case Status.NOT_DIRECTORY:
-      throw new NetkitError('FORBIDDEN', `${c.target}: '${name}' is a file, not a directory${said}`, `fetch it with: netkit file fetch '${name}'`);
+      // The server's message says what the status says ("not a directory"): it is said once.
+      throw new NetkitError('FORBIDDEN', `${c.target}: '${name}' is a file, not a directory${/^not a directory$/i.test(r.message) ? '' : said}`, `fetch it with: netkit file fetch '${name}'`);
     case Status.UNSUPPORTED_VERSION:
       throw new NetkitError('PROTOCOL', `${c.target} does not speak file protocol version 1${said}`, 'upgrade netkit on one side');
     default:

@@ -62,16 +62,19 @@ export interface ListAnswer {
   entries: Entry[];
   /** Entries the server left out (links leaving the served directory, FIFOs, devices, unreadable...). */
   skipped: number;
+  /** The listed directory's own time and permission bits, from the RESPONSE (a server may not send them). */
+  dir?: { mtimeMs: number; mode: number };
 }
 
 export interface ListFramesAnswer {
   entries: ListedEntries;
   skipped: number;
+  dir?: { mtimeMs: number; mode: number };
 }
 
-/** A LIST request for `dir` ('' is the served directory). */
-export function listFrame(dir: string, recursive: boolean): FrameBuilder {
-  return (extra) => encodeList({ name: dir, recursive }, extra);
+/** A LIST request for `dir` ('' is the served directory); `leftOut`: ask the server to name what it leaves out. */
+export function listFrame(dir: string, recursive: boolean, leftOut = false): FrameBuilder {
+  return (extra) => encodeList({ name: dir, recursive, leftOut }, extra);
 }
 
 /** A frame's 3-byte header, as it was on the wire (END's hash covers headers and payloads). */
@@ -86,7 +89,7 @@ function frameHead(f: Frame): Buffer {
  */
 export async function readListing(sc: SessionConn, seq: number, asked: Asked, first?: Frame): Promise<ListAnswer> {
   const answer = await readListingFrames(sc, seq, asked, first);
-  return { entries: [...answer.entries], skipped: answer.skipped };
+  return { ...answer, entries: [...answer.entries] };
 }
 
 /**
@@ -130,6 +133,6 @@ export async function readListingFrames(sc: SessionConn, seq: number, asked: Ask
     if (!hash.digest().equals(end.sha256)) {
       throw new NetkitError('INTEGRITY', `the listing of '${asked.name}' did not verify: its SHA-256 does not match the server's`, 'run the command again; if it fails again, the network corrupts data');
     }
-    return { entries, skipped: end.skipped };
+    return { entries, skipped: end.skipped, ...(r.mtimeMs !== undefined && r.mode !== undefined ? { dir: { mtimeMs: r.mtimeMs, mode: r.mode } } : {}) };
   }
 }

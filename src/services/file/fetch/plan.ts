@@ -3,7 +3,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { NetkitError } from '../../../errors.js';
 import { sanitize } from '../../../cli/output.js';
-import { EntryKind, type Entry } from '../../../protocol/file-list.js';
+import { EntryKind, LeftOutReason, leftOutText, type Entry } from '../../../protocol/file-list.js';
 import type { ListAnswer } from './list-read.js';
 import type { Present } from './local-tree.js';
 import { checkListed, lastSegment, parentOf, rootTargetOf, targetOf, type NameSpec } from './names.js';
@@ -64,7 +64,7 @@ function claimable(run: RunState, spec: NameSpec, target: string): boolean {
 }
 
 /** What to do about a file given what is at its target: fetch, skip, compare after fetching, or fail. */
-function decide(run: RunState, item: Item, present: Present): 'fetch' | 'skip' | 'compare' | NetkitError {
+export function decide(run: RunState, item: Item, present: Present): 'fetch' | 'skip' | 'compare' | NetkitError {
   const where = run.tree.pathOf(item.target);
   const force = run.opts.force === true;
   switch (present.kind) {
@@ -104,7 +104,9 @@ export async function afterProbe(run: RunState, op: Op & { t: 'list' }, answer: 
   item.replace = run.opts.force === true;
   run.plan(item);
   if (!entry) {
-    // Not listed (the server's jail leaves it out, or there is no such file): the REQUEST decides.
+    // Not listed (an older server cannot list, the server's jail leaves it out, or there is no such
+    // file): the REQUEST decides, and its RESPONSE's SIZE and MTIME are compared with the local copy.
+    item.decideOnAnswer = true;
     run.queue.push({ t: 'get', item });
     return;
   }
@@ -136,10 +138,16 @@ export async function afterListing(run: RunState, op: Op & { t: 'list' }, answer
     }
   };
   if (top !== undefined) await wantDir(top, spec.arg, 'name');
+  // The directory a NAME names gets its own time and mode too (after everything in it, like the others).
+  if (top !== undefined && top !== '' && spec.kind === 'dir' && answer.dir) run.tops.set(top, answer.dir);
   const selectedDirs = new Set<string>();
   const files: Item[] = [];
   let matched = 0;
   for (const e of answer.entries) {
+    if (e.kind === EntryKind.LEFT_OUT) {
+      leftOut(run, spec, e, selectedDirs);
+      continue;
+    }
     if (e.kind !== EntryKind.FILE && e.kind !== EntryKind.DIRECTORY) continue; // a kind from a newer server
     let target = '';
     try {
@@ -205,6 +213,30 @@ export async function afterListing(run: RunState, op: Op & { t: 'list' }, answer
     if (failed !== undefined) run.fail(item, item.remote, run.tree.pathOf(item.target), failed);
     else run.queue.push({ t: 'get', item });
   }
+}
+
+/**
+ * An entry the server names as left out: an unreadable file or directory (in what the NAME selects)
+ * fails, and so is no longer counted as merely left out; anything else is named in the note.
+ */
+function leftOut(run: RunState, spec: NameSpec, e: Entry, selectedDirs: ReadonlySet<string>): void {
+  if (spec.kind === 'glob' && !spec.matcher!(e.name) && !selectedDirs.has(parentOf(e.name))) {
+    return;
+  }
+  const unreadable = e.reason === LeftOutReason.UNREADABLE_FILE || e.reason === LeftOutReason.UNREADABLE_DIRECTORY;
+  if (!unreadable) {
+    run.leftOut.push({ name: e.name, reason: leftOutText(e.reason) });
+    return;
+  }
+  run.skippedByServer -= 1;
+  let where = e.name;
+  try {
+    where = run.tree.pathOf(targetOf(spec, e.name));
+  } catch {
+    // A name we would not save: shown as the server sent it.
+  }
+  const what = e.reason === LeftOutReason.UNREADABLE_DIRECTORY ? `the directory '${sanitize(e.name, 200)}' (nothing in it was fetched)` : `'${sanitize(e.name, 200)}'`;
+  run.fail(undefined, e.name, where, new NetkitError('FORBIDDEN', `${run.target} may not read ${what}: the server left it out`, 'make it readable for the user the server runs as, then fetch again'), e.reason === LeftOutReason.UNREADABLE_DIRECTORY ? 'directory' : undefined);
 }
 
 /**

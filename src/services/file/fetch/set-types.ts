@@ -79,8 +79,10 @@ export interface SetResult {
   resumed: number;
   /** Directories created or confirmed. */
   dirs: number;
-  /** Entries the server left out of its listings (links leaving the served directory, FIFOs, devices...). */
+  /** Entries the server left out of its listings (links leaving the served directory, FIFOs, devices...), less the unreadable files and directories it named (those are failures). */
   skippedByServer: number;
+  /** The entries of skippedByServer that the server named, and why (a server that does not name them sends only the count). */
+  leftOut?: Array<{ name: string; reason: string }>;
   /** Bytes of the fetched files. */
   bytes: number;
   /** Bytes received over the network in this run. */

@@ -26,6 +26,8 @@ export interface Item {
   compare: boolean;
   /** Publish over whatever has the name (--force). */
   replace: boolean;
+  /** Something local has its name and no listing told what the server has (an older server cannot list): the RESPONSE's SIZE and MTIME decide. */
+  decideOnAnswer?: boolean;
   /** Received into a resumable partial file (large, or resuming); else into memory. */
   staged?: Staged | undefined;
   /** Bytes already on disk from an earlier run when this run first asked for it. */
@@ -62,6 +64,8 @@ export class RunState {
   readonly probing = new Map<string, string>();
   /** Listed directories (relative to OUT) and the server's time and mode for each. */
   readonly dirs = new Map<string, { mtimeMs: number; mode: number }>();
+  /** The directories NAMEs name (relative to OUT; not counted in `dirs`), with the server's time and mode for each. */
+  readonly tops = new Map<string, { mtimeMs: number; mode: number }>();
   /** Background work (a large file's flush and publish) still running. */
   readonly finishing = new Set<Promise<void>>();
   /** Small files handed to the disk, and the file each one is. */
@@ -79,6 +83,8 @@ export class RunState {
   /** The retry budget, its back-off, and how many retries were spent. */
   readonly retrier: Retries;
   skippedByServer = 0;
+  /** Entries the server named as left out (and that are not failures), in listing order. */
+  readonly leftOut: Array<{ name: string; reason: string }> = [];
   filesTotal = 0;
   filesDone = 0;
   bytesTotal = 0;
@@ -202,6 +208,7 @@ export class RunState {
       resumed: this.resumed,
       dirs: this.dirs.size,
       skippedByServer: this.skippedByServer,
+      leftOut: this.leftOut,
       bytes: this.bytes,
       received: this.received,
       retries: this.retries,

@@ -91,7 +91,7 @@ function uniqueNames(specs: NameSpec[], notice: ((message: string) => void) | un
 /** After the last file: directories get the server's times and modes (deepest first); what never ended is let go, its partial file kept. */
 async function wrapUp(run: RunState): Promise<void> {
   if (run.preserve && !run.fatal) {
-    const dirs = [...run.dirs.entries()].sort((a, b) => b[0].split('/').length - a[0].split('/').length);
+    const dirs = [...run.dirs.entries(), ...[...run.tops.entries()].filter(([rel]) => !run.dirs.has(rel))].sort((a, b) => b[0].split('/').length - a[0].split('/').length);
     for (const [rel, meta] of dirs) await run.tree.finishDir(rel, meta, run.umask).catch((err: unknown) => run.opts.onNotice?.(err instanceof Error ? err.message : String(err)));
   }
   const fatal = run.fatal;
@@ -166,7 +166,7 @@ async function loop(run: RunState): Promise<void> {
 
 /** The request for an op: a LIST, or a REQUEST from what its partial file holds (a resumed prefix counts as present). */
 function frameOf(run: RunState, op: Op): FrameBuilder {
-  if (op.t === 'list') return listFrame(op.dir, op.recursive);
+  if (op.t === 'list') return listFrame(op.dir, op.recursive, !op.probe);
   const st = op.item.staged;
   if (!st) {
     op.offset = 0;

@@ -3,6 +3,7 @@ import { promises as fsp, type BigIntStats } from 'node:fs';
 import path from 'node:path';
 import { NetkitError, errnoOf } from '../../../errors.js';
 import { MAX_NAME_BYTES } from '../../../protocol/file-frames.js';
+import { LeftOutReason } from '../../../protocol/file-list.js';
 import { STAGING_NAME, inside, isRequestableName, normaliseDir } from './jail.js';
 import { sharedReaders, type ListOutcome, type ListedEntry, type ReaderPool } from './reader-pool.js';
 
@@ -29,6 +30,11 @@ export interface ListOptions {
   refuseHardLinks?: boolean;
   /** The reader threads to read directories with (a file server's own); default: a pool shared by the process. */
   readers?: ReaderPool;
+  /**
+   * Called, in listing order, for each entry left out that a NAME can carry (valid UTF-8, at most 1,024
+   * bytes), with a LeftOutReason; each call counts against maxEntries like an entry.
+   */
+  onLeftOut?: (path: string, reason: number) => void;
 }
 
 export interface Listing {
@@ -36,6 +42,8 @@ export interface Listing {
   entries: AsyncIterable<ListEntry>;
   /** Entries left out so far (the whole count once `entries` is exhausted). */
   skipped(): number;
+  /** The directory listed: its modification time (ms) and permission bits. */
+  dir: { mtimeMs: number; mode: number };
 }
 
 export const MAX_LIST_ENTRIES = 1_000_000;
@@ -91,6 +99,12 @@ interface Item {
   descend?: string;
 }
 
+/** An entry the jail leaves out, with its path and why. */
+interface LeftOut {
+  path: string;
+  reason: number;
+}
+
 interface WalkState {
   root: string;
   opts: ListOptions;
@@ -109,8 +123,8 @@ function tooLarge(max: number): NetkitError {
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const STAGING_BYTES = Buffer.from(STAGING_NAME);
 
-/** What one directory entry becomes: an item, or undefined when the jail leaves it out. */
-function classify(state: WalkState, dirReal: string, prefix: string[], raw: ListedEntry): Item | undefined {
+/** What one directory entry becomes: an item, or what the jail leaves out (undefined when no NAME could carry it). */
+function classify(state: WalkState, dirReal: string, prefix: string[], raw: ListedEntry): Item | LeftOut | undefined {
   let name: string;
   try {
     name = utf8.decode(raw.name);
@@ -119,17 +133,31 @@ function classify(state: WalkState, dirReal: string, prefix: string[], raw: List
   }
   const segments = [...prefix, name];
   const rel = segments.join('/');
-  if (Buffer.byteLength(rel) > MAX_NAME_BYTES || !isRequestableName(segments)) return undefined;
+  if (Buffer.byteLength(rel) > MAX_NAME_BYTES) return undefined;
+  const left = (reason: number): LeftOut => ({ path: rel, reason });
+  // A name a REQUEST would refuse (control characters, bidi overrides...) is not sent to anyone, not even as left out.
+  if (!isRequestableName(segments)) return undefined;
   const entry = (type: 'file' | 'dir', size: number): ListEntry => ({ path: rel, type, size, mtimeMs: raw.mtimeMs, mode: raw.mode });
   if (raw.t === 'file') {
-    if (raw.size < 0 || !readable(raw, 4) || (state.opts.refuseHardLinks && raw.nlink > 1)) return undefined;
+    if (raw.size < 0) return left(LeftOutReason.TOO_LARGE);
+    if (!readable(raw, 4)) return left(LeftOutReason.UNREADABLE_FILE);
+    if (state.opts.refuseHardLinks && raw.nlink > 1) return left(LeftOutReason.HARD_LINKS);
     return { segments, entry: entry('file', raw.size) };
   }
   if (raw.t === 'dir') {
-    if (!readable(raw, 5)) return undefined;
+    if (!readable(raw, 5)) return left(LeftOutReason.UNREADABLE_DIRECTORY);
     return { segments, entry: entry('dir', 0), descend: state.opts.recursive ? `${dirReal === '/' ? '' : dirReal}/${name}` : undefined };
   }
-  return undefined; // FIFO, socket, device
+  if (raw.t === 'link') return left(LeftOutReason.LINK);
+  return left(LeftOutReason.SPECIAL); // FIFO, socket, device
+}
+
+/** Count an entry left out, and name it to whoever asked. */
+function leaveOut(state: WalkState, left: LeftOut | undefined): void {
+  state.skipped += 1;
+  if (!left || !state.opts.onLeftOut || left.path === '') return;
+  if (++state.yielded > state.max) throw tooLarge(state.max);
+  state.opts.onLeftOut(left.path, left.reason);
 }
 
 /**
@@ -143,7 +171,9 @@ async function* walk(state: WalkState, dirReal: string, prefix: string[], read?:
   const r = await (read ?? state.readers.list(state.root, dirReal, state.max - state.held));
   opts.signal?.throwIfAborted();
   if (r.k === 'gone') {
-    state.skipped += 1; // vanished, became a link, or unreadable since it was listed
+    // Vanished, became a link, or unreadable since it was listed.
+    const rel = prefix.join('/');
+    leaveOut(state, Buffer.byteLength(rel) <= MAX_NAME_BYTES ? { path: rel, reason: LeftOutReason.GONE } : undefined);
     return;
   }
   if (r.k === 'too-many') throw tooLarge(state.max);
@@ -176,8 +206,8 @@ async function* walk(state: WalkState, dirReal: string, prefix: string[], read?:
     if (raw.t === 'dir' && opts.recursive) readAhead(++sub);
     if (STAGING_BYTES.equals(raw.name)) continue; // a fetch's staging directory: left out, not even counted
     const item = classify(state, dirReal, prefix, raw);
-    if (!item) {
-      state.skipped += 1;
+    if (!item || !('entry' in item)) {
+      leaveOut(state, item);
       continue;
     }
     if (++state.yielded > state.max) throw tooLarge(state.max);
@@ -216,5 +246,5 @@ export async function listDirectory(root: string, dir: string, opts: ListOptions
   if (!st.isDirectory()) throw refuse('FORBIDDEN', NOT_A_DIRECTORY);
   if (!readable({ mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid) }, 5)) throw refuse('FORBIDDEN', 'permission denied');
   const state: WalkState = { root, opts, readers: opts.readers ?? sharedReaders(), max: opts.maxEntries ?? MAX_LIST_ENTRIES, skipped: 0, yielded: 0, held: 0 };
-  return { entries: { [Symbol.asyncIterator]: () => walk(state, real, segments) }, skipped: () => state.skipped };
+  return { entries: { [Symbol.asyncIterator]: () => walk(state, real, segments) }, skipped: () => state.skipped, dir: { mtimeMs: mtimeMsOf(st), mode: modeOf(st) } };
 }

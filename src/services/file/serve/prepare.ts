@@ -39,7 +39,7 @@ function refused(status: StatusValue, outcome: Outcome, detail: string, extra?: 
 
 /** A jail refusal as the client hears it: a session client gets IS_DIRECTORY for a directory. */
 function jailRefused(err: NetkitError, session: boolean): Refused {
-  if (session && isDirectoryRefusal(err)) return refused(Status.IS_DIRECTORY, 'forbidden', err.message);
+  if (session && isDirectoryRefusal(err)) return refused(Status.IS_DIRECTORY, 'is-directory', err.message);
   const outcome = refusalOutcome(err);
   return refused(REFUSAL_STATUS[outcome], outcome, err.message);
 }

@@ -32,13 +32,15 @@ export interface Facts {
 }
 
 /**
- * One directory entry: `t` file, dir, or other (FIFO, socket, device); a link in to a file is the
- * file, with its stat. Its name's bytes are at [n, n + nl) of the batch's data.
+ * One directory entry: `t` file, dir, other (FIFO, socket, device), or link (a symbolic link the
+ * listing leaves out: leading outside the root, to a directory, to a FIFO, or nowhere; its stat
+ * fields are 0); a link in to a file is the file, with its stat. Its name's bytes are at [n, n + nl)
+ * of the batch's data.
  */
 export interface RawEntry {
   n: number;
   nl: number;
-  t: 'file' | 'dir' | 'other';
+  t: 'file' | 'dir' | 'other' | 'link';
   /** -1 above 2^53 - 1. */
   size: number;
   mtimeMs: number;
@@ -57,7 +59,7 @@ export type ThreadResult =
   | { k: 'large'; facts: Facts }
   | { k: 'small'; facts: Facts; at: number; len: number; d: number }
   | { k: 'changed'; facts: Facts; change: string }
-  /** A listed directory: its entries sorted by name bytes; `skipped` were left out (unstatable, links out, links to directories). */
+  /** A listed directory: its entries sorted by name bytes; `skipped` were left out (gone, or unstatable, before they could be looked at). */
   | { k: 'entries'; entries: RawEntry[]; skipped: number }
   /** The directory vanished, turned into a link, or cannot be read. */
   | { k: 'gone' }
@@ -224,10 +226,15 @@ export function readerThread(req: (id: string) => unknown): void {
         try {
           let st = fs.lstatSync(at, { bigint: true });
           if (st.isSymbolicLink()) {
-            // Listed as the file it points to, if that file is inside the root; anything else is left out.
-            if (!inside(ask.root, fs.realpathSync.native(at).toString())) throw new Error('outside');
-            st = fs.statSync(at, { bigint: true });
-            if (!st.isFile()) throw new Error('not a file');
+            // Listed as the file it points to, if that file is inside the root; anything else is left out (and named).
+            try {
+              if (!inside(ask.root, fs.realpathSync.native(at).toString())) throw new Error('outside');
+              st = fs.statSync(at, { bigint: true });
+              if (!st.isFile()) throw new Error('not a file');
+            } catch {
+              entries.push({ n: pack(name), nl: name.length, t: 'link', size: 0, mtimeMs: 0, mode: 0, nlink: 0, uid: 0, gid: 0 });
+              continue;
+            }
           }
           entries.push({
             n: pack(name),
@@ -241,7 +248,7 @@ export function readerThread(req: (id: string) => unknown): void {
             gid: Number(st.gid),
           });
         } catch {
-          skipped += 1; // gone, a dangling link, a link out or to a directory, or not ours to see
+          skipped += 1; // gone, or not ours to see
         }
       }
       return { k: 'entries', entries, skipped };

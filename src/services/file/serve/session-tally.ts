@@ -24,7 +24,8 @@ export class SessionTally {
     if (a.outcome === 'ok') this.ok += 1;
     else {
       this.counts.set(a.outcome, (this.counts.get(a.outcome) ?? 0) + 1);
-      this.firstRefusal ??= `${name ?? '?'}: ${a.detail ?? a.outcome}`;
+      // A directory asked for as a file is answered IS_DIRECTORY, and the client lists it: not a refusal.
+      if (a.outcome !== 'is-directory') this.firstRefusal ??= `${name ?? '?'}: ${a.detail ?? a.outcome}`;
     }
     if (this.requests === 1) {
       this.entry.name = name;

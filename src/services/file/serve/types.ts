@@ -53,6 +53,8 @@ export type Outcome =
   | 'ok'
   | 'not-found'
   | 'forbidden'
+  /** A session client asked for a directory as a file: IS_DIRECTORY tells it to list it instead (no refusal). */
+  | 'is-directory'
   | 'bad-request'
   | 'busy'
   | 'changed'
