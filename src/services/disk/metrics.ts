@@ -56,7 +56,7 @@ export function createDiskMetrics(facts: DiskFactsSource, version: string): Disk
     registry,
     countQuery: (outcome) => queries.inc({ outcome }),
     async render() {
-      fill(await facts.read('all'));
+      fill(await facts.read('all', { patient: true }));
       return { contentType: registry.contentType, body: await registry.metrics() };
     },
   };
