@@ -100,6 +100,9 @@ function secs(ms: number): string {
   return `${(Math.max(0, ms) / 1000).toFixed(1)}s`;
 }
 
+/** The least time the served path's first statfs gets before the server refuses to start. */
+const STARTUP_TIMEOUT_MS = 2000;
+
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
@@ -126,7 +129,9 @@ export async function createSystemFacts(opts: SystemFactsOptions): Promise<DiskF
   try {
     real = await realpath(opts.path);
     realDev = (await stat(real)).dev;
-    states.set(real, { numbers: await pool.statfs(real), at: Date.now() });
+    // The first call also waits for the first thread to start: a short --mount-timeout (tuned for
+    // answers) must not make a slow start look like a hung served path.
+    states.set(real, { numbers: await pool.statfs(real, Math.max(pool.timeoutMs, STARTUP_TIMEOUT_MS)), at: Date.now() });
   } catch (err) {
     pool.close();
     throw err instanceof NetkitError && err.code === 'TIMEOUT' ? err : fsError(err, `cannot serve --path ${opts.path}`);

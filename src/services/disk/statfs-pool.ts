@@ -55,6 +55,7 @@ interface Job {
   reject: (e: NetkitError) => void;
   timer?: NodeJS.Timeout;
   timedOut: boolean;
+  timeoutMs: number;
   /** When the call was handed to a ready thread (0 while queued). */
   since: number;
   worker?: PooledWorker;
@@ -124,8 +125,11 @@ export class StatfsPool {
     return this.stuck.size;
   }
 
-  /** statfs(path), or TIMEOUT after timeoutMs of running. A path whose call is still outstanding is not asked twice. */
-  statfs(path: string): Promise<StatfsNumbers> {
+  /**
+   * statfs(path), or TIMEOUT after `timeoutMs` (default: the pool's) of running. A path whose call is
+   * still outstanding is not asked twice.
+   */
+  statfs(path: string, timeoutMs = this.timeoutMs): Promise<StatfsNumbers> {
     if (this.closed) return Promise.reject(new NetkitError('INTERNAL', 'statfs pool closed'));
     const pending = this.outstanding.get(path);
     if (pending) {
@@ -140,7 +144,7 @@ export class StatfsPool {
       resolve = res;
       reject = rej;
     });
-    const job: Job = { id: this.nextId++, path, cls, promise, resolve, reject, timedOut: false, since: 0 };
+    const job: Job = { id: this.nextId++, path, cls, promise, resolve, reject, timedOut: false, since: 0, timeoutMs };
     this.outstanding.set(path, job);
     const q = this.queues[cls];
     // Never-asked paths go before those that hung last time.
@@ -287,7 +291,7 @@ export class StatfsPool {
       pw.job = job;
       job.worker = pw;
       job.since = Date.now();
-      job.timer = setTimeout(() => this.expire(job), this.timeoutMs);
+      job.timer = setTimeout(() => this.expire(job), job.timeoutMs);
       job.timer.unref();
       pw.worker.postMessage({ id: job.id, path: job.path });
     }
