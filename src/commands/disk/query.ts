@@ -8,7 +8,7 @@ import { discoverOption, discoverTimeoutOption } from '../discover/options.js';
 
 interface QueryArgs {
   hosts?: string[];
-  'hosts-file'?: string;
+  'hosts-file'?: string[];
   host?: string[];
   port: number;
   timeout: number;
@@ -41,7 +41,7 @@ export const queryCommand: CommandModule<object, QueryArgs> = {
     y
       .positional('hosts', { type: 'string', array: true, describe: 'HOST, HOST:PORT, [IPv6] or [IPv6]:PORT; several are asked at once [default: localhost, unless --discover or --hosts-file]' })
       .option('host', { alias: 'H', type: 'string', array: true, describe: 'a host to ask, as for HOSTS (repeatable; adds to them)' })
-      .option('hosts-file', { type: 'string', describe: 'read more hosts from FILE, one per line (# starts a comment)' })
+      .option('hosts-file', { type: 'string', describe: 'read more hosts from FILE, one per line (# starts a comment); repeatable', coerce: (v: unknown) => (v === undefined ? undefined : [v].flat().map(String)) })
       .option('port', { alias: 'p', type: 'string', number: true, default: 9991, describe: 'UDP port for hosts given without one', coerce: (v: unknown) => parsePort(v) })
       .option('timeout', { alias: 't', type: 'string', default: '1s', describe: 'wait for the first attempt; each retry waits twice as long', coerce: (v: unknown) => parseDuration(v, '--timeout', 60_000) })
       .option('retries', { alias: 'r', type: 'string', number: true, default: 2, describe: 'attempts after the first', coerce: (v: unknown) => parseCount(v, '--retries', 0, 10) })
@@ -82,7 +82,7 @@ export const queryCommand: CommandModule<object, QueryArgs> = {
     if (icrit) thresholds.inodesCrit = icrit;
     await runDiskQuery({
       hosts: [...(argv.hosts ?? []), ...(argv.host ?? [])].map(String),
-      hostsFile: argv['hosts-file'],
+      hostsFile: argv['hosts-file']?.map(String),
       port: argv.port,
       timeoutMs: argv.timeout,
       retries: argv.retries,
