@@ -88,6 +88,15 @@ describe('disk query for monitoring', () => {
     expect(hosts.every((h) => h.ok)).toBe(true);
   });
 
+  test('--watch below 100ms is a usage error that says the minimum', async () => {
+    for (const d of ['1ms', '99ms', '0.05']) {
+      const r = await runNetkit(['disk', 'query', '127.0.0.1:9', '--watch', d]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/^netkit: invalid --watch '[^']+': the interval must be at least 100ms\n/);
+      expect(r.stdout).toBe('');
+    }
+  });
+
   test('thresholds: exit 0 below them, 12 WARNING, 13 CRITICAL; a bad SPEC is a usage error', async () => {
     const s = await serve(['--host', '127.0.0.1']);
     const h = `127.0.0.1:${s.port}`;
