@@ -1,6 +1,6 @@
 // netkit disk serve/query with a shared secret, using the built binary: right, wrong and missing secrets, replay, forgery, impostor, logging, usage errors.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
-import { randomBytes } from 'node:crypto';
+import { hkdfSync, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -165,7 +165,9 @@ describe('disk with a shared secret (built binary)', () => {
     const printed = await runNetkit(['disk', 'serve', '--print-metrics-token', '--token-file', keyFile], { env: { NETKIT_TOKEN: undefined } });
     expect(printed.code).toBe(0);
     // HKDF-SHA-256(token, "netkit v1 hkdf salt", "netkit metrics token", 32), base64url: as docs/security.md says.
-    expect(printed.stdout).toBe(`${deriveMetricsToken(TOKEN)}\n`);
+    const documented = Buffer.from(hkdfSync('sha256', Buffer.from(TOKEN), Buffer.from('netkit v1 hkdf salt'), Buffer.from('netkit metrics token'), 32)).toString('base64url');
+    expect(printed.stdout).toBe(`${documented}\n`);
+    expect(deriveMetricsToken(TOKEN)).toBe(documented);
     expect(printed.stdout).toMatch(/^[A-Za-z0-9_-]{43}\n$/);
     const none = await runNetkit(['disk', 'serve', '--print-metrics-token'], { env: { NETKIT_TOKEN: undefined } });
     expect(none.code).toBe(2);
