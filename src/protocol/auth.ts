@@ -36,6 +36,21 @@ export const HKDF_INFO = { disk: 'netkit disk v1 key', file: 'netkit file v1 key
 
 export type KeyPurpose = keyof typeof HKDF_INFO;
 
+/** HKDF info of the `/metrics` bearer token (a value for Prometheus' credentials file, not a key). */
+export const METRICS_TOKEN_INFO = 'netkit metrics token';
+
+/**
+ * The bearer token `disk serve --metrics` requires when it has a secret:
+ * base64url(HKDF-SHA-256(ikm = UTF-8 bytes of the token, salt = HKDF_SALT, info = METRICS_TOKEN_INFO, L = 32)),
+ * 43 characters without padding. It travels in clear over HTTP, so it is not the secret: knowing it
+ * reveals nothing of the secret or of the disk and file keys, and it lets one only read the figures.
+ */
+export function deriveMetricsToken(token: string | Uint8Array): string {
+  const ikm = typeof token === 'string' ? Buffer.from(token, 'utf8') : Buffer.from(token);
+  if (ikm.length === 0) throw new NetkitError('INTERNAL', 'cannot derive a token from an empty secret');
+  return Buffer.from(hkdfSync('sha256', ikm, Buffer.from(HKDF_SALT, 'utf8'), Buffer.from(METRICS_TOKEN_INFO, 'utf8'), 32)).toString('base64url');
+}
+
 /**
  * Derive the 32-byte MAC key for one service from the shared token:
  * HKDF-SHA-256(ikm = UTF-8 bytes of the token, salt = HKDF_SALT, info = HKDF_INFO[purpose], L = 32).

@@ -4,7 +4,7 @@ import { constants as fsc } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { inspect } from 'node:util';
 import { NetkitError, fsError } from '../errors.js';
-import { deriveKey } from '../protocol/auth.js';
+import { deriveKey, deriveMetricsToken } from '../protocol/auth.js';
 import type { KeyObject } from 'node:crypto';
 
 /** The environment variable that carries the secret. There is deliberately no --token=VALUE option. */
@@ -43,12 +43,17 @@ export class Secret {
     return deriveKey(this.#token, purpose);
   }
 
-  /**
-   * The token as an HTTP bearer credential (`disk serve --metrics` with a secret): Prometheus reads the
-   * same file with `authorization: { credentials_file: … }`. It travels in clear over plain HTTP.
-   */
+  /** The token as an HTTP bearer credential, for HTTPS only (`file fetch https://…`). */
   bearer(): string {
     return this.#token;
+  }
+
+  /**
+   * The bearer token of `disk serve --metrics` (Prometheus' `credentials_file`), derived from the secret
+   * (protocol/auth.ts deriveMetricsToken): it crosses plain HTTP, so the secret itself never does.
+   */
+  metricsToken(): string {
+    return deriveMetricsToken(this.#token);
   }
 
   /** The raw token. Only for tests that check the token never crosses the wire. */

@@ -1,15 +1,16 @@
 // netkit disk serve/query with a shared secret, using the built binary: right, wrong and missing secrets, replay, forgery, impostor, logging, usage errors.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
-import { randomBytes } from 'node:crypto';
+import { hkdfSync, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { deriveKey } from '../../src/protocol/auth.js';
+import { deriveKey, deriveMetricsToken } from '../../src/protocol/auth.js';
 import { encodeAuthQuery, locateAuthFields, sealReply } from '../../src/protocol/disk-auth.js';
 import { Scope, encodeAnswer } from '../../src/protocol/disk-v1.js';
 import { runNetkit, startServer, type Server } from '../helpers/netkit.js';
+import { startMetricsServer } from '../helpers/metrics.js';
 import { udpRecordingProxy } from '../helpers/recording-proxy.js';
 
 const TOKEN = 'Hq2Wn8Rt5Yv1Xc7Zb4Nm9Kl3Jp6Df0Gs2Ae8Ui5Oy1';
@@ -158,6 +159,37 @@ describe('disk with a shared secret (built binary)', () => {
     const perm = await runNetkit(['disk', 'query', '--token-file', loose], { env: noSecret });
     expect(perm.code).toBe(9);
     expect(perm.stderr).toMatch(/hint: make it private: chmod 600/);
+  });
+
+  test('/metrics wants the metrics token derived from the secret, never the secret; a wrong token waits out the hold-off', async () => {
+    const printed = await runNetkit(['disk', 'serve', '--print-metrics-token', '--token-file', keyFile], { env: { NETKIT_TOKEN: undefined } });
+    expect(printed.code).toBe(0);
+    // HKDF-SHA-256(token, "netkit v1 hkdf salt", "netkit metrics token", 32), base64url: as docs/security.md says.
+    const documented = Buffer.from(hkdfSync('sha256', Buffer.from(TOKEN), Buffer.from('netkit v1 hkdf salt'), Buffer.from('netkit metrics token'), 32)).toString('base64url');
+    expect(printed.stdout).toBe(`${documented}\n`);
+    expect(deriveMetricsToken(TOKEN)).toBe(documented);
+    expect(printed.stdout).toMatch(/^[A-Za-z0-9_-]{43}\n$/);
+    const none = await runNetkit(['disk', 'serve', '--print-metrics-token'], { env: { NETKIT_TOKEN: undefined } });
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/--print-metrics-token needs a secret/);
+
+    const s = await startMetricsServer(['--quiet', '--token-file', keyFile], { env: { NETKIT_TOKEN: undefined } });
+    cleanups.push(() => s.stop());
+    const get = (token?: string): Promise<Response> => fetch(s.metricsUrl, token === undefined ? {} : { headers: { Authorization: `Bearer ${token}` } });
+    expect((await get()).status).toBe(401); // no credential: no guess, no hold-off
+    const ok = await get(printed.stdout.trim());
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toMatch(/^node_filesystem_avail_bytes\{/m);
+    // The secret itself is refused (it must never cross plain HTTP), and as a wrong guess it waits 250 ms.
+    let t0 = performance.now();
+    const raw = await get(TOKEN);
+    expect(raw.status).toBe(401);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(240);
+    // A second wrong guess in a row waits twice as long; then the right token is welcome again.
+    t0 = performance.now();
+    expect((await get('wrong')).status).toBe(401);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(490);
+    expect((await get(printed.stdout.trim())).status).toBe(200);
   });
 
   test('a weak secret works but warns on stderr', async () => {

@@ -116,3 +116,108 @@ maybe('a mount whose statfs never returns', () => {
     expect(body).toMatch(/^node_filesystem_device_error\{[^}]*mountpoint="\/"[^}]*\} 0$/m);
   }, 30_000);
 });
+
+// More hung mounts than the server keeps threads for: a thread must stay free for the healthy ones.
+const HUNG = 20;
+
+maybe(`${HUNG} mounts whose statfs never returns, and a healthy tmpfs`, () => {
+  let dir: string;
+  let fresh: string;
+  let ns: ChildProcessWithoutNullStreams;
+  let out = '';
+  const fusePids: number[] = [];
+  let port = 0;
+  let metricsUrl = '';
+  const hungMounts: string[] = [];
+
+  type Fs = { mount: string; served: boolean; available: string | number; error?: { code: string; message: string } };
+  const queryAll = async (): Promise<Fs[]> => {
+    const q = await runNetkit(['disk', 'query', `127.0.0.1:${port}`, '--all', '--json']);
+    return (JSON.parse(q.stdout) as Array<{ filesystems: Fs[] }>)[0]!.filesystems;
+  };
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'netkit-hung-many-'));
+    fresh = join(dir, 'fresh');
+    mkdirSync(fresh);
+    for (let i = 1; i <= HUNG; i += 1) {
+      hungMounts.push(join(dir, `hung${String(i).padStart(2, '0')}`));
+      mkdirSync(hungMounts[i - 1]!);
+    }
+    const script = [
+      `mount -t tmpfs -o size=64m netkit-fresh ${fresh} || exit 8`,
+      ...hungMounts.map((m) => `${PYTHON} ${HANG} ${m} -f -o fsname=netkit-hang & echo "fuse $!"`),
+      `i=0; until [ "$(grep -c ' fuse[^ ]* netkit-hang ' /proc/self/mountinfo)" -ge ${HUNG} ]; do i=$((i+1)); [ $i -gt 400 ] && exit 9; sleep 0.05; done`,
+      `exec ${process.execPath} ${BIN} disk serve --port 0 --host 127.0.0.1 --metrics 0 --quiet --mount-timeout 500ms --path ${dir}`,
+    ].join('\n');
+    ns = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], { env: { ...process.env, NO_COLOR: '1' } });
+    ns.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
+    await new Promise<void>((resolve, reject) => {
+      ns.stdout.setEncoding('utf8').on('data', (d: string) => {
+        out += d;
+        fusePids.splice(0, fusePids.length, ...[...out.matchAll(/^fuse (\d+)$/gm)].map((m) => Number(m[1])));
+        const l = /^listening udp 127\.0\.0\.1:(\d+)$/m.exec(out);
+        const m = /^metrics (http:\S+)$/m.exec(out);
+        if (l && m) {
+          port = Number(l[1]);
+          metricsUrl = m[1]!;
+          resolve();
+        }
+      });
+      ns.once('exit', (code) => reject(new Error(`the namespace exited ${code}:\n${out}`)));
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const pid of fusePids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    if (ns && ns.exitCode === null && ns.signalCode === null) {
+      const exited = once(ns, 'exit');
+      ns.kill('SIGTERM');
+      await exited;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('every hung mount is reported (none left out), and a healthy tmpfs still shows a new write, without error', async () => {
+    // Wait (bounded) until every hung mount has been found out: asked and timed out, or not asked.
+    let fs: Fs[] = [];
+    const until = Date.now() + 30_000;
+    for (;;) {
+      fs = await queryAll();
+      const flagged = hungMounts.filter((m) => fs.find((f) => f.mount === m)?.error?.code === 'timeout');
+      if (flagged.length === HUNG) break;
+      if (Date.now() > until) throw new Error(`only ${flagged.length} of ${HUNG} hung mounts flagged:\n${JSON.stringify(fs)}`);
+    }
+    const before = BigInt(fs.find((f) => f.mount === fresh)!.available);
+
+    // 8 MiB into the tmpfs, written inside the namespace (only it sees the mount).
+    const w = spawnSync('nsenter', ['-t', String(fusePids[0]), '-m', 'dd', 'if=/dev/zero', `of=${fresh}/blob`, 'bs=1M', 'count=8', 'status=none']);
+    expect(w.status).toBe(0);
+
+    // Answers come from figures at most 1 s old (the server's cache): ask until the write shows, bounded.
+    const after = before - 8n * 1024n * 1024n;
+    const deadline = Date.now() + 10_000;
+    let tmp: Fs;
+    do {
+      fs = await queryAll();
+      tmp = fs.find((f) => f.mount === fresh)!;
+    } while (BigInt(tmp.available) !== after && Date.now() < deadline);
+    expect(tmp.error).toBeUndefined();
+    expect(BigInt(tmp.available)).toBe(after);
+    for (const m of hungMounts) expect(fs.find((f) => f.mount === m)?.error?.code).toBe('timeout');
+    expect(fs.find((f) => f.served)?.error).toBeUndefined();
+    expect(fs.filter((f) => f.error).map((f) => f.mount).sort()).toEqual(hungMounts);
+
+    const body = await (await fetch(metricsUrl)).text();
+    const esc = fresh.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+    expect(body).toMatch(new RegExp(`^node_filesystem_avail_bytes\\{device="netkit-fresh",mountpoint="${esc}",fstype="tmpfs"\\} ${Number(after)}$`, 'm'));
+    expect(body).toMatch(new RegExp(`^node_filesystem_device_error\\{device="netkit-fresh",mountpoint="${esc}",fstype="tmpfs"\\} 0$`, 'm'));
+    expect(body.match(/^node_filesystem_device_error\{device="netkit-hang",[^}]*\} 1$/gm)).toHaveLength(HUNG);
+  }, 90_000);
+});

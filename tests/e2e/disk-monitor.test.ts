@@ -73,6 +73,30 @@ describe('disk query for monitoring', () => {
     expect(d.stderr).toMatch(/^netkit: --hosts-file .* is a directory\n/);
   });
 
+  test('--hosts-file given twice reads both; a host named twice, however written, is asked and shown once', async () => {
+    const dir = tmp();
+    const s = await serve(['--path', dir]);
+    const a = join(dir, 'a');
+    const b = join(dir, 'b');
+    writeFileSync(a, `127.0.0.1:${s.port}\nLOCALHOST:${s.port}\n`);
+    writeFileSync(b, `localhost:${s.port}\n[::1]:${s.port}\n[0:0::1]:${s.port}\n127.0.0.1:${s.port}\n`);
+    const r = await runNetkit(['disk', 'query', '--hosts-file', a, '--hosts-file', b, `127.0.0.1:${s.port}`, '--json', '--timeout', '2s', '--retries', '0']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const hosts = JSON.parse(r.stdout) as Array<{ host: string; ok: boolean }>;
+    expect(hosts.map((h) => h.host)).toEqual([`127.0.0.1:${s.port}`, `LOCALHOST:${s.port}`, `[::1]:${s.port}`]);
+    expect(hosts.every((h) => h.ok)).toBe(true);
+  });
+
+  test('--watch below 100ms is a usage error that says the minimum', async () => {
+    for (const d of ['1ms', '99ms', '0.05']) {
+      const r = await runNetkit(['disk', 'query', '127.0.0.1:9', '--watch', d]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/^netkit: invalid --watch '[^']+': the interval must be at least 100ms\n/);
+      expect(r.stdout).toBe('');
+    }
+  });
+
   test('thresholds: exit 0 below them, 12 WARNING, 13 CRITICAL; a bad SPEC is a usage error', async () => {
     const s = await serve(['--host', '127.0.0.1']);
     const h = `127.0.0.1:${s.port}`;

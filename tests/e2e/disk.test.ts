@@ -135,6 +135,13 @@ describe('netkit disk serve -> query', () => {
     for (const f of host!.filesystems) expect(['proc', 'sysfs', 'cgroup', 'cgroup2', 'devtmpfs', 'devpts']).not.toContain(f.fstype);
   });
 
+  test('--mount-timeout 10ms: the server starts (the worker thread start-up does not count) and answers', async () => {
+    const s = await serve(['--mount-timeout', '10ms', '--path', tmpdir()]);
+    const q = await runNetkit(['disk', 'query', `127.0.0.1:${s.port}`, '--json']);
+    expect(q.code).toBe(0);
+    expect((JSON.parse(q.stdout) as Array<{ filesystems: Array<{ served: boolean }> }>)[0]!.filesystems.filter((f) => f.served)).toHaveLength(1);
+  });
+
   test('the server logs one line per query on stderr, and SIGINT exits 0', async () => {
     const s = await serve();
     const r = await runNetkit(['disk', 'query', `127.0.0.1:${s.port}`]);

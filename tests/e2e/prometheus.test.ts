@@ -33,13 +33,21 @@ maybe('a real Prometheus scrapes two netkit disk servers', () => {
   let secured: MetricsServer;
   let prom: ChildProcess;
   let promUrl: string;
+  let metricsToken: string;
+  let metricsTokenFile: string;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'netkit-prom-'));
     const tokenFile = join(dir, 'token');
+    metricsTokenFile = join(dir, 'metrics-token');
     writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
     plain = await startMetricsServer(['--path', dir, '--quiet']);
     secured = await startMetricsServer(['--path', dir, '--quiet', '--token-file', tokenFile], { env: { NETKIT_TOKEN: undefined } });
+    // Prometheus holds the metrics token derived from the secret, never the secret itself.
+    const printed = await runNetkit(['disk', 'serve', '--print-metrics-token', '--token-file', tokenFile], { env: { NETKIT_TOKEN: undefined } });
+    if (printed.code !== 0) throw new Error(`--print-metrics-token failed: ${printed.stderr}`);
+    metricsToken = printed.stdout.trim();
+    writeFileSync(metricsTokenFile, printed.stdout, { mode: 0o600 });
     const port = await freeTcpPort();
     promUrl = `http://127.0.0.1:${port}`;
     const target = (u: string): string => new URL(u).host;
@@ -55,7 +63,7 @@ maybe('a real Prometheus scrapes two netkit disk servers', () => {
         `      - targets: ['${target(plain.metricsUrl)}']`,
         '  - job_name: netkit-secured',
         '    authorization:',
-        `      credentials_file: ${tokenFile}`,
+        `      credentials_file: ${metricsTokenFile}`,
         '    static_configs:',
         `      - targets: ['${target(secured.metricsUrl)}']`,
         '',
@@ -121,8 +129,8 @@ maybe('a real Prometheus scrapes two netkit disk servers', () => {
     expect(body).toMatch(/^# HELP node_filesystem_avail_bytes Filesystem space available to non-root users in bytes\.$/m);
     expect(body).toMatch(/^netkit_disk_queries_total\{outcome="answered"\} \d+$/m);
     expect((await fetch(secured.metricsUrl)).status).toBe(401);
-    expect((await fetch(secured.metricsUrl, { headers: { Authorization: 'Bearer wrong' } })).status).toBe(401);
-    const ok = await fetch(secured.metricsUrl, { headers: { Authorization: `Bearer ${TOKEN}` } });
+    expect((await fetch(secured.metricsUrl, { headers: { Authorization: `Bearer ${TOKEN}` } })).status).toBe(401); // the secret itself never crosses HTTP
+    const ok = await fetch(secured.metricsUrl, { headers: { Authorization: `Bearer ${metricsToken}` } });
     expect(ok.status).toBe(200);
     expect(new URL(plain.metricsUrl).hostname).toBe('127.0.0.1'); // loopback unless told otherwise
   }, 30_000);

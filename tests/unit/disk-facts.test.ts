@@ -107,6 +107,18 @@ describe('disk facts', () => {
     }
   });
 
+  test('a mount timeout shorter than a worker thread takes to start does not make the start fail', async () => {
+    // 1 ms is far less than a thread's start-up; only the statfs call itself counts against it.
+    const facts = await createSystemFacts({ path: tmpdir(), mountTimeoutMs: 1, listMounts: async () => [] });
+    try {
+      const snap = await facts.read('path');
+      expect(snap.filesystems).toHaveLength(1);
+      expect(snap.filesystems[0]!.total).toBeGreaterThan(0n);
+    } finally {
+      facts.close();
+    }
+  });
+
   test('a missing path is NOT_FOUND at start', async () => {
     await expect(createSystemFacts({ path: '/definitely/not/here' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });

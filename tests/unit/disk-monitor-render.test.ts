@@ -46,6 +46,14 @@ describe('--format nagios', () => {
 });
 
 describe('--format prom', () => {
+  test('a server that does not say whether a filesystem is read-only gets no readonly sample (unknown), not 0', () => {
+    const text = renderProm([host('old', [fs('/', 1n, 9n)]), host('new', [fs('/', 1n, 9n, { readonly: false }), fs('/ro', 1n, 9n, { readonly: true })])]);
+    expect(text).not.toMatch(/^node_filesystem_readonly\{host="old"/m);
+    expect(text).toMatch(/^node_filesystem_readonly\{host="new",[^}]*mountpoint="\/"[^}]*\} 0$/m);
+    expect(text).toMatch(/^node_filesystem_readonly\{host="new",[^}]*mountpoint="\/ro"[^}]*\} 1$/m);
+    expect(text).toMatch(/^node_filesystem_avail_bytes\{host="old",/m);
+  });
+
   test('node_exporter names with host, device, mountpoint and fstype labels; escaped label values; up per host', () => {
     const text = renderProm([host('nas:9991', [fs('/srv "x"\\y', 1n, 9n), hung]), silent]);
     expect(text).toContain(`node_filesystem_avail_bytes{host="nas:9991",device="/dev/vda1",mountpoint="/srv \\"x\\"\\\\y",fstype="ext4"} ${9n * G}`);

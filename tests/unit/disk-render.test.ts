@@ -2,6 +2,7 @@
 import { describe, expect, test } from '@jest/globals';
 import { renderJson, renderTable, usePercent, type Paint } from '../../src/commands/disk/render.js';
 import { NetkitError } from '../../src/errors.js';
+import { FsErrorCode } from '../../src/protocol/disk-v1.js';
 import type { HostResult } from '../../src/services/disk/query.js';
 
 const target = (label: string) => ({ label, host: label, port: 9991 });
@@ -44,6 +45,14 @@ describe('disk query output', () => {
     expect(out).not.toMatch(/\u001b/);
     // right-aligned numbers end in the same column
     expect(lines[1]!.indexOf('95%') + 3).toBe(lines[0]!.length);
+  });
+
+  test('a filesystem with an error and no figures at all (hung from the start) shows -, not 0B; one with stale figures keeps them', () => {
+    const fsOf = (mount: string, n: bigint, message: string) => ({ mount, fstype: 'nfs4', device: 'srv:/x', total: n, used: 0n, available: n, free: n, served: false, error: { code: FsErrorCode.TIMEOUT, message } });
+    const r: HostResult = { ...answer, answer: { host: 'nas', time: 1, omitted: 0, filesystems: [fsOf('/hung', 0n, 'statfs hung for 9.0s'), fsOf('/stale', 2n ** 30n, 'not refreshed for 3.0s')] } } as HostResult;
+    const lines = renderTable([r]).trimEnd().split('\n');
+    expect(lines[1]).toMatch(/^nas\s+\/hung\s+nfs4\s+-\s+-\s+-\s+-\s+timeout: statfs hung for 9\.0s$/);
+    expect(lines[2]).toMatch(/^nas\s+\/stale\s+nfs4\s+1\.0G\s+0B\s+1\.0G\s+0%\s+timeout: not refreshed for 3\.0s$/);
   });
 
   test('coloured table: header painted, a 95% line marked bad', () => {

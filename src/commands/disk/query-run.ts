@@ -1,5 +1,6 @@
 // Running `netkit disk query`: read the hosts, ask them, print a table, JSON, a Nagios line or Prometheus text, and set the exit status.
 import { readFile } from 'node:fs/promises';
+import { isIPv6 } from 'node:net';
 import { parseTarget, type HostResult, type QueryTarget } from '../../services/disk/query.js';
 import { queryWithDiscovery } from '../../services/disk/discover.js';
 import { sanitize, useColor } from '../../cli/output.js';
@@ -15,7 +16,8 @@ export type QueryFormat = 'table' | 'json' | 'nagios' | 'prom';
 
 export interface QueryRunOptions {
   hosts: string[];
-  hostsFile?: string | undefined;
+  /** Files of hosts (--hosts-file, repeatable). */
+  hostsFile?: string[] | undefined;
   port: number;
   timeoutMs: number;
   retries: number;
@@ -59,12 +61,27 @@ export async function readHostsFile(path: string): Promise<string[]> {
     .filter((l) => l !== '');
 }
 
+/** The same server however it was written: `nas`, `NAS:9991`, `[::1]` and `0:0::1` each count once. */
+function targetKey(t: QueryTarget): string {
+  let host = t.host.toLowerCase();
+  if (isIPv6(host)) host = new URL(`http://[${host}]/`).hostname;
+  return `${t.instance ? 'instance' : 'host'} ${host} ${t.port}`;
+}
+
 export async function resolveTargets(o: Pick<QueryRunOptions, 'hosts' | 'hostsFile' | 'port' | 'discover'>): Promise<QueryTarget[]> {
-  const fromFile = o.hostsFile !== undefined ? await readHostsFile(o.hostsFile) : [];
-  if (o.hostsFile !== undefined && fromFile.length === 0 && o.hosts.length === 0) throw new NetkitError('USAGE', `--hosts-file ${o.hostsFile} names no host`);
+  const files = o.hostsFile ?? [];
+  const fromFile: string[] = [];
+  for (const f of files) fromFile.push(...(await readHostsFile(f)));
+  if (files.length > 0 && fromFile.length === 0 && o.hosts.length === 0) throw new NetkitError('USAGE', `--hosts-file ${files.join(', ')} ${files.length > 1 ? 'name' : 'names'} no host`);
   const hosts = [...o.hosts, ...fromFile];
   // Bad ports and empty names are usage errors (exit 2) before anything is sent; `disk one` is an announced name.
-  return (hosts.length > 0 || o.discover ? hosts : ['localhost']).map((h) => parseTarget(h, o.port, { instanceNames: true }));
+  const targets = (hosts.length > 0 || o.discover ? hosts : ['localhost']).map((h) => parseTarget(h, o.port, { instanceNames: true }));
+  // A host named twice (on the command line, in a file, in two files) is asked and shown once, where it was first named.
+  const seen = new Set<string>();
+  return targets.filter((t) => {
+    const k = targetKey(t);
+    return !seen.has(k) && (seen.add(k), true);
+  });
 }
 
 /** Keep only the filesystems the client-side filters select (the server already left out its exclusions). */

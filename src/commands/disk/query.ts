@@ -2,13 +2,14 @@
 import type { CommandModule } from 'yargs';
 import { parseCount, parseDuration, parseList, parsePort } from '../../cli/args.js';
 import { tokenFileOption } from '../secret-option.js';
+import { NetkitError } from '../../errors.js';
 import { parseThreshold, type Thresholds } from '../../services/disk/thresholds.js';
 import type { QueryFormat } from './query-run.js';
 import { discoverOption, discoverTimeoutOption } from '../discover/options.js';
 
 interface QueryArgs {
   hosts?: string[];
-  'hosts-file'?: string;
+  'hosts-file'?: string[];
   host?: string[];
   port: number;
   timeout: number;
@@ -32,6 +33,15 @@ interface QueryArgs {
   'discover-timeout': number;
 }
 
+/** The live view's interval: a duration of at least MIN_WATCH_MS (a faster redraw only floods the servers and the terminal). */
+export const MIN_WATCH_MS = 100;
+function watchInterval(v: unknown): number | undefined {
+  if (v === undefined) return undefined;
+  const ms = parseDuration(v === '' ? '2s' : v, '--watch', 3600_000);
+  if (ms < MIN_WATCH_MS) throw new NetkitError('USAGE', `invalid --watch '${String(v)}': the interval must be at least ${MIN_WATCH_MS}ms`, 'for example --watch 1s');
+  return ms;
+}
+
 const threshold = (option: string, inodes = false) => (v: unknown) => (v === undefined ? undefined : (parseThreshold(String(v), option, inodes), String(v)));
 
 export const queryCommand: CommandModule<object, QueryArgs> = {
@@ -41,7 +51,7 @@ export const queryCommand: CommandModule<object, QueryArgs> = {
     y
       .positional('hosts', { type: 'string', array: true, describe: 'HOST, HOST:PORT, [IPv6] or [IPv6]:PORT; several are asked at once [default: localhost, unless --discover or --hosts-file]' })
       .option('host', { alias: 'H', type: 'string', array: true, describe: 'a host to ask, as for HOSTS (repeatable; adds to them)' })
-      .option('hosts-file', { type: 'string', describe: 'read more hosts from FILE, one per line (# starts a comment)' })
+      .option('hosts-file', { type: 'string', describe: 'read more hosts from FILE, one per line (# starts a comment); repeatable', coerce: (v: unknown) => (v === undefined ? undefined : [v].flat().map(String)) })
       .option('port', { alias: 'p', type: 'string', number: true, default: 9991, describe: 'UDP port for hosts given without one', coerce: (v: unknown) => parsePort(v) })
       .option('timeout', { alias: 't', type: 'string', default: '1s', describe: 'wait for the first attempt; each retry waits twice as long', coerce: (v: unknown) => parseDuration(v, '--timeout', 60_000) })
       .option('retries', { alias: 'r', type: 'string', number: true, default: 2, describe: 'attempts after the first', coerce: (v: unknown) => parseCount(v, '--retries', 0, 10) })
@@ -53,7 +63,7 @@ export const queryCommand: CommandModule<object, QueryArgs> = {
       .option('crit', { type: 'string', describe: 'critical when available space is below SPEC', coerce: threshold('--crit') })
       .option('inodes-warn', { type: 'string', describe: 'warn when free inodes are below SPEC (10%, 100000, or both)', coerce: threshold('--inodes-warn', true) })
       .option('inodes-crit', { type: 'string', describe: 'critical when free inodes are below SPEC', coerce: threshold('--inodes-crit', true) })
-      .option('watch', { alias: 'w', type: 'string', describe: 'refresh every INTERVAL (default 2s) until Ctrl-C', coerce: (v: unknown) => (v === undefined ? undefined : parseDuration(v === '' ? '2s' : v, '--watch', 3600_000)) })
+      .option('watch', { alias: 'w', type: 'string', describe: 'refresh every INTERVAL (default 2s, at least 100ms) until Ctrl-C', coerce: watchInterval })
       .option('fs-include', { type: 'string', array: true, default: [], describe: 'show only these filesystem types (globs)', coerce: parseList })
       .option('fs-exclude', { type: 'string', array: true, default: [], describe: 'hide these filesystem types (globs)', coerce: parseList })
       .option('mount-include', { type: 'string', array: true, default: [], describe: 'show only these mount points (globs)', coerce: parseList })
@@ -82,7 +92,7 @@ export const queryCommand: CommandModule<object, QueryArgs> = {
     if (icrit) thresholds.inodesCrit = icrit;
     await runDiskQuery({
       hosts: [...(argv.hosts ?? []), ...(argv.host ?? [])].map(String),
-      hostsFile: argv['hosts-file'],
+      hostsFile: argv['hosts-file']?.map(String),
       port: argv.port,
       timeoutMs: argv.timeout,
       retries: argv.retries,

@@ -68,7 +68,8 @@ const FS_METRICS: Array<[string, string, (f: FsFigures) => bigint | boolean | un
   ['node_filesystem_avail_bytes', 'Filesystem space available to non-root users in bytes.', (f) => (f.error ? undefined : f.available)],
   ['node_filesystem_files', 'Filesystem total file nodes.', (f) => (f.error ? undefined : f.files)],
   ['node_filesystem_files_free', 'Filesystem total free file nodes.', (f) => (f.error ? undefined : f.filesFree)],
-  ['node_filesystem_readonly', 'Filesystem read-only status.', (f) => f.readonly === true],
+  // An older server does not say: unknown, so no sample (0 would claim read-write).
+  ['node_filesystem_readonly', 'Filesystem read-only status.', (f) => f.readonly],
   ['node_filesystem_device_error', 'Whether an error occurred while getting statistics for the given device.', (f) => f.error !== undefined],
 ];
 

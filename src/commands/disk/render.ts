@@ -94,8 +94,11 @@ function rowsOf(r: HostResult, o: TableOptions): Row[] {
     const ipct = f.files !== undefined && f.filesFree !== undefined ? usePercent(f.files - f.filesFree, f.filesFree) : undefined;
     const inodes = o.inodes ? [count(f.files), count(f.filesFree), ipct === undefined ? '-' : `${ipct}%`] : [];
     const status = o.thresholds && hasThresholds(o.thresholds) ? judge(f, o.thresholds).status : f.readonly || f.error ? Status.WARNING : undefined;
+    // A filesystem that could not be read and has no figures at all (a mount hung from the start): unknown, not 0B.
+    const unknown = f.error !== undefined && f.total === 0n && f.used === 0n && f.available === 0n;
+    const sizes = unknown ? ['-', '-', '-', '-'] : [formatBytes(Number(f.total)), formatBytes(Number(f.used)), formatBytes(Number(f.available)), pct === undefined ? '-' : `${pct}%`];
     return {
-      cells: [host, sanitize(f.mount, 64), sanitize(f.fstype, 16) || '-', formatBytes(Number(f.total)), formatBytes(Number(f.used)), formatBytes(Number(f.available)), pct === undefined ? '-' : `${pct}%`, ...inodes, ...extra(f), fsNote(f)],
+      cells: [host, sanitize(f.mount, 64), sanitize(f.fstype, 16) || '-', ...sizes, ...inodes, ...extra(f), fsNote(f)],
       pct,
       ...(status === undefined ? {} : { status }),
     };

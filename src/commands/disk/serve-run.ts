@@ -38,6 +38,13 @@ function queryLogger(write: (line: string) => void): (e: QueryEvent) => void {
     });
 }
 
+/** `disk serve --print-metrics-token`: the bearer token /metrics requires with this secret, on stdout. */
+export async function printMetricsToken(tokenFile: string | undefined): Promise<void> {
+  const secret = await loadCliSecret(tokenFile);
+  if (!secret) throw new NetkitError('USAGE', '--print-metrics-token needs a secret: there is none to derive the token from', 'give --token-file FILE or set NETKIT_TOKEN, as for the server');
+  process.stdout.write(`${secret.metricsToken()}\n`);
+}
+
 export async function runDiskServe(o: ServeRunOptions): Promise<void> {
   const write = (line: string): void => void process.stderr.write(line);
   const secret = await loadCliSecret(o.tokenFile);
@@ -59,7 +66,7 @@ export async function runDiskServe(o: ServeRunOptions): Promise<void> {
     secret: secret?.key('disk'),
     mountTimeoutMs: o.mountTimeoutMs,
     filter: o.filter,
-    ...(o.metrics ? { metrics: { ...o.metrics, ...(secret ? { bearerToken: secret.bearer() } : {}) } } : {}),
+    ...(o.metrics ? { metrics: { ...o.metrics, ...(secret ? { bearerToken: secret.metricsToken() } : {}) } } : {}),
     onWarning: (err) => write(`netkit: warning: ${sanitize(err.message)}\n`),
   });
   // Install the signal handlers before announcing, so a signal sent right after the line is handled.
@@ -67,7 +74,7 @@ export async function runDiskServe(o: ServeRunOptions): Promise<void> {
   process.stdout.write(`listening udp ${formatHostPort(server.address.address, server.address.port)}\n`);
   if (server.metricsAddress) {
     process.stdout.write(`metrics http://${formatHostPort(server.metricsAddress.address, server.metricsAddress.port)}/metrics\n`);
-    if (!isLoopback(server.metricsAddress.address)) write(`netkit: --metrics listens beyond this machine${secret ? '; scrapes must send the secret as a bearer token, in clear over HTTP' : ' without a secret: anyone who can reach it can read the figures'}\n`);
+    if (!isLoopback(server.metricsAddress.address)) write(`netkit: --metrics listens beyond this machine${secret ? '; scrapes must send the metrics token (--print-metrics-token), which crosses HTTP in clear' : ' without a secret: anyone who can reach it can read the figures'}\n`);
   }
   if (secret) write(`netkit: requiring the secret from ${secret.source}: unauthenticated, stale, replayed and classic queries get no reply\n`);
   if (o.classic && !o.quiet) {

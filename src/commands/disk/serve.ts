@@ -21,6 +21,7 @@ interface ServeArgs {
   'mount-exclude': string[];
   announce: boolean;
   name?: string;
+  'print-metrics-token': boolean;
 }
 
 export const serveCommand: CommandModule<object, ServeArgs> = {
@@ -37,6 +38,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('exempt-loopback', { type: 'boolean', default: true, describe: 'do not rate-limit senders on this machine (--no-exempt-loopback to limit them too)' })
       .option('token-file', tokenFileOption)
       .option('metrics', { type: 'string', describe: 'also serve Prometheus metrics at http://[HOST:]PORT/metrics (HOST defaults to 127.0.0.1)', coerce: (v: unknown) => (v === undefined ? undefined : parseListen(v, '--metrics')) })
+      .option('print-metrics-token', { type: 'boolean', default: false, describe: 'print the bearer token /metrics requires with this secret (for Prometheus\' credentials_file) and exit' })
       .option('mount-timeout', { type: 'string', default: '2s', describe: 'report a filesystem whose statfs has not returned after this long as timed out', coerce: (v: unknown) => parseDuration(v, '--mount-timeout', 60_000) })
       .option('fs-include', { type: 'string', array: true, default: [], describe: 'report only these filesystem types (globs), even ones excluded by default', coerce: parseList })
       .option('fs-exclude', { type: 'string', array: true, default: [], describe: 'filesystem types to leave out (globs)', coerce: parseList })
@@ -47,9 +49,14 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .example('$0 disk serve', 'serve the current directory\'s disk on port 9991')
       .example('$0 disk serve --path /srv --classic', 'report /srv\'s disk, and answer seed clients too')
       .example('$0 disk serve --token-file ~/.netkit-token', 'answer only clients that hold the same secret')
-      .example('$0 disk serve --metrics 9100', 'also serve Prometheus metrics on 127.0.0.1:9100'),
+      .example('$0 disk serve --metrics 9100', 'also serve Prometheus metrics on 127.0.0.1:9100')
+      .example('$0 disk serve --print-metrics-token --token-file ~/.netkit-token > prom-token', 'the token Prometheus sends to /metrics'),
   handler: async (argv) => {
-    const { runDiskServe } = await import('./serve-run.js');
+    const { runDiskServe, printMetricsToken } = await import('./serve-run.js');
+    if (argv['print-metrics-token']) {
+      await printMetricsToken(argv['token-file']);
+      return;
+    }
     await runDiskServe({
       port: argv.port,
       host: argv.host,

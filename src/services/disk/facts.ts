@@ -25,7 +25,8 @@ export interface DiskSnapshot {
  */
 export interface DiskFactsSource {
   readonly host: string;
-  read(scope: FactsScope): Promise<DiskSnapshot>;
+  /** `patient`: wait for calls in flight up to the mount timeout (a scrape), not just the short answer wait (a datagram). */
+  read(scope: FactsScope, opts?: { patient?: boolean }): Promise<DiskSnapshot>;
   close(): void;
 }
 
@@ -89,8 +90,18 @@ async function mountPointByDevice(real: string): Promise<string> {
 
 interface MountState {
   numbers?: StatfsNumbers;
+  /** When `numbers` were read, or (without numbers) when the path was first asked. */
+  at: number;
   error?: NetkitError;
 }
+
+/** Seconds for a short message: "3.2s". */
+function secs(ms: number): string {
+  return `${(Math.max(0, ms) / 1000).toFixed(1)}s`;
+}
+
+/** The least time the served path's first statfs gets before the server refuses to start. */
+const STARTUP_TIMEOUT_MS = 2000;
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
@@ -104,16 +115,23 @@ function delay(ms: number): Promise<void> {
  */
 export async function createSystemFacts(opts: SystemFactsOptions): Promise<DiskFactsSource> {
   const states = new Map<string, MountState>();
+  /** A call's outcome: fresh numbers replace everything; an error keeps the last numbers and their age. */
+  const settle = (path: string, result: StatfsNumbers | NetkitError): void => {
+    if (result instanceof NetkitError) states.set(path, { ...(states.get(path) ?? { at: Date.now() }), error: result });
+    else states.set(path, { numbers: result, at: Date.now() });
+  };
   const pool = new StatfsPool({
     timeoutMs: opts.mountTimeoutMs ?? 2000,
-    onLate: (path, result) => states.set(path, result instanceof NetkitError ? { ...states.get(path), error: result } : { numbers: result }),
+    onLate: (path, result) => settle(path, result),
   });
   let real: string;
   let realDev: number;
   try {
     real = await realpath(opts.path);
     realDev = (await stat(real)).dev;
-    states.set(real, { numbers: await pool.statfs(real) });
+    // The first call also waits for the first thread to start: a short --mount-timeout (tuned for
+    // answers) must not make a slow start look like a hung served path.
+    states.set(real, { numbers: await pool.statfs(real, Math.max(pool.timeoutMs, STARTUP_TIMEOUT_MS)), at: Date.now() });
   } catch (err) {
     pool.close();
     throw err instanceof NetkitError && err.code === 'TIMEOUT' ? err : fsError(err, `cannot serve --path ${opts.path}`);
@@ -143,49 +161,56 @@ export async function createSystemFacts(opts: SystemFactsOptions): Promise<DiskF
   await refreshMounts();
   // A first round before serving, so the first answer has every filesystem that answers in time.
   const firstRound = (): string[] => mounts.filter((m) => m.mount !== served.mount && include(m)).map((m) => m.mount);
-  await Promise.race([Promise.allSettled(firstRound().map((t) => pool.statfs(t).then((numbers) => void states.set(t, { numbers })))), delay(pool.timeoutMs)]);
+  await poll(firstRound(), pool.timeoutMs);
   const timer = setInterval(() => {
     if (!closed) void refreshMounts();
   }, opts.mountsRefreshMs ?? 10_000);
   timer.unref();
 
-  /** Ask statfs of every target; settle when all answered or answerWaitMs passed. */
-  const poll = async (targets: readonly string[]): Promise<void> => {
-    const calls = targets.map((t) =>
-      pool.statfs(t).then(
-        (numbers) => void states.set(t, { numbers }),
-        (err: unknown) => void states.set(t, { ...states.get(t), error: err instanceof NetkitError ? err : fsError(err, `statfs ${t}`) }),
-      ),
-    );
-    await Promise.race([Promise.all(calls), delay(answerWaitMs)]);
-  };
+  /** Ask statfs of every target; settle when all answered or waitMs passed. */
+  async function poll(targets: readonly string[], waitMs: number): Promise<void> {
+    const now = Date.now();
+    for (const t of targets) if (!states.has(t)) states.set(t, { at: now });
+    const calls = targets.map((t) => pool.statfs(t).then((numbers) => settle(t, numbers), (err: unknown) => settle(t, err instanceof NetkitError ? err : fsError(err, `statfs ${t}`))));
+    await Promise.race([Promise.all(calls), delay(waitMs)]);
+  }
 
-  const figures = (target: string, entry: MountEntry, isServed: boolean): FsFigures | undefined => {
-    const st = states.get(target);
-    const hung = pool.isStuck(target);
+  /**
+   * One filesystem's entry in an answer. Figures are shown as they are only when read within the
+   * mount timeout; older ones (the call is slow, queued, hung or was not asked) carry error TIMEOUT
+   * saying how old they are, so stale figures are never presented as fresh.
+   */
+  const figures = (target: string, entry: MountEntry, isServed: boolean, now: number): FsFigures | undefined => {
+    // `now` is when the read began: figures read since then have age 0 or less.
+    const st = states.get(target) ?? { at: now };
     const base = { mount: entry.mount, fstype: entry.fstype, device: entry.device, served: isServed, readonly: entry.readonly === true };
-    const numbers = st?.numbers ? figuresFromStatfs(st.numbers) : { total: 0n, used: 0n, available: 0n, free: 0n };
-    if (hung) return { ...base, ...numbers, error: { code: FsErrorCode.TIMEOUT, message: `statfs timed out after ${pool.timeoutMs}ms` } };
-    if (st?.error && st.error.code !== 'TIMEOUT') {
+    const numbers = st.numbers ? figuresFromStatfs(st.numbers) : { total: 0n, used: 0n, available: 0n, free: 0n };
+    const timeout = (message: string): FsFigures => ({ ...base, ...numbers, error: { code: FsErrorCode.TIMEOUT, message } });
+    if (pool.isStuck(target)) return timeout(`statfs hung for ${secs(pool.runningFor(target))}`);
+    if (st.error && st.error.code !== 'TIMEOUT') {
       if (st.error.code === 'NOT_FOUND' && !isServed) return undefined; // unmounted since the table was read
       return { ...base, ...numbers, error: { code: FsErrorCode.IO, message: st.error.message } };
     }
-    if (!st?.numbers) return undefined; // first call still running and not yet timed out
+    if (st.error) return timeout(st.numbers ? `not asked; figures ${secs(now - st.at)} old` : 'not asked: other mounts hung');
+    const age = now - st.at;
+    if (age > pool.timeoutMs) return timeout(st.numbers ? `not refreshed for ${secs(age)}` : `no figures after ${secs(age)}`);
+    if (!st.numbers) return undefined; // first call still running (or queued) and not yet timed out
     return { ...base, ...numbers };
   };
 
   return {
     host,
-    async read(scope) {
+    async read(scope, readOpts) {
       const time = Date.now();
+      const waitMs = readOpts?.patient ? Math.max(answerWaitMs, pool.timeoutMs) : answerWaitMs;
       if (scope === 'path') {
-        await poll([real]);
-        return { host, time, filesystems: [figures(real, served, true)!] };
+        await poll([real], waitMs);
+        return { host, time, filesystems: [figures(real, served, true, time)!] };
       }
       const seen = new Set([served.mount]);
       const others = mounts.filter((m) => !seen.has(m.mount) && include(m) && (seen.add(m.mount), true));
-      await poll([real, ...others.map((m) => m.mount)]);
-      const all = [figures(real, served, true)!, ...others.map((m) => figures(m.mount, m, false)).filter((f): f is FsFigures => f !== undefined)];
+      await poll([real, ...others.map((m) => m.mount)], waitMs);
+      const all = [figures(real, served, true, time)!, ...others.map((m) => figures(m.mount, m, false, time)).filter((f): f is FsFigures => f !== undefined)];
       all.sort((a, b) => (a.mount < b.mount ? -1 : a.mount > b.mount ? 1 : 0));
       return { host, time, filesystems: all };
     },

@@ -4,6 +4,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import { listenHttp, type HttpListener, type HttpRequest, type HttpResponse } from '../../transport/http.js';
 import type { DiskFactsSource, DiskSnapshot } from './facts.js';
 import type { FsFigures } from '../../protocol/disk-v1.js';
+import { FailureThrottle, sourceKey } from '../limits.js';
 
 const LABELS = ['device', 'mountpoint', 'fstype'] as const;
 
@@ -56,7 +57,7 @@ export function createDiskMetrics(facts: DiskFactsSource, version: string): Disk
     registry,
     countQuery: (outcome) => queries.inc({ outcome }),
     async render() {
-      fill(await facts.read('all'));
+      fill(await facts.read('all', { patient: true }));
       return { contentType: registry.contentType, body: await registry.metrics() };
     },
   };
@@ -68,6 +69,8 @@ export interface MetricsServerOptions {
   metrics: DiskMetrics;
   /** When set, /metrics requires `Authorization: Bearer <token>` (Prometheus' `authorization` scrape setting). */
   bearerToken?: string;
+  /** Failed bearer tokens per source (default: a fresh one, as the file server's). */
+  throttle?: FailureThrottle;
   onError?: (err: unknown) => void;
 }
 
@@ -78,14 +81,36 @@ function tokenMatches(presented: string, expected: string): boolean {
   return timingSafeEqual(a, b);
 }
 
-export function metricsHandler(metrics: DiskMetrics, bearerToken?: string): (req: HttpRequest) => Promise<HttpResponse> {
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/**
+ * The /metrics handler. With a bearer token, a wrong one counts as a failed attempt for its source
+ * and is answered only after the hold-off (the file server's HTTPS and v1 rules); while a source is
+ * held off its requests get 401 with Retry-After at once, without a look at the token. A request
+ * without Authorization is no guess and costs nothing.
+ */
+export function metricsHandler(metrics: DiskMetrics, bearerToken?: string, throttle: FailureThrottle = new FailureThrottle()): (req: HttpRequest) => Promise<HttpResponse> {
   const text = { 'Content-Type': 'text/plain; charset=utf-8' };
+  const challenge = { ...text, 'WWW-Authenticate': 'Bearer realm="netkit"' };
   return async (req) => {
     if (req.path !== '/metrics') return { status: 404, headers: text, body: 'not found: try /metrics\n' };
     if (req.method !== 'GET' && req.method !== 'HEAD') return { status: 405, headers: { ...text, Allow: 'GET, HEAD' }, body: 'method not allowed\n' };
     if (bearerToken !== undefined) {
+      const source = sourceKey(req.remoteAddress);
+      const heldOff = throttle.blockedFor(source);
+      if (heldOff > 0) {
+        const secs = Math.ceil(heldOff / 1000);
+        return { status: 401, headers: { ...challenge, 'Retry-After': String(secs) }, body: `too many failed attempts from this address; try again in ${secs}s\n` };
+      }
       const m = /^Bearer\s+(\S+)\s*$/i.exec(req.authorization ?? '');
-      if (!m || !tokenMatches(m[1]!, bearerToken)) return { status: 401, headers: { ...text, 'WWW-Authenticate': 'Bearer realm="netkit"' }, body: 'unauthorized\n' };
+      if (!m) return { status: 401, headers: challenge, body: 'unauthorized: send "Authorization: Bearer <metrics token>" (netkit disk serve --print-metrics-token)\n' };
+      if (!tokenMatches(m[1]!, bearerToken)) {
+        await pause(throttle.recordFailure(source).delayMs);
+        return { status: 401, headers: challenge, body: 'unauthorized: the bearer token is not this server\'s metrics token\n' };
+      }
+      throttle.recordSuccess(source);
     }
     const r = await metrics.render();
     return { status: 200, headers: { 'Content-Type': r.contentType }, body: r.body };
@@ -93,5 +118,5 @@ export function metricsHandler(metrics: DiskMetrics, bearerToken?: string): (req
 }
 
 export function startMetricsServer(o: MetricsServerOptions): Promise<HttpListener> {
-  return listenHttp({ host: o.host, port: o.port, handle: metricsHandler(o.metrics, o.bearerToken), onError: o.onError });
+  return listenHttp({ host: o.host, port: o.port, handle: metricsHandler(o.metrics, o.bearerToken, o.throttle), onError: o.onError });
 }

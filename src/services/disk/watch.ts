@@ -22,10 +22,21 @@ export interface Trend {
 interface FirstSample {
   time: number;
   available: bigint;
+  /** Samples taken so far, the first included. */
+  samples: number;
 }
 
-/** Trend of available space between the first and the latest sample; undefined until time has passed. */
-export function trendOf(first: FirstSample, time: number, available: bigint): Trend | undefined {
+/** A trend needs this many samples... */
+export const MIN_TREND_SAMPLES = 5;
+/** ...spanning at least this long (server clock): over a few seconds a write burst reads as +80G/h. */
+export const MIN_TREND_SPAN_MS = 10_000;
+
+/**
+ * Trend of available space between the first and the latest sample; undefined until there are
+ * MIN_TREND_SAMPLES samples (`samples`, the latest included) over at least MIN_TREND_SPAN_MS.
+ */
+export function trendOf(first: FirstSample, time: number, available: bigint, samples = first.samples): Trend | undefined {
+  if (samples < MIN_TREND_SAMPLES || time - first.time < MIN_TREND_SPAN_MS) return undefined;
   const hours = (time - first.time) / 3_600_000;
   if (!(hours > 0)) return undefined;
   const perHour = Number(available - first.available) / hours;
@@ -78,8 +89,11 @@ export function startWatch(targets: readonly QueryTarget[], opts: DiskQueryOptio
               const key = `${i}\u0000${f.mount}`;
               if (f.error) continue;
               const sample = first.get(key);
-              if (!sample) first.set(key, { time: r.answer.time, available: f.available });
-              else latest.set(key, trendOf(sample, r.answer.time, f.available));
+              if (!sample) first.set(key, { time: r.answer.time, available: f.available, samples: 1 });
+              else {
+                sample.samples += 1;
+                latest.set(key, trendOf(sample, r.answer.time, f.available));
+              }
             }
           }
         } else if (r.error.code === 'TIMEOUT') s.timeouts += 1;
