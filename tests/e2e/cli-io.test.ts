@@ -78,10 +78,16 @@ describe('one way to name a server', () => {
     }
   });
 
-  test('disk query -H HOST:PORT adds to the positional hosts', async () => {
-    const r = await runNetkit(['disk', 'query', `127.0.0.1:${disks.port}`, '-H', `127.0.0.1:${disks.port}`, '--json']);
-    expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout)).toHaveLength(2);
+  test('disk query -H HOST:PORT adds to the positional hosts; a host named twice is asked once', async () => {
+    const other = await startServer(['disk', 'serve', '--host', '127.0.0.1', '--port', '0', '--quiet']);
+    try {
+      const r = await runNetkit(['disk', 'query', `127.0.0.1:${disks.port}`, '-H', `127.0.0.1:${other.port}`, '-H', `127.0.0.1:${disks.port}`, '--json']);
+      expect(r.code).toBe(0);
+      const ports = (JSON.parse(r.stdout) as { port: number }[]).map((h) => h.port);
+      expect(ports).toEqual([disks.port, other.port]);
+    } finally {
+      await other.stop('SIGKILL');
+    }
   });
 
   test('the classic hint reads as a sentence and says a netkit server needs --classic', async () => {

@@ -113,7 +113,9 @@ describe('riding out an outage, stopping, running out of room', () => {
       expect(lines).toHaveLength(2);
       lines.forEach((l, i) => expect(l).toMatch(new RegExp(`^netkit: connection lost after \\d+/43 files \\([\\d.]+M of [\\d.]+M\\); retrying in 1s \\(${i + 1}/5\\)$`)));
       expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, fetched: 43, retries: 2 });
-      expect(wire(proxy)).toBeLessThan(total() + 2 * MiB);
+      // What was in flight at a cut (up to the client's loopback receive buffer, a few MiB when the
+      // machine is busy) comes again; a file fetched twice (the big ones are 12 MiB) would not fit.
+      expect(wire(proxy)).toBeLessThan(total() + 8 * MiB);
       complete(out);
     } finally {
       await proxy.close();

@@ -157,7 +157,7 @@ describe('file transfer, in process', () => {
   test.each([
     ['missing.bin', 'NOT_FOUND', 'not-found'],
     ['../etc/passwd', 'FORBIDDEN', 'forbidden'],
-    ['nested', 'FORBIDDEN', 'forbidden'],
+    ['nested', 'FORBIDDEN', 'is-directory'],
   ])('refusal %j -> %s, logged, nothing written', async (name, code, outcome) => {
     const { server, next } = await serve();
     const out = outDir();
