@@ -31,11 +31,15 @@ class Fail(Exception):
 
 # ---------------------------------------------------------------- secrets and keys (section 5)
 
+# What section 5.1 removes around the secret (ECMAScript's trim): ASCII and Unicode spaces, line ends, the BOM.
+TRIMMED = ' \t\n\x0b\x0c\r\u00a0\u1680' + ''.join(chr(c) for c in range(0x2000, 0x200b)) + '\u2028\u2029\u202f\u205f\u3000\ufeff'
+
+
 def read_secret(path):
     if path is None:
         return None
     with open(path, 'rb') as f:
-        text = f.read().decode('ascii').strip(' \t\r\n')
+        text = f.read().decode('utf-8').strip(TRIMMED)
     if not 1 <= len(text) <= 1024 or any(not 0x20 <= ord(c) <= 0x7E for c in text):
         raise Fail('bad secret text')
     return text
