@@ -4,7 +4,8 @@
 It exists to prove the document is enough to implement a client. Every command prints one JSON object on
 stdout and exits 0 on success; on any failure it prints the reason on stderr and exits 1.
 
-  indep_client.py disk    HOST PORT [--scope 0|1] [--token-file F]          disk v1 query (UDP)
+  indep_client.py disk    HOST PORT [--scope 0|1] [--token-file F]          disk v1 query (UDP); --timeout S
+                          (first wait, doubled each retry) and --retries N as netkit's (1 s, 2)
   indep_client.py fetch   HOST PORT NAME OUT [--token-file F] [--cut K]      file v1 fetch; with --cut, the
                           first connection stops after K body bytes and a second one resumes from there
   indep_client.py session HOST PORT DIR NAME... [--token-file F]             LIST DIR (recursive, LEFT_OUT)
@@ -547,10 +548,11 @@ def main(argv):
     scope = int(opt(args, '--scope', '0'))
     cut = opt(args, '--cut')
     start = opt(args, '--from')
+    wait, retries = float(opt(args, '--timeout', '1')), int(opt(args, '--retries', '2'))
     cmd, host, port = args[0], args[1], int(args[2])
     secret = read_secret(token_file)
     if cmd == 'disk':
-        res = disk(host, port, scope, key_for(secret, b'disk'))
+        res = disk(host, port, scope, key_for(secret, b'disk'), wait, retries)
     elif cmd == 'fetch':
         res = fetch(host, port, args[3], args[4], key_for(secret, b'file'), None if cut is None else int(cut))
     elif cmd == 'session':
