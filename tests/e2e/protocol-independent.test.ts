@@ -214,6 +214,15 @@ maybe('an independent client written from docs/protocol.md', () => {
       await client(['fetch', '127.0.0.1', String(plain.port), 'fresh.bin', join(dir, 'fresh-v1')]);
       const again = await client(['http', '127.0.0.1', String(plain.port), 'fresh.bin', '--from', '100']);
       expect(again).toMatchObject({ sha256: sha(fresh), digest_in: 'header', etag: first.etag });
+      // A file of at most 64 KiB sent over v1 leaves no digest behind (section 2.7); a trailer answer does.
+      const small = join(dir, 'small-v1');
+      await client(['fetch', '127.0.0.1', String(plain.port), 'photos/2024/a.jpg', small]);
+      const head = (): Promise<string | null> =>
+        fetch(`http://127.0.0.1:${plain.port}/photos/2024/a.jpg`, { method: 'HEAD' }).then((r) => r.headers.get('repr-digest'));
+      expect(await head()).toBeNull();
+      const viaTrailer = await client(['http', '127.0.0.1', String(plain.port), 'photos/2024/a.jpg', '--from', '10']);
+      expect(viaTrailer).toMatchObject({ digest_in: 'trailer', sha256: sha(files['photos/2024/a.jpg']!) });
+      expect(await head()).toBe(`sha-256=:${createHash('sha256').update(files['photos/2024/a.jpg']!).digest('base64')}:`);
     });
   });
 });
