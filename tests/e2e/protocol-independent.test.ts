@@ -211,7 +211,8 @@ maybe('an independent client written from docs/protocol.md', () => {
       expect(first).toMatchObject({ size: fresh.length, sha256: sha(fresh), digest_in: 'trailer', verified: true });
       expect(first.etag).toMatch(/^"[0-9a-f]{32}"$/);
       // Sent whole once (the trailer answer hashed every byte): the server now knows the digest.
-      await client(['fetch', '127.0.0.1', String(plain.port), 'fresh.bin', join(dir, 'fresh-v1')]);
+      const v1 = await client(['fetch', '127.0.0.1', String(plain.port), 'fresh.bin', join(dir, 'fresh-v1')]);
+      expect(first.etag).toBe(`"${v1.validator}"`); // the ETag is the v1 VALIDATOR in hex (section 7.3)
       const again = await client(['http', '127.0.0.1', String(plain.port), 'fresh.bin', '--from', '100']);
       expect(again).toMatchObject({ sha256: sha(fresh), digest_in: 'header', etag: first.etag });
       // A file of at most 64 KiB sent over v1 leaves no digest behind (section 2.7); a trailer answer does.

@@ -363,7 +363,7 @@ def fetch(host, port, name, out_path, key, cut=None):
                 meta = describe(f)
             finally:
                 v.c.close()
-    return dict(meta, sha256=digest, verified=True, resumed_from=resumed)
+    return dict(meta, sha256=digest, verified=True, resumed_from=resumed, validator=validator.hex())
 
 
 # ---------------------------------------------------------------- session with LIST (2.10 - 2.12)
