@@ -139,6 +139,8 @@ maybe('an independent client written from docs/protocol.md', () => {
     expect(out.request_size).toBeGreaterThan(1200);
     expect(fss.length).toBeGreaterThan(3);
     expect(fss.filter((f) => f.served)).toHaveLength(1);
+    const mounts = fss.map((f) => f.mount);
+    expect(mounts).toEqual([...mounts].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))));
     expect(s.stderr()).toMatch(/too-large \(1200B -> \d+B\)/);
   });
 
