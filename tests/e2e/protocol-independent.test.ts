@@ -97,6 +97,11 @@ afterAll(async () => {
 });
 
 maybe('an independent client written from docs/protocol.md', () => {
+  test("section 5.4's keys and MACs are what the client computes from sections 1.8, 2.9, 2.12 and 5", async () => {
+    const out = await client(['vectors', fileURLToPath(new URL('../../docs/protocol.md', import.meta.url))]);
+    expect(out.checked).toHaveLength(14);
+  });
+
   test('disk v1, without and with the secret, scope 0 and 1, matches statfs of the served path', async () => {
     const plain = await serve(['disk', 'serve', '--path', served, '--quiet']);
     const sealed = await serve(['disk', 'serve', '--path', served, '--quiet', '--token-file', tokenFile]);

@@ -10,6 +10,7 @@ stdout and exits 0 on success; on any failure it prints the reason on stderr and
                           first connection stops after K body bytes and a second one resumes from there
   indep_client.py session HOST PORT DIR NAME... [--token-file F]             LIST DIR (recursive, LEFT_OUT)
                           and one pipelined REQUEST per NAME on one session
+  indep_client.py vectors PROTOCOL_MD                                       recompute section 5.4's keys and MACs
   indep_client.py classic HOST PORT NAME                                     classic file protocol
   indep_client.py http    HOST PORT NAME --from A                            GET bytes=0-(A-1), then bytes=A-
                           with TE: trailers; the whole file is checked against Repr-Digest
@@ -531,6 +532,59 @@ def http(host, port, name, start):
             'digest_in': 'trailer' if 'repr-digest' in trailers else 'header', 'verified': True}
 
 
+# ---------------------------------------------------------------- test vectors (section 5.4)
+
+def vectors(doc_path):
+    """Recompute every key and MAC of the document's test-vector block; return the names checked."""
+    import re
+    with open(doc_path, encoding='utf-8') as f:
+        block = f.read().split('<!-- test-vectors:begin -->')[1].split('<!-- test-vectors:end -->')[0]
+    vals, cur = {}, None
+    for line in block.splitlines():
+        if line.startswith(('#', '```')) or not line.strip():
+            cur = None
+            continue
+        m = re.match(r'^(\w+)\s*=\s*(.*)$', line)
+        if m:
+            cur = m.group(1)
+            vals[cur] = m.group(2).replace(' ', '')
+        elif cur:
+            vals[cur] += line.strip().replace(' ', '')
+    kd, kf = key_for(vals['token'], b'disk'), key_for(vals['token'], b'file')
+    checked = []
+
+    def same(name, got):
+        if got != vals[name]:
+            raise Fail('%s: computed %s' % (name, got))
+        checked.append(name)
+    same('k_disk', kd.hex())
+    same('k_file', kf.hex())
+    for name, label, macname, extra in (('disk_query', b'netkit disk v1 request', 'disk_mac_req', b''),
+                                        ('disk_answer', b'netkit disk v1 answer', 'disk_mac_ans', bytes(range(16)))):
+        d = bytes.fromhex(vals[name])
+        m = [t for t in parse_tlvs(d, 8) if t[0] == 0x10][0]
+        same(macname, mac(kd, label, extra, d[:m[2]]).hex())
+        if m[1].hex() != vals[macname]:
+            raise Fail(name + ' does not carry its MAC')
+    nc, ns = bytes.fromhex(vals['file_n_c']), bytes.fromhex(vals['file_n_s'])
+    for name, who, macname, seq in (('file_request', 'client', 'file_p_c', None), ('file_response', 'server', 'file_p_s', None),
+                                    ('file_trailer', 'trailer', 'file_p_t', None), ('file_changed', 'server', 'file_p_s_changed', None),
+                                    ('file_s_list', 'client', 'file_s_p_c0', 0), ('file_s_list_ok', 'server', 'file_s_p_s0', 0),
+                                    ('file_s_end', 'trailer', 'file_s_p_t0', 0), ('file_s_request1', 'client', 'file_s_p_c1', 1),
+                                    ('file_s_response1', 'server', 'file_s_p_s1', 1), ('file_s_trailer1', 'trailer', 'file_s_p_t1', 1)):
+        fr = bytes.fromhex(vals[name])
+        payload = fr[3:]
+        if len(payload) != struct.unpack_from('>H', fr, 1)[0] or payload[-35:-32] != b'\x10\x00\x20':
+            raise Fail(name + ': bad frame')
+        fields_of(payload)
+        nonces = (ns, nc) if who == 'client' else (nc, ns)
+        seqb = b'' if seq is None else struct.pack('>I', seq)
+        same(macname, mac(kf, b'netkit file v1 ' + who.encode(), nonces[0], nonces[1], seqb, payload[:-32]).hex())
+        if payload[-32:].hex() != vals[macname]:
+            raise Fail(name + ' does not carry its MAC')
+    return {'checked': checked}
+
+
 # ---------------------------------------------------------------- command line
 
 def opt(args, name, default=None):
@@ -549,6 +603,9 @@ def main(argv):
     cut = opt(args, '--cut')
     start = opt(args, '--from')
     wait, retries = float(opt(args, '--timeout', '1')), int(opt(args, '--retries', '2'))
+    if args[0] == 'vectors':
+        print(json.dumps(vectors(args[1])))
+        return
     cmd, host, port = args[0], args[1], int(args[2])
     secret = read_secret(token_file)
     if cmd == 'disk':
