@@ -203,6 +203,9 @@ maybe('an independent client written from docs/protocol.md', () => {
         expect(out.files['photos']).toEqual({ status: 10, message: 'is a directory' });
         expect(out.files['nope.txt']).toEqual({ status: 1, message: 'no such file' });
       }
+      // A LIST NAME is normalised like a REQUEST's: the entries are named from the served directory.
+      const odd = await client(['session', '127.0.0.1', String(plain.port), './photos//2024/']);
+      expect(odd.entries.map((e: Entry) => e.name)).toEqual(['photos/2024/a.jpg']);
     });
 
     test('the classic file protocol: an 8-byte size field, then the bytes', async () => {
