@@ -85,6 +85,20 @@ export function errnoOf(err: unknown): string | undefined {
   return undefined;
 }
 
+/** What the less common errno names mean, for messages (the common ones have error codes of their own). */
+const ERRNO_WORDS: Record<string, string> = {
+  ENAMETOOLONG: 'the name is too long for the file system',
+  EISDIR: 'it is a directory',
+  ELOOP: 'a symbolic link is in the way',
+  ENXIO: 'not a file (a FIFO without a reader, or a socket)',
+  EIO: 'input/output error (a failing disk or a lost network file system?)',
+  EMFILE: 'too many open files',
+  ENFILE: 'too many open files on the system',
+  EBUSY: 'the file or device is busy',
+  EXDEV: 'it is on another file system',
+  ETXTBSY: 'the file is a running program',
+};
+
 /**
  * Translate a local file-system error (open, write, rename, mkdir) into a NetkitError.
  * `what` names the path or action for the message, e.g. "cannot write ./out.bin".
@@ -107,6 +121,6 @@ export function fsError(err: unknown, what: string): NetkitError {
     case 'ENOTDIR':
       return new NetkitError('NOT_FOUND', `${what}: no such file or directory`, undefined, { cause: err });
     default:
-      return new NetkitError('LOCAL_IO', `${what}: ${errno ?? (err instanceof Error ? err.message : String(err))}`, undefined, { cause: err });
+      return new NetkitError('LOCAL_IO', `${what}: ${(errno && ERRNO_WORDS[errno]) ?? errno ?? (err instanceof Error ? err.message : String(err))}`, undefined, { cause: err });
   }
 }

@@ -1,8 +1,23 @@
 // Coercions for command-line values: each throws a usage error that names the option.
 import { NetkitError } from '../errors.js';
 
+/**
+ * Numeric options are declared `type: 'string', number: true`: yargs then hands the coercions below the
+ * text exactly as typed (`0x10`, `1e3` and an empty value are refused, not read as numbers), and --help
+ * still shows them as `[number]` with a numeric default.
+ */
+
+/** The last usage error a coercion threw: yargs passes on only its message, so main() finds its hint here. */
+let lastCoerceError: NetkitError | undefined;
+
 function usage(message: string, hint?: string): NetkitError {
-  return new NetkitError('USAGE', message, hint);
+  lastCoerceError = new NetkitError('USAGE', message, hint);
+  return lastCoerceError;
+}
+
+/** The usage error (with its hint) that a coercion threw with this message, if one did. */
+export function coercionError(message: string | undefined): NetkitError | undefined {
+  return message !== undefined && lastCoerceError?.message === message ? lastCoerceError : undefined;
 }
 
 /** A TCP/UDP port: an integer min..65535 written in decimal. 0 (for a server) means "any free port". */

@@ -2,6 +2,7 @@
 import yargs from 'yargs';
 import type { Argv } from 'yargs';
 import { NetkitError, isNetkitError } from '../errors.js';
+import { coercionError } from './args.js';
 import { reportError } from './output.js';
 import { version } from '../version.js';
 import { runState } from './state.js';
@@ -67,7 +68,11 @@ export function buildParser(args: readonly string[]): Argv {
       if (isNetkitError(err)) throw err;
       // A coerce that throws arrives as a YError; anything else with a message is a usage error too.
       if (err && err.name !== 'YError') throw err;
-      throw new NetkitError('USAGE', usageMessage(msg || err?.message || 'invalid usage', args), `run '${locate(args).path} --help' for usage`);
+      const help = `run '${locate(args).path} --help' for usage`;
+      // A coercion's own hint (e.g. that a client needs the server's port) says more than --help does.
+      const coerced = coercionError(err?.message);
+      if (coerced) throw new NetkitError('USAGE', coerced.message, coerced.hint ?? help);
+      throw new NetkitError('USAGE', usageMessage(msg || err?.message || 'invalid usage', args), help);
     });
 }
 
@@ -125,7 +130,9 @@ export async function main(args: readonly string[]): Promise<number> {
     if (output) process.stdout.write(`${output}\n`);
     code = runState.exitCode;
   } catch (err) {
-    code = reportError(err, process.stderr);
+    // Stopped because stdout failed: the stdout failure below is the one message.
+    const stdoutToo = isNetkitError(err) && err.code === 'OUTPUT' ? await stdoutFailure() : undefined;
+    code = stdoutToo ? stdoutToo.exitCode : reportError(err, process.stderr);
     // A monitoring plugin reports a bad option, or anything else that stops the check, as UNKNOWN (3).
     if (wantsNagios(args)) {
       process.stdout.write(`DISK UNKNOWN - ${err instanceof Error ? err.message.split('\n')[0] : 'the check could not run'}\n`);

@@ -1,4 +1,4 @@
-// stdout that cannot be written (a closed pipe, a full device): one message and exit 13 instead of a stack trace, and whatever runs is told to stop.
+// stdout that cannot be written (a closed pipe, a full device): one message and exit 15 instead of a stack trace, and whatever runs is told to stop.
 import { NetkitError, errnoOf } from '../errors.js';
 import { stopEverything } from './signals.js';
 

@@ -1,5 +1,6 @@
 // Naming a server and a file on it, one way for every command: HOST, HOST:PORT, [IPv6], [IPv6]:PORT, and for fetch HOST:NAME and netkit://HOST[:PORT]/NAME.
 import { NetkitError } from '../errors.js';
+import { sanitize } from '../cli/output.js';
 
 export interface Target {
   /** As the user wrote it (for messages). */
@@ -76,7 +77,14 @@ export function parseFetchSource(name: string, host: string | undefined, port: n
   const by = host !== undefined ? '-H/--host' : opts.discover ? '--discover' : '--port';
   const twice = (how: string, other = by): NetkitError =>
     new NetkitError('USAGE', `the server is given twice: ${how} and with ${other}`, opts.discover ? 'give either --discover or the server (-H HOST[:PORT], netkit://HOST[:PORT]/NAME), not both' : 'name the server once: -H HOST[:PORT] NAME, or netkit://HOST[:PORT]/NAME');
-  const url = /^netkit:\/\/([^/]*)\/(.*)$/s.exec(name);
+  // A URL of another scheme is never a file name (nor scp's HOST:NAME, `http` being no host).
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(name)?.[1];
+  if (scheme !== undefined && scheme.toLowerCase() !== 'netkit') {
+    const why = /^https?$/i.test(scheme) ? `only \`file fetch\` takes an ${scheme.toLowerCase()}:// URL (as its one NAME)` : 'netkit fetches netkit://, http:// and https:// URLs';
+    throw new NetkitError('USAGE', `cannot use '${sanitize(name, 200)}': ${why}`, 'name a file on a netkit server: -H HOST NAME, or netkit://HOST[:PORT]/NAME');
+  }
+  // The scheme is case-insensitive, as in any URL (NETKIT://nas/x).
+  const url = /^netkit:\/\/([^/]*)\/(.*)$/is.exec(name);
   if (url || /^netkit:/i.test(name)) {
     if (!url || url[2] === '') throw new NetkitError('USAGE', `cannot read '${name}' as netkit://HOST[:PORT]/NAME`, 'for example netkit://nas:8881/movies/big.iso, or -H nas movies/big.iso');
     if (host !== undefined || port !== undefined || opts.discover) throw twice(`in '${name}'`);

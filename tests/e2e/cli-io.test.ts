@@ -182,7 +182,7 @@ describe('the progress bar in a terminal', () => {
     expect(frames.length).toBeGreaterThan(0);
     for (const f of frames) {
       expect(f.length).toBeLessThan(columns);
-      expect(f).toMatch(/\d+% .*(\S+\/s|-) .*ETA \S+$/);
+      expect(f).toMatch(/\d+% .*(\S+\/s|-) .*ETA +\S+$/);
     }
     expect(frames.at(-1)).toMatch(/100%/);
     if (columns < 100) expect(frames.at(-1)).toContain('…');

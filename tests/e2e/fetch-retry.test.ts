@@ -7,7 +7,9 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FrameReader, FrameType, Status, encodeHello, encodeResponse } from '../../src/protocol/file-v1.js';
-import { runNetkit, startServer, type Server } from '../helpers/netkit.js';
+import { spawnSync } from 'node:child_process';
+import { runNetkit, spawnNetkit, startServer, type Server } from '../helpers/netkit.js';
+import { partialReaches } from '../helpers/staging.js';
 import { tcpRecordingProxy, type TcpRecordingProxy } from '../helpers/recording-proxy.js';
 
 let base: string;
@@ -100,7 +102,9 @@ describe('file fetch --retries', () => {
     expect(r.code).toBe(6);
     expect(r.stderr).toMatch(/^netkit: connection lost after [\d.]+[BKM] of 48M; retrying in 1s \(1\/2\)$/m);
     expect(r.stderr).toMatch(/^netkit: connection refused after [\d.]+[BKM] of 48M; retrying in 2s \(2\/2\)$/m);
-    expect(r.stderr).toMatch(/^netkit: cannot connect to 127\.0\.0\.1:\d+: connection refused$/m);
+    // The last error says how many retries were spent and what is kept for a resume.
+    expect(r.stderr).toMatch(/^netkit: cannot connect to 127\.0\.0\.1:\d+: connection refused \(after 2 retries\); .*\.netkit\/big\.bin\.[0-9a-f]{16}\.part is kept \([\d.]+[BKM] of 48M\)$/m);
+    expect(r.stderr).toMatch(/^hint: run the same fetch again to resume$/m);
   });
 
   test('a server that only drips (under 1 KiB/s) fails within about twice --timeout', async () => {
@@ -132,5 +136,26 @@ describe('file fetch --retries', () => {
     expect(r.code).toBe(7);
     expect(r.stderr).toMatch(/sent only \d+ bytes in 1s \(less than 1 KiB\/s\): the transfer stalled/);
     expect(took).toBeLessThan(2500);
+  });
+
+  test('a disk that fills up mid-transfer: the message says the partial file is kept, and how much of it', async () => {
+    const out = outDir();
+    if (process.getuid?.() !== 0 || spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=56m', 'tmpfs', out]).status !== 0) {
+      console.warn('skipped: needs root to mount a small tmpfs');
+      return;
+    }
+    try {
+      const f = spawnNetkit(['file', 'fetch', 'big.bin', '-H', `127.0.0.1:${server.port}`, '-o', out], { timeoutMs: 30_000 });
+      await partialReaches(out, 'big.bin', 8 * 1024 * 1024);
+      f.child.kill('SIGSTOP');
+      spawnSync('sh', ['-c', `head -c 52m /dev/zero > ${out}/filler`]); // fills the rest of the tmpfs
+      f.child.kill('SIGCONT');
+      const r = await f.done;
+      expect(r.code).toBe(9);
+      expect(r.stderr).toMatch(/no space left on the device; .*\.netkit\/big\.bin\.[0-9a-f]{16}\.part is kept \([\d.]+M of 48M\)$/m);
+      expect(r.stderr).toMatch(/^hint: free some space, or choose another --out; then run the same fetch again to resume$/m);
+    } finally {
+      spawnSync('umount', [out]);
+    }
   });
 });

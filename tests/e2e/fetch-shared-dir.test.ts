@@ -188,8 +188,25 @@ maybe('another user plants things in a mode-1777 output directory', () => {
     plant(`mv ${s.dir} ${out}/stolen && mkdir -m 777 ${s.dir} && printf EVIL > ${s.part} && chmod 666 ${s.part}`);
     f.child.kill('SIGCONT');
     const r = await f.done;
-    expectRefused(r, 9, /belongs to another user|was replaced/);
+    // Told as what happened (not as the new directory's owner), with where the verified bytes went.
+    expectRefused(r, 9, /\.netkit was replaced during the download: refusing to publish from it; the verified data is in .*\/stolen\/big\.bin\.[0-9a-f]{16}\.part\n/);
+    expect(r.stderr).not.toMatch(/belongs to another user/);
     expect(readdirSync(out).sort()).toEqual(['.netkit', 'stolen']);
     expect(readFileSync(s.part, 'utf8')).toBe('EVIL');
+  });
+
+  test('a .netkit put in place of ours is never removed by netkit, even when it is empty', async () => {
+    const out = sharedOut(0o777);
+    const s = staged(out, 'big.bin');
+    const f = spawnNetkit(['file', 'fetch', 'big.bin', '-H', `127.0.0.1:${server.port}`, '-o', out], { timeoutMs: 30_000 });
+    await partialReaches(out, 'big.bin', 4 * 1024 * 1024);
+    f.child.kill('SIGSTOP');
+    plant(`mv ${s.dir} ${out}/stolen && mkdir -m 777 ${s.dir}`);
+    f.child.kill('SIGCONT');
+    const r = await f.done;
+    expectRefused(r, 9, /was replaced during the download/);
+    expect(readdirSync(out).sort()).toEqual(['.netkit', 'stolen']);
+    expect(lstatSync(s.dir).uid).toBe(65534);
+    expect(readdirSync(s.dir)).toEqual([]);
   });
 });

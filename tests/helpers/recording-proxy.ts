@@ -20,6 +20,8 @@ export interface TcpProxyOptions {
    * has relayed to the client so far; returning true cuts that connection there (a reset to the client).
    */
   cut?: (connection: number, toClientBytes: number) => boolean;
+  /** Stop reading from the server while the client is behind (as a real relay does), instead of buffering everything. */
+  backpressure?: boolean;
 }
 
 /** A TCP relay from 127.0.0.1:<port> to target; every chunk in either direction is kept. */
@@ -45,7 +47,10 @@ export async function tcpRecordingProxy(targetPort: number, targetHost = '127.0.
       if (client.destroyed) return;
       toClient.push(Buffer.from(d));
       events.push({ to: 'client', bytes: Buffer.from(d), connection: index });
-      client.write(d);
+      if (!client.write(d) && opts.backpressure) {
+        upstream.pause();
+        client.once('drain', () => upstream.resume());
+      }
       relayed += d.length;
       if (opts.cut?.(index, relayed)) {
         client.resetAndDestroy();

@@ -2,7 +2,7 @@
 import { describe, expect, test } from '@jest/globals';
 import { PassThrough } from 'node:stream';
 import { safeJson } from '../../src/cli/output.js';
-import { createProgressBar, layoutBar } from '../../src/cli/progress.js';
+import { createProgressBar, displayWidth, etaText, fitName, layoutBar } from '../../src/cli/progress.js';
 import { parseFetchSource, parseTarget } from '../../src/services/target.js';
 import { canonicalHost } from '../../src/transport/trust.js';
 import { codeOf } from '../helpers/errors.js';
@@ -136,6 +136,79 @@ describe('the progress bar layout', () => {
     const line = layoutBar(80, fields(names[1]!));
     expect(line).toMatch(/^a-rather-.*….*\.tar\.gz \[=+ *\]  46% \| 470M\/1\.0G \| 612M\/s \| ETA 59m59s$/);
     expect(layoutBar(100, fields('big.iso'))).toMatch(/^big\.iso \[={14} {16}\]  46% \| 470M\/1\.0G/);
+  });
+
+  // Names a terminal shows wider or narrower than their .length: CJK (2 columns each), emoji and ZWJ
+  // sequences (2 columns, up to 11 UTF-16 units), combining accents (0 columns), fullwidth forms.
+  const wide = [
+    '写真の整理-二〇二四年-夏休みの思い出-完全版.jpg',
+    '🎉🎉👨‍👩‍👧‍👦 party 🎂🎂🏳️‍🌈 final cut.mov',
+    `${'e\u0301'.repeat(60)}.txt`,
+    'ＦＵＬＬＷＩＤＴＨ－ｎａｍｅ－한국어－파일.bin',
+    '👨‍👩‍👧‍👦'.repeat(30),
+  ];
+  const lone = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+  const clusters = (t: string): string[] => [...new Intl.Segmenter(undefined, { granularity: 'grapheme' }).segment(t)].map((g) => g.segment);
+
+  test.each([40, 41, 60, 61, 80, 100])('at %i columns, wide, combining and emoji names fit in display columns, cut only between whole graphemes', (columns) => {
+    for (const name of wide) {
+      for (const files of [undefined, '1204/3900 files']) {
+        const line = layoutBar(columns, { ...fields(name), ...(files ? { files } : {}) });
+        expect(displayWidth(line)).toBeLessThanOrEqual(columns - 1);
+        expect(line).toContain(' 46%');
+        expect(line).toMatch(/612M\/s \| ETA 59m59s$|612M\/s ETA 59m59s$/);
+        expect(line).not.toMatch(lone);
+        // Every grapheme of the shown name is one of the name's own (or the ellipsis).
+        const shown = line.slice(0, line.indexOf(' 46%')).trimEnd().replace(/ \[[= ]*\]$/, '').trimEnd();
+        const own = new Set(clusters(name));
+        for (const g of clusters(shown)) expect(g === '…' || own.has(g)).toBe(true);
+      }
+    }
+  });
+
+  test('the ETA takes at most 6 columns, however long it is', () => {
+    expect([850, 59_900, 3_599_000, 7_380_000, 359_940_000, 1e12].map(etaText)).toEqual(['850ms', '59.9s', '59m59s', '2h03m', '99h59m', '>99h']);
+  });
+
+  test('fitName counts columns, not UTF-16 units, and pads to exactly the width asked', () => {
+    expect(displayWidth(fitName('写真写真写真写真', 9))).toBeLessThanOrEqual(9);
+    expect(fitName('写真写真写真写真', 9)).toMatch(/^写真…写真$/);
+    expect(displayWidth(fitName('写真写真写真写真', 9, true))).toBe(9);
+    expect(fitName('e\u0301e\u0301e\u0301', 3)).toBe('e\u0301e\u0301e\u0301'); // three columns, six units
+    expect(fitName('👨‍👩‍👧‍👦👨‍👩‍👧‍👦👨‍👩‍👧‍👦', 5)).toBe('👨‍👩‍👧‍👦…👨‍👩‍👧‍👦');
+  });
+
+  test('for a set the name has a fixed width: the bar stays where it is from one file to the next', () => {
+    const at = (name: string, columns: number): number => {
+      const line = layoutBar(columns, { ...fields(name), files: '12/100 files' });
+      return displayWidth(line.slice(0, line.indexOf(' [')));
+    };
+    for (const columns of [60, 80, 120]) {
+      const places = new Set(['a.jpg', 'photos/2024/a-much-longer-name-than-that.jpg', wide[0]!, wide[1]!].map((n) => at(n, columns)));
+      expect(places.size).toBe(1);
+    }
+  });
+
+  test('frames of one bar keep one width while speed, ETA and counts change length', async () => {
+    const stream = Object.assign(new PassThrough(), { isTTY: true, columns: 60 });
+    let text = '';
+    stream.setEncoding('utf8').on('data', (d: string) => (text += d));
+    const bar = (await createProgressBar(stream, wide[0]!))!;
+    bar.update(5, 2_000_000_000);
+    for (const n of [9_000, 900_000, 90_000_000, 1_999_000_000]) {
+      await new Promise((r) => setTimeout(r, 110)); // cli-progress draws at most 10 frames a second
+      bar.update(n, 2_000_000_000);
+    }
+    bar.stop();
+    const frames = text
+      .replace(/\u001b\[1G/g, '\n')
+      .replace(/\u001b(?:\[[0-9;?]*[A-Za-z]|[78])/g, '')
+      .split(/[\r\n]/)
+      .filter((f) => f.includes('%'));
+    expect(frames.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(frames.map(displayWidth)).size).toBe(1);
+    expect(new Set(frames.map((f) => displayWidth(f.slice(0, f.indexOf('%'))))).size).toBe(1);
+    for (const f of frames) expect(displayWidth(f)).toBeLessThanOrEqual(59);
   });
 
   test('a resized terminal gets a bar of its new width at the next frame', async () => {

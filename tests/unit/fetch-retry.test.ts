@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { NetkitError } from '../../src/errors.js';
 import { FrameReader, FrameType, Status, decodeRequest, encodeHello, encodeResponse, encodeTrailer, type Request } from '../../src/protocol/file-v1.js';
 import { fetchFile, type FetchOptions, type RetryNotice } from '../../src/services/file/fetch/session.js';
-import { backoffMs, retryReason } from '../../src/services/file/fetch/retry.js';
+import { BusyError } from '../../src/services/file/fetch/answers.js';
+import { SlowPeerError } from '../../src/services/file/fetch/receiver.js';
+import { Retries, afterRetries, backoffMs, retryReason } from '../../src/services/file/fetch/retry.js';
 import { tcpTransport } from '../../src/transport/tcp.js';
 import { rejection } from '../helpers/errors.js';
 
@@ -121,9 +123,35 @@ describe('the policy', () => {
     expect(retryReason(lost, false)).toBeUndefined();
     expect(retryReason(lost, true)).toBe('connection lost');
     expect(retryReason(new NetkitError('CONNECT_REFUSED', 'x'), true)).toBe('connection refused');
-    expect(retryReason(new NetkitError('TIMEOUT', 'h sent only 3 bytes in 1s (less than 1 KiB/s): the transfer stalled'), true)).toBe('the transfer stalled');
+    expect(retryReason(new SlowPeerError('h sent only 3 bytes in 1s (less than 1 KiB/s): the transfer stalled', ''), true)).toBe('the transfer stalled');
+    expect(retryReason(new NetkitError('TIMEOUT', 'h sent nothing for 1s'), true)).toBe('the server went silent');
     for (const code of ['NOT_FOUND', 'FORBIDDEN', 'UNAUTHORIZED', 'TLS_TRUST', 'INTEGRITY', 'DISK_FULL', 'EXISTS', 'BUSY', 'PROTOCOL', 'LOCKED'] as const) {
       expect(retryReason(new NetkitError(code, 'x'), true)).toBeUndefined();
     }
+  });
+
+  test('an attempt that was only dripped at is no progress, and a second one in a row ends the retries', () => {
+    const r = new Retries(5);
+    const lost = new NetkitError('PEER_CLOSED', 'x');
+    const drip = (): SlowPeerError => new SlowPeerError('h sent only 30 bytes in 1s (less than 1 KiB/s): the transfer stalled', '');
+    expect(r.next(drip(), true, true)).toEqual({ reason: 'the transfer stalled', delayMs: 1000 });
+    expect(r.next(lost, true, false)).toEqual({ reason: 'connection lost', delayMs: 2000 });
+    expect(r.next(drip(), true, true)).toEqual({ reason: 'the transfer stalled', delayMs: 4000 });
+    const last = drip();
+    expect(r.next(last, true, true)).toBeUndefined();
+    expect(r.count).toBe(3);
+    expect(afterRetries(r.count, last)).toBe(' (after 3 retries; it was too slow twice in a row)');
+    expect(afterRetries(1, lost)).toBe(' (after 1 retry)');
+    expect(afterRetries(0, lost)).toBe('');
+  });
+
+  test('a BUSY that says when to come back is retried no sooner; one that does not, or asks too much, is not', () => {
+    const r = new Retries(2);
+    const busy = new BusyError('h is busy: no budget; try again in 7s', 'no budget', 7000);
+    expect(r.next(busy, true, false)).toEqual({ reason: 'the server is busy (no budget)', delayMs: 7000 });
+    expect(r.next(new BusyError('h is busy: server busy: 8 connections already open', 'x'), true, false)).toBeUndefined();
+    expect(r.next(new BusyError('h is busy', 'x', 3_600_000), true, false)).toBeUndefined();
+    expect(r.next(busy, true, false)).toEqual({ reason: 'the server is busy (no budget)', delayMs: 7000 });
+    expect(r.next(busy, true, false)).toBeUndefined(); // the retries ran out
   });
 });

@@ -2,7 +2,7 @@
 import { startDiskServer, type QueryEvent } from '../../services/disk/serve.js';
 import { formatHostPort } from '../../transport/udp.js';
 import { isLoopback } from '../../services/limits.js';
-import { waitForShutdown } from '../../cli/signals.js';
+import { stopText, waitForShutdown } from '../../cli/signals.js';
 import { sanitize } from '../../cli/output.js';
 import { rateLimitedLog } from '../../cli/log.js';
 import { loadCliSecret } from '../secret-option.js';
@@ -80,7 +80,7 @@ export async function runDiskServe(o: ServeRunOptions): Promise<void> {
     o.quiet,
   );
   const signal = await shutdown;
-  if (!o.quiet) write(`netkit: ${signal}: closing\n`);
+  if (!o.quiet) write(`netkit: ${stopText(signal)}: closing\n`);
   // Goodbyes first, so browsers drop this server at once rather than after their cache times out.
   await announcer?.close();
   await server.close();

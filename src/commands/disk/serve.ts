@@ -28,12 +28,12 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
   describe: 'Answer disk-space queries about this machine (UDP)',
   builder: (y) =>
     y
-      .option('port', { alias: 'p', type: 'string', default: 9991, describe: 'UDP port; 0 picks a free one', coerce: (v: unknown) => parsePort(v) })
+      .option('port', { alias: 'p', type: 'string', number: true, default: 9991, describe: 'UDP port; 0 picks a free one', coerce: (v: unknown) => parsePort(v) })
       .option('host', { type: 'string', describe: 'address to listen on [default: every interface, IPv6 and IPv4]' })
       .option('path', { type: 'string', default: '.', describe: 'report the filesystem that holds this path' })
       .option('classic', { type: 'boolean', default: false, describe: 'also answer the seed programs\' "y" queries (their replies are bigger than the request)' })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'do not log each query on stderr' })
-      .option('rate-limit', { type: 'string', default: 1000, describe: 'queries per second allowed per source address; 0 = no limit', coerce: (v: unknown) => parseCount(v, '--rate-limit') })
+      .option('rate-limit', { type: 'string', number: true, default: 1000, describe: 'queries per second allowed per source address; 0 = no limit', coerce: (v: unknown) => parseCount(v, '--rate-limit') })
       .option('exempt-loopback', { type: 'boolean', default: true, describe: 'do not rate-limit senders on this machine (--no-exempt-loopback to limit them too)' })
       .option('token-file', tokenFileOption)
       .option('metrics', { type: 'string', describe: 'also serve Prometheus metrics at http://[HOST:]PORT/metrics (HOST defaults to 127.0.0.1)', coerce: (v: unknown) => (v === undefined ? undefined : parseListen(v, '--metrics')) })

@@ -4,7 +4,7 @@ import type { SetResult } from '../../services/file/fetch/set-types.js';
 import { formatBytes, formatDuration, formatRate, sanitize } from '../../cli/output.js';
 import type { NetkitError } from '../../errors.js';
 
-/** `saved ./big.iso (1.0G, sha256 … verified, 603M/s, resumed at 200M, 2 retries)`, or why nothing was written. */
+/** `saved big.iso (1.0G, sha256 … verified, 603M/s, resumed at 200M, 2 retries)`, or why nothing was written. */
 export function singleSummary(r: FetchResult): string {
   const where = sanitize(r.path);
   if (r.skipped !== undefined) return `skipped ${where}: already there (${r.skipped} as the server's copy)\n`;

@@ -27,7 +27,7 @@ export const listCommand: CommandModule<object, ListArgs> = {
     y
       .positional('path', { type: 'string', describe: 'directory to list, relative to the served directory (default: its root); or HOST:PATH, netkit://HOST[:PORT]/PATH' })
       .option('host', { alias: 'H', type: 'string', defaultDescription: 'localhost', describe: 'server: HOST, HOST:PORT, [IPv6] or [IPv6]:PORT, or a name announced over DNS-SD' })
-      .option('port', { alias: 'p', type: 'string', defaultDescription: '8881', describe: 'server TCP port (1-65535)', coerce: (v: unknown) => parsePort(v, '--port', 1) })
+      .option('port', { alias: 'p', type: 'string', number: true, defaultDescription: '8881', describe: 'server TCP port (1-65535)', coerce: (v: unknown) => parsePort(v, '--port', 1) })
       .option('recursive', { alias: 'r', type: 'boolean', default: false, describe: 'list the whole tree below PATH' })
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON array of entries on stdout' })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no note about entries the server leaves out' })

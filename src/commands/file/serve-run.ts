@@ -1,7 +1,7 @@
 // Running `netkit file serve`: start the service, print where it listens, log each transfer, drain on a signal.
 import { serverUrls, startFileServer, type TransferLog } from '../../services/file/serve/index.js';
 import { formatHostPort, tcpTransport, type StreamTransport } from '../../transport/tcp.js';
-import { waitForShutdown } from '../../cli/signals.js';
+import { stopText, waitForShutdown } from '../../cli/signals.js';
 import { formatBytes, formatDuration, sanitize } from '../../cli/output.js';
 import { loadCliSecret } from '../secret-option.js';
 import { rateLimitedLog } from '../../cli/log.js';
@@ -100,7 +100,7 @@ export async function runFileServe(o: ServeRunOptions): Promise<void> {
   const signal = await shutdown;
   // Goodbyes first, so browsers drop this server at once while running transfers finish.
   await announcer?.close();
-  if (!o.quiet) write(`netkit: ${signal}: no longer accepting; letting running transfers finish (up to ${formatDuration(o.graceMs)})\n`);
+  if (!o.quiet) write(`netkit: ${stopText(signal)}: no longer accepting; letting running transfers finish (up to ${formatDuration(o.graceMs)})\n`);
   const { aborted } = await server.close(o.graceMs);
   if (!o.quiet && aborted > 0) write(`netkit: cut ${aborted} connection${aborted === 1 ? '' : 's'} at shutdown\n`);
 }

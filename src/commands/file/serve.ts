@@ -30,10 +30,10 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
   builder: (y) =>
     y
       .positional('dir', { type: 'string', default: '.', describe: 'directory to serve; nothing outside it is reachable' })
-      .option('port', { alias: 'p', type: 'string', default: 8881, describe: 'TCP port; 0 picks a free one', coerce: (v: unknown) => parsePort(v) })
+      .option('port', { alias: 'p', type: 'string', number: true, default: 8881, describe: 'TCP port; 0 picks a free one', coerce: (v: unknown) => parsePort(v) })
       .option('host', { type: 'string', describe: 'address to listen on [default: every interface, IPv6 and IPv4]' })
-      .option('max-connections', { type: 'string', default: 64, describe: 'connections served at once; more get a "busy" answer', coerce: (v: unknown) => parseCount(v, '--max-connections', 1, 100_000) })
-      .option('max-per-source', { type: 'string', default: 32, describe: 'connections at once from one address (an IPv6 /64 counts as one); more get a "busy" answer', coerce: (v: unknown) => parseCount(v, '--max-per-source', 1, 100_000) })
+      .option('max-connections', { type: 'string', number: true, default: 64, describe: 'connections served at once; more get a "busy" answer', coerce: (v: unknown) => parseCount(v, '--max-connections', 1, 100_000) })
+      .option('max-per-source', { type: 'string', number: true, default: 32, describe: 'connections at once from one address (an IPv6 /64 counts as one); more get a "busy" answer', coerce: (v: unknown) => parseCount(v, '--max-per-source', 1, 100_000) })
       .option('header-timeout', { type: 'string', default: '10s', describe: 'drop a client that has not sent its whole request by then', coerce: (v: unknown) => parseDuration(v, '--header-timeout', 600_000) })
       .option('idle-timeout', { type: 'string', default: '30s', describe: 'drop a client that reads nothing for this long', coerce: (v: unknown) => parseDuration(v, '--idle-timeout', 3_600_000) })
       .option('grace', { type: 'string', default: '10s', describe: 'on SIGINT/SIGTERM, let running transfers finish for this long', coerce: (v: unknown) => parseDuration(v, '--grace', 3_600_000) })

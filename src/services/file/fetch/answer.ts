@@ -4,9 +4,9 @@ import { promises as fsp } from 'node:fs';
 import { NetkitError, isNetkitError } from '../../../errors.js';
 import { formatBytes } from '../../../cli/output.js';
 import { FrameType, Status, decodeResponse, decodeTrailer, type Response } from '../../../protocol/file-v1.js';
-import { ChangedError, throwRefusal, type Asked } from './answers.js';
+import { BusyError, ChangedError, throwRefusal, type Asked } from './answers.js';
 import { localMode, timeFor } from './local-tree.js';
-import { backoffMs } from './retry.js';
+import { afterRetries, backoffMs, retryReason } from './retry.js';
 import type { SessionConn } from './session-conn.js';
 import { MemorySink, SMALL_FILE } from './small-files.js';
 import { closeQuietly, failedStaged, receiveStaged, resetPart, takeLeftover, type Staged } from './staged.js';
@@ -58,27 +58,44 @@ export async function releaseStaged(item: Item, err?: unknown, retries = 0): Pro
 
 /** A file's failure: its partial file kept or discarded as a resume needs, recorded, and the fetch goes on. */
 export async function failItem(run: RunState, item: Item, err: unknown): Promise<void> {
-  const said = await releaseStaged(item, err, run.retries);
+  // The retries of a set were spent on its connections, not on this file: only the one file's message counts them.
+  const said = await releaseStaged(item, err, run.single ? run.retries : 0);
   run.fail(item, item.remote, run.tree.pathOf(item.target), said ?? err);
+}
+
+/**
+ * Ask for a file again after `delayMs` (a retry, with its line). `discarded`: the bytes received are
+ * worthless (the file changed), so its partial file starts over; otherwise what it holds is resumed.
+ */
+function askAgain(run: RunState, item: Item, reason: string, delayMs: number, discarded: number | undefined): void {
+  const have = discarded !== undefined ? 0 : (item.staged?.part.have ?? 0);
+  run.opts.onRetry?.({ reason: run.single ? reason : `${item.target}: ${reason}`, have, size: discarded !== undefined ? undefined : item.size, discarded: discarded ?? 0, delayMs, attempt: run.retries, of: run.retrier.max });
+  if (discarded !== undefined && item.staged) resetPart(item.staged.part);
+  item.notBefore = performance.now() + delayMs;
+  run.bytesDone -= discarded ?? 0;
+  run.queue.push({ t: 'get', item });
 }
 
 /** The file changed while it was sent: fetch it again later (a retry), or fail with CHANGED when none is left. */
 async function changedWhileSent(run: RunState, op: Op & { t: 'get' }, discarded: number): Promise<void> {
   const { item } = op;
-  const max = run.opts.retries ?? 5;
-  if (run.retries >= max) {
+  if (!run.retrier.left) {
     const err = new ChangedError('stream', 'the file changed on the server while it was sent');
     if (item.staged) return failItem(run, item, err);
-    return void run.fail(item, item.remote, run.tree.pathOf(item.target), new NetkitError('CHANGED', `${err.message}${run.retries > 0 ? ` (after ${run.retries} retries)` : ''}; nothing was saved`, 'run the same fetch again to fetch the new version'));
+    return void run.fail(item, item.remote, run.tree.pathOf(item.target), new NetkitError('CHANGED', `${err.message}${afterRetries(run.retries)}; nothing was saved`, 'run the same fetch again to fetch the new version'));
   }
-  run.retries += 1;
+  run.retrier.count += 1;
   item.changes += 1;
-  const delayMs = backoffMs(item.changes);
-  run.opts.onRetry?.({ reason: run.single ? 'the file changed on the server while it was sent' : `${item.target}: the file changed on the server while it was sent`, have: 0, size: undefined, discarded, delayMs, attempt: run.retries, of: max });
-  if (item.staged) resetPart(item.staged.part);
-  item.notBefore = performance.now() + delayMs;
-  run.bytesDone -= discarded;
-  run.queue.push({ t: 'get', item });
+  askAgain(run, item, 'the file changed on the server while it was sent', backoffMs(item.changes), discarded);
+}
+
+/** The server is busy with this file (its prefix-hash budget) and says when to come back: a retry then, or the failure when none is left. */
+async function busyFor(run: RunState, item: Item, err: unknown): Promise<void> {
+  const reason = retryReason(err, true);
+  if (!(err instanceof BusyError) || reason === undefined || !run.retrier.left) return failItem(run, item, err);
+  run.retrier.count += 1;
+  item.changes += 1;
+  askAgain(run, item, reason, Math.max(backoffMs(item.changes), err.retryAfterMs ?? 0), undefined);
 }
 
 /**
@@ -143,8 +160,8 @@ async function refused(run: RunState, op: Op & { t: 'get' }, r: Response, asked:
     return;
   }
   if (r.status === Status.BUSY) {
-    // The server will not hash this file's resumed prefix for us yet: this file waits for a later run.
-    return failItem(run, item, refusalOf(r, asked));
+    // The server will not hash this file's resumed prefix for us yet: ask again when it says, while retries remain.
+    return busyFor(run, item, refusalOf(r, asked));
   }
   if (r.status === Status.CHANGED && (op.offset ?? 0) === 0) {
     // The file changed while the server read it ahead: ask again (counted as a retry).

@@ -51,6 +51,30 @@ export function requireProof(kind: 'server' | 'trailer', key: KeyObject, nonces:
   throw new NetkitError('UNAUTHORIZED', `${c.target} could not prove it knows the secret (${why}); ${nothing}`, 'give both sides the same secret (NETKIT_TOKEN or --token-file)');
 }
 
+/**
+ * The server is busy. When its message says when to come back (`… try again in 2s`), a retry waits at
+ * least that long; otherwise busy is not retried (a server at its connection limit).
+ */
+export class BusyError extends NetkitError {
+  readonly retryAfterMs: number | undefined;
+
+  constructor(
+    message: string,
+    /** The server's own words, for the retry line. */
+    readonly why: string,
+    retryAfterMs?: number,
+  ) {
+    super('BUSY', message, retryAfterMs === undefined ? 'try again in a moment' : `try again in ${Math.ceil(retryAfterMs / 1000)}s`);
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/** The wait a BUSY message asks for (`try again in N s`), in ms. */
+export function retryAfterOf(message: string): number | undefined {
+  const m = /try again in (\d{1,5}(?:\.\d+)?) ?s\b/.exec(message);
+  return m ? Math.round(Number(m[1]) * 1000) : undefined;
+}
+
 export function throwRefusal(r: Response, c: Asked): never {
   const said = r.message ? `: ${sanitize(r.message, 200)}` : '';
   const name = sanitize(c.name, 200);
@@ -61,8 +85,10 @@ export function throwRefusal(r: Response, c: Asked): never {
       throw new NetkitError('FORBIDDEN', `${c.target} refused '${name}'${said}`, 'only regular files inside the served directory can be fetched');
     case Status.BAD_REQUEST:
       throw new NetkitError('BAD_REQUEST', `${c.target} rejected the request for '${name}'${said}`);
-    case Status.BUSY:
-      throw new NetkitError('BUSY', `${c.target} is busy${said}`, 'try again in a moment');
+    case Status.BUSY: {
+      const why = sanitize(r.message.replace(/;?\s*try again in .*$/, ''), 200) || 'busy';
+      throw new BusyError(`${c.target} is busy${said}`, why, retryAfterOf(r.message));
+    }
     case Status.UNAUTHORIZED:
       throw new NetkitError('UNAUTHORIZED', `${c.target} refused the request as unauthorized${said}`, 'give both sides the same secret (NETKIT_TOKEN or --token-file)');
     case Status.IS_DIRECTORY:

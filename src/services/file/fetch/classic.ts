@@ -36,6 +36,7 @@ export async function attemptClassic(c: Ctx, part: PartState, tally: Tally): Pro
       () => parseClassicHead(reader.peekAll(), false),
       () => parseClassicHead(reader.peekAll(), true),
     );
+    receiver.answered();
     if (head.kind === 'missing') {
       throw new NetkitError('NOT_FOUND', `${c.target} (classic) has no file '${sanitize(opts.name, 200)}'`, 'a classic server answers -1 for every refusal: missing, forbidden, busy or too large');
     }

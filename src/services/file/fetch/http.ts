@@ -9,8 +9,8 @@ import { httpGet, type HttpClientResponse } from '../../../transport/http.js';
 import { formatHostPort } from '../../../transport/tcp.js';
 import { version } from '../../../version.js';
 import { prefixAllowanceMs } from '../../file-stream.js';
-import { ChangedError } from './answers.js';
-import { connectAbortable, guardStall, interruption } from './receiver.js';
+import { BusyError, ChangedError } from './answers.js';
+import { SlowPeerError, connectAbortable, guardStall, interruption } from './receiver.js';
 import type { Ctx, PartState, Tally } from './context.js';
 import { BATCH, PartWriter, checkRoom, hashPrefix } from './writer.js';
 
@@ -83,7 +83,11 @@ async function refusal(c: Ctx, res: HttpClientResponse): Promise<NetkitError> {
   }
   if (s === 403) return new NetkitError('FORBIDDEN', `${url}: 403 forbidden${said}`);
   if (s === 404 || s === 410) return new NetkitError('NOT_FOUND', `${url}: ${s} not found${said}`, 'check the path');
-  if (s === 429 || s === 503) return new NetkitError('BUSY', `${url}: ${s} busy${said}`, 'try again in a moment');
+  if (s === 429 || s === 503) {
+    // Retry-After in seconds (an HTTP date is not waited for): a retry comes back no sooner.
+    const after = /^\s*(\d{1,6})\s*$/.exec(res.header('retry-after') ?? '');
+    return new BusyError(`${url}: ${s} busy${said}`, `${s}${said}`, after ? Number(after[1]) * 1000 : undefined);
+  }
   if (s >= 400 && s < 500) return new NetkitError('BAD_REQUEST', `${url}: ${s} refused${said}`);
   if (s >= 300 && s < 400) {
     return new NetkitError('PROTOCOL', `${url} redirects to ${sanitize(res.header('location') ?? '(nowhere)', 200)} on another server`, 'fetch that URL (netkit follows redirects only on the same server)');
@@ -96,13 +100,30 @@ async function request(c: Ctx, headers: Record<string, string>): Promise<HttpCli
   const { opts } = c;
   let target = opts.http!.target;
   for (let hops = 0; ; hops++) {
+    let stop = (): void => undefined;
     const res = await httpGet({
       host: c.host,
       port: c.port,
       path: target,
       headers,
-      connect: () => connectAbortable(opts.transport, { host: c.host, port: c.port, timeoutMs: c.timeoutMs }, opts.signal),
-    });
+      connect: async () => {
+        const socket = await connectAbortable(opts.transport, { host: c.host, port: c.port, timeoutMs: c.timeoutMs }, opts.signal);
+        // The status line and headers within --timeout of connecting, however slowly they trickle in.
+        let bytes = 0;
+        const count = (d: Buffer): void => void (bytes += d.length);
+        socket.on('data', count);
+        const deadline = setTimeout(() => {
+          const sent = bytes === 0 ? 'sent nothing' : `sent only ${bytes} bytes and not yet a complete response head`;
+          socket.destroy(new SlowPeerError(`${c.target} ${sent} in ${c.timeoutMs / 1000}s: the answer stalled`, 'is the server overloaded? or raise --timeout'));
+        }, c.timeoutMs);
+        stop = () => {
+          clearTimeout(deadline);
+          socket.off('data', count);
+        };
+        socket.once('close', stop);
+        return socket;
+      },
+    }).finally(() => stop());
     const location = res.header('location');
     if (![301, 302, 303, 307, 308].includes(res.status) || location === undefined || hops >= MAX_REDIRECTS) return res;
     const base = new URL(opts.http!.url);

@@ -1,6 +1,6 @@
 // One connection of a fetch: bytes from the socket into frames or straight into the partial file, the end of the connection as an error, and the stall guard.
 import { NetkitError, isNetkitError } from '../../../errors.js';
-import { FrameReader } from '../../../protocol/file-v1.js';
+import { FrameReader, FrameType, type Frame } from '../../../protocol/file-v1.js';
 import { feedSink, sinkAttached, socketError, type ConnectOptions as TransportConnectOptions, type ReadSink, type StreamSocket, type StreamTransport } from '../../../transport/tcp.js';
 import type { EndFactory } from '../../file-stream.js';
 
@@ -29,12 +29,40 @@ const DIRECT_MIN = 64 * 1024;
 export const MIN_RATE = 1024;
 
 /**
+ * The server is alive but too slow to be worth waiting for: it dripped its handshake or its answer past
+ * the deadline, or its body at less than MIN_RATE. A retry is allowed once; twice in a row ends the fetch.
+ */
+export class SlowPeerError extends NetkitError {
+  /** Set when it ends the fetch because the previous attempt was too slow as well. */
+  repeated = false;
+
+  constructor(message: string, hint: string) {
+    super('TIMEOUT', message, hint);
+  }
+}
+
+/** A FrameReader that tells the connection when the first RESPONSE (the server's answer) is read. */
+class AnswerReader extends FrameReader {
+  onAnswer: (() => void) | undefined;
+
+  override next(): Frame | undefined {
+    const f = super.next();
+    if (f !== undefined && this.onAnswer !== undefined && f.type === FrameType.RESPONSE) {
+      const answered = this.onAnswer;
+      this.onAnswer = undefined;
+      answered();
+    }
+    return f;
+  }
+}
+
+/**
  * The client's side of one connection, as a ReadSink: header bytes land in a small scratch buffer
  * and go to a FrameReader; large bodies land directly in the sink's buffers (no copy, no
  * allocation per read); whatever follows the body lands in scratch again (the trailer).
  */
 export class Receiver implements ReadSink {
-  readonly reader = new FrameReader();
+  readonly reader = new AnswerReader();
   private readonly scratch = Buffer.allocUnsafe(64 * 1024);
   private body: { remaining: number; writer: BodySink; resolve: () => void; onBytes: (n: number) => void } | undefined;
   private bodyRead = false;
@@ -94,6 +122,31 @@ export class Receiver implements ReadSink {
     // Between steps (e.g. while the partial file is being opened) bytes pile up here: stop reading
     // until the next step asks for more, so a fast server cannot fill our memory.
     return this.reader.buffered < HEADER_BUFFER_LIMIT;
+  }
+
+  /**
+   * From connect until the server's first RESPONSE (or, for the classic protocol, its size line): at
+   * most `timeoutMs` in all, however the bytes trickle in, so a server that drips its HELLO or its
+   * answer cannot hold the client (the socket's idle timeout restarts at every byte). answered() ends it.
+   */
+  armAnswerDeadline(target: string, timeoutMs: number): void {
+    const timer = setTimeout(() => {
+      this.reader.onAnswer = undefined;
+      this.socket?.destroy(
+        new SlowPeerError(
+          `${target} sent only ${this.bytes} bytes in ${timeoutMs / 1000}s and not yet a complete answer: the handshake stalled`,
+          'is the server overloaded, or is something else answering on that port? or raise --timeout',
+        ),
+      );
+    }, timeoutMs);
+    this.reader.onAnswer = () => clearTimeout(timer);
+    this.socket?.once('close', () => clearTimeout(timer));
+  }
+
+  /** The server's answer arrived by other means than a RESPONSE frame (the classic size line). */
+  answered(): void {
+    this.reader.onAnswer?.();
+    this.reader.onAnswer = undefined;
   }
 
   /** Listen for the end of the connection; `ends` turns it into the error each step reports. */
@@ -221,8 +274,9 @@ export interface ConnectOptions {
   signal?: AbortSignal | undefined;
 }
 
-/** The error an abort (Ctrl-C, SIGTERM) ends a fetch with. */
+/** The error an abort (Ctrl-C, SIGTERM, or 'OUTPUT': stdout cannot be written) ends a fetch with. */
 export function interruption(signal: AbortSignal | undefined): NetkitError {
+  if (signal?.reason === 'OUTPUT') return new NetkitError('OUTPUT', 'stopped: stdout cannot be written');
   return new NetkitError(signal?.reason === 'SIGTERM' ? 'TERMINATED' : 'INTERRUPTED', 'interrupted');
 }
 
@@ -249,7 +303,10 @@ export async function connectAbortable(transport: StreamTransport, opts: Transpo
   }
 }
 
-/** Connect, route the socket's bytes into a new Receiver, and cut the connection after `timeoutMs` of silence. */
+/**
+ * Connect, route the socket's bytes into a new Receiver, and cut the connection after `timeoutMs` of
+ * silence, or when the server's first answer is not complete `timeoutMs` after connecting.
+ */
 export async function connect(o: ConnectOptions): Promise<Conn> {
   const receiver = new Receiver();
   const socket = await connectAbortable(o.transport, { host: o.host, port: o.port, timeoutMs: o.timeoutMs, sink: receiver }, o.signal);
@@ -259,6 +316,7 @@ export async function connect(o: ConnectOptions): Promise<Conn> {
   socket.setTimeout(o.timeoutMs, () => {
     socket.destroy(new NetkitError('TIMEOUT', `${o.target} sent nothing for ${(socket.timeout || o.timeoutMs) / 1000}s`, 'is the server overloaded? try again, or raise --timeout'));
   });
+  receiver.armAnswerDeadline(o.target, o.timeoutMs);
   return { socket, receiver };
 }
 
@@ -278,9 +336,7 @@ export function guardStall(conn: { socket: StreamSocket; receiver: { bytes: numb
     from = receiver.bytes;
     receiver.throttled = false;
     if (judged && got < need) {
-      socket.destroy(
-        new NetkitError('TIMEOUT', `${target} sent only ${got} bytes in ${timeoutMs / 1000}s (less than 1 KiB/s): the transfer stalled`, 'is the network congested, or the server overloaded? or raise --timeout'),
-      );
+      socket.destroy(new SlowPeerError(`${target} sent only ${got} bytes in ${timeoutMs / 1000}s (less than 1 KiB/s): the transfer stalled`, 'is the network congested, or the server overloaded? or raise --timeout'));
     }
   }, timeoutMs);
   return { stop: () => clearInterval(timer) };

@@ -10,9 +10,10 @@ import { attemptClassic } from './classic.js';
 import { FETCH_DEFAULTS, localNameOf, type Ctx, type FetchOptions, type FetchResult, type PartState, type Tally } from './context.js';
 import { attemptHttp } from './http.js';
 import { interruption } from './receiver.js';
-import { backoffMs, retryReason } from './retry.js';
+import { Retries } from './retry.js';
 import { closeQuietly, failedStaged, resetPart, takeLeftover } from './staged.js';
 import { Staging, nameTaken } from './staging.js';
+import { checkOutDir, targetSegments } from './staging-paths.js';
 import { runSet } from './tree.js';
 import { flushFile, syncDir } from './writer.js';
 
@@ -87,7 +88,10 @@ async function fetchByAttempts(opts: FetchOptions, localName: string): Promise<F
   const outDir = opts.outDir ?? '.';
   const target = formatHostPort(host, port);
   const started = performance.now();
-  // Before anything is created: an existing file is the answer even where OUT is read-only.
+  // Before anything is created: a name netkit cannot save under (`.netkit`) is a usage error, and an
+  // existing file is the answer even where OUT is read-only.
+  targetSegments(localName);
+  checkOutDir(outDir);
   const finalPath = path.join(outDir, localName);
   if (!opts.force && (await nameTaken(finalPath))) {
     throw new NetkitError('EXISTS', `${finalPath} already exists`, 'use --force to overwrite it, or choose another --out');
@@ -96,13 +100,12 @@ async function fetchByAttempts(opts: FetchOptions, localName: string): Promise<F
   const entry = staging.file(localName);
   const lock = await entry.lock(`fetching ${localName} into ${outDir}`);
   let part: PartState | undefined;
-  let retries = 0;
+  const retrier = new Retries(maxRetries);
   try {
     part = await takeLeftover(entry, opts.name, localName, opts.classic === true, opts.onNotice);
     let resumedFrom = part.have;
     const c: Ctx = { opts, host, port, target, timeoutMs, entry, localName };
     const tally: Tally = { received: 0, reached: false };
-    let idle = 0;
     let restarted = false;
     for (;;) {
       const before = part.have;
@@ -126,7 +129,7 @@ async function fetchByAttempts(opts: FetchOptions, localName: string): Promise<F
           ...(opts.http ? { url: opts.http.url } : {}),
           resumedFrom,
           received: tally.received,
-          retries,
+          retries: retrier.count,
           durationMs: performance.now() - started,
           host,
           port,
@@ -140,27 +143,24 @@ async function fetchByAttempts(opts: FetchOptions, localName: string): Promise<F
           resumedFrom = 0;
           continue;
         }
-        const reason = retryReason(err, tally.reached);
-        if (reason === undefined || retries >= maxRetries) throw err;
+        const step = retrier.next(err, tally.reached, !(err instanceof ChangedError) && part.have > before);
+        if (step === undefined) throw err;
         let discarded = 0;
         if (err instanceof ChangedError) {
           discarded = part.have;
           resetPart(part);
           resumedFrom = 0;
         }
-        idle = part.have > before ? 1 : idle + 1;
-        const delayMs = backoffMs(idle);
-        retries += 1;
-        opts.onRetry?.({ reason, have: part.have, size: part.info?.size, discarded, delayMs, attempt: retries, of: maxRetries });
+        opts.onRetry?.({ reason: step.reason, have: part.have, size: part.info?.size, discarded, delayMs: step.delayMs, attempt: retrier.count, of: maxRetries });
         try {
-          await sleep(delayMs, undefined, { signal: opts.signal });
+          await sleep(step.delayMs, undefined, { signal: opts.signal });
         } catch {
           throw interruption(opts.signal);
         }
       }
     }
   } catch (err) {
-    throw await failedStaged(err, part && { entry, lock, part, restarted: false }, opts.classic === true, retries);
+    throw await failedStaged(err, part && { entry, lock, part, restarted: false }, opts.classic === true, retrier.count);
   } finally {
     closeQuietly(part?.fd);
     await lock.release();

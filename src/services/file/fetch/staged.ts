@@ -10,6 +10,7 @@ import { ChangedError, throwRefusal, type Asked } from './answers.js';
 import type { PartState } from './context.js';
 import type { HeldLock } from './lock.js';
 import { guardStall } from './receiver.js';
+import { afterRetries } from './retry.js';
 import type { FrameBuilder, SessionConn } from './session-conn.js';
 import type { StagedFile } from './staging.js';
 import { PartWriter, checkRoom, flushFile, hashPrefix, syncDir } from './writer.js';
@@ -190,14 +191,25 @@ export function progressText(have: number, size: number | undefined): string {
   return size === undefined ? formatBytes(have) : `${formatBytes(have)} of ${formatBytes(size)}`;
 }
 
+/** Failures whose message says all there is about the partial file already, or that happen before or after it matters. */
+const SAYS_ITSELF = new Set(['EXISTS', 'PERMISSION', 'LOCKED', 'USAGE', 'INTEGRITY', 'CHANGED', 'OUTPUT', 'INTERNAL', 'FAILED']);
+const NETWORK = new Set(['PEER_CLOSED', 'TIMEOUT', 'CONNECT_REFUSED', 'UNREACHABLE', 'HOST_NOT_FOUND']);
+
+/** The hint of a failure after which the kept partial file is resumed by running the same fetch again. */
+function resumeHint(err: NetkitError): string {
+  const resume = 'run the same fetch again to resume';
+  if (NETWORK.has(err.code) || err.hint === undefined) return resume;
+  return ['BUSY', 'DISK_FULL', 'LOCAL_IO'].includes(err.code) ? `${err.hint}; then ${resume}` : err.hint;
+}
+
 /**
  * After the last attempt for one file failed: keep the partial file only where a resume can use it
- * (closing and discarding it otherwise), and say truthfully which in the error.
+ * (closing and discarding it otherwise), and say truthfully which in the error, with the retries spent.
  */
 export async function failedStaged(err: unknown, st: Staged | undefined, classic: boolean, retries: number): Promise<unknown> {
   if (!isNetkitError(err) || st === undefined) return err;
   const { part, entry } = st;
-  const after = retries > 0 ? ` (after ${retries} ${retries === 1 ? 'retry' : 'retries'})` : '';
+  const after = afterRetries(retries, err);
   const worthless = part.have === 0 || classic || err.code === 'INTEGRITY' || err instanceof ChangedError;
   if (worthless) {
     closeQuietly(part.fd);
@@ -216,8 +228,9 @@ export async function failedStaged(err: unknown, st: Staged | undefined, classic
   if (err instanceof ChangedError && err.when === 'stream') {
     return new NetkitError('CHANGED', `${err.message}${after}; the partial download was discarded and nothing was saved`, 'run the same fetch again to fetch the new version', { cause: err });
   }
-  if (!worthless && (err.code === 'PEER_CLOSED' || err.code === 'TIMEOUT')) {
-    return new NetkitError(err.code, `${err.message}${after}; ${entry.partPath} is kept (${progress})`, 'run the same fetch again to resume', { cause: err });
+  if (!worthless && !SAYS_ITSELF.has(err.code)) {
+    return new NetkitError(err.code, `${err.message}${after}; ${entry.partPath} is kept (${progress})`, resumeHint(err), { cause: err });
   }
-  return err;
+  if (after === '' || SAYS_ITSELF.has(err.code)) return err;
+  return new NetkitError(err.code, `${err.message}${after}${part.have === 0 ? '; nothing had arrived to keep' : ''}`, err.hint, { cause: err });
 }

@@ -1,14 +1,13 @@
 // The private staging directory OUT/.netkit/: partial downloads, their records and locks live there, and only verified bytes leave it, under their final names.
-import { createHash } from 'node:crypto';
 import fs, { constants as fsc, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { NetkitError, errnoOf, fsError } from '../../../errors.js';
 import { acquireLock, type HeldLock } from './lock.js';
+import { STAGING_DIR, checkOutDir, nameTaken, stagingKey, targetSegments } from './staging-paths.js';
 import type { PublishMeta } from './context.js';
 
-/** The staging directory's name inside the output directory. */
-export const STAGING_DIR = '.netkit';
+export { STAGING_DIR, nameTaken, stagingKey, targetSegments } from './staging-paths.js';
 
 const NOFOLLOW = fsc.O_NOFOLLOW ?? 0;
 const NONBLOCK = fsc.O_NONBLOCK ?? 0;
@@ -41,6 +40,16 @@ export interface Leftover {
 
 const uid = (): number | undefined => process.getuid?.();
 
+/** Where an open file is now, where the system tells (Linux /proc): after its directory was renamed, say. */
+function pathOfFd(fd: number): string | undefined {
+  try {
+    const p = fs.readlinkSync(`/proc/self/fd/${fd}`);
+    return p.startsWith('/') && !p.endsWith(' (deleted)') ? p : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -55,45 +64,6 @@ const fstatFd = promisify(fs.fstat);
 const closeFd = promisify(fs.close);
 const fchmodFd = promisify(fs.fchmod);
 const futimesFd = promisify(fs.futimes);
-
-/**
- * A relative target path under OUT, `/`-separated: every segment a plain name (no `.`, `..`, empty
- * segment, control character or backslash). Returns the segments.
- */
-export function targetSegments(target: string): string[] {
-  const segments = target.split('/');
-  for (const s of segments) {
-    if (s === '' || s === '.' || s === '..' || /[\u0000-\u001f\u007f\\]/.test(s) || Buffer.byteLength(s) > 255) {
-      throw new NetkitError('USAGE', `cannot save to '${target.replace(/[\u0000-\u001f\u007f]/g, '?')}': not a plain relative path`, 'each segment must be a plain file or directory name');
-    }
-  }
-  if (segments[0] === STAGING_DIR) {
-    throw new NetkitError('USAGE', `cannot save to '${target}': ${STAGING_DIR} in the output directory is where netkit keeps partial downloads`, 'choose another --out, or fetch it under another name');
-  }
-  return segments;
-}
-
-/** True when something (anything, even a dangling link or a FIFO) has the name `p`; never opens it. */
-export async function nameTaken(p: string): Promise<boolean> {
-  try {
-    await fsp.lstat(p);
-    return true;
-  } catch (err) {
-    const errno = errnoOf(err);
-    if (errno === 'ENOENT' || errno === 'ENOTDIR') return false;
-    throw fsError(err, `cannot check ${p}`);
-  }
-}
-
-/**
- * The file-name stem of `target`'s entries in staging: its last segment (made portable, shortened) and
- * 16 hex digits of its SHA-256, so any target maps to a short, fixed, unique name with no subdirectory.
- */
-export function stagingKey(target: string): string {
-  const segments = targetSegments(target);
-  const base = segments[segments.length - 1]!.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 48);
-  return `${base}.${createHash('sha256').update(target).digest('hex').slice(0, 16)}`;
-}
 
 /**
  * OUT/.netkit, checked once: a directory (not a symbolic link), owned by this user, mode 0700. Another
@@ -117,11 +87,16 @@ export class Staging {
       throw new NetkitError('LOCAL_IO', `--out ${outDir}: ${errno === 'ENOENT' ? 'no such directory' : (errno ?? String(err))}`, 'create it first, or choose another --out', { cause: err });
     }
     if (!out.isDirectory()) throw new NetkitError('LOCAL_IO', `--out ${outDir} is not a directory`, 'choose a directory with --out');
+    checkOutDir(outDir);
     const dir = path.join(outDir, STAGING_DIR);
     try {
       await fsp.mkdir(dir, { mode: 0o700 });
     } catch (err) {
-      if (errnoOf(err) !== 'EEXIST') throw fsError(err, `cannot create the staging directory ${dir}`);
+      if (errnoOf(err) !== 'EEXIST') {
+        // ENOENT inside an existing directory: a file system that takes no new directory (/proc, /sys).
+        if (errnoOf(err) === 'ENOENT') throw new NetkitError('LOCAL_IO', `cannot create the staging directory ${dir}: that file system takes no new files`, 'choose a directory on a disk with --out', { cause: err });
+        throw fsError(err, `cannot create the staging directory ${dir}`);
+      }
     }
     const st = await Staging.check(dir);
     return new Staging(outDir, dir, st.dev, st.ino);
@@ -152,12 +127,29 @@ export class Staging {
     return { dev: st.dev, ino: st.ino };
   }
 
-  /** Before publishing: the staging directory must still be the one checked at the start. */
-  async recheck(): Promise<void> {
-    const st = await Staging.check(this.dir);
-    if (st.dev !== this.dev || st.ino !== this.ino) {
-      throw new NetkitError('PERMISSION', `${this.dir} was replaced during the download: refusing to publish from it`, 'someone else can rename entries in the output directory; choose a private --out');
+  /** The directory at OUT/.netkit now is the one checked at the start (same device and inode, not a link). */
+  private async same(): Promise<boolean> {
+    try {
+      const st = await fsp.lstat(this.dir);
+      return st.isDirectory() && st.dev === this.dev && st.ino === this.ino;
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return false;
+      throw fsError(err, `cannot check the staging directory ${this.dir}`);
     }
+  }
+
+  /**
+   * Before publishing: the staging directory must still be the one checked at the start. Replaced
+   * (renamed away, another put in its place) is told as such before anything about the new one's owner,
+   * with where the verified bytes are now when the open partial file `fd` tells.
+   */
+  async recheck(fd?: number): Promise<void> {
+    if (!(await this.same())) {
+      const now = fd === undefined ? undefined : pathOfFd(fd);
+      const where = now === undefined ? '' : `; the verified data is in ${now}`;
+      throw new NetkitError('PERMISSION', `${this.dir} was replaced during the download: refusing to publish from it${where}`, 'someone else can rename entries in the output directory; choose a private --out');
+    }
+    await Staging.check(this.dir);
   }
 
   /** The staging entry for `target` (a relative path under OUT, e.g. `big.iso` or `photos/2024/a.jpg`). */
@@ -184,9 +176,12 @@ export class Staging {
     return new Set(names);
   }
 
-  /** Remove the staging directory if nothing is left in it (another fetch's files keep it). */
+  /**
+   * Remove the staging directory if nothing is left in it (another fetch's files keep it), and only if it
+   * is still the one this fetch checked: a directory someone put in its place is not ours to remove.
+   */
   async tidy(): Promise<void> {
-    await fsp.rmdir(this.dir).catch(() => undefined);
+    if (await this.same().catch(() => false)) await fsp.rmdir(this.dir).catch(() => undefined);
   }
 
   /** Create the staging directory again if a finishing fetch just tidied it away, and check it as at the start. */
@@ -328,7 +323,7 @@ export class StagedFile {
    * The mode (setuid, setgid and sticky never) and time are set on the descriptor before the name.
    */
   async publish(fd: number, force: boolean, meta: PublishMeta = {}): Promise<void> {
-    await this.staging.recheck();
+    await this.staging.recheck(fd);
     await this.makeParents();
     // Private while partial; published with the server's permission bits (less the umask), or the mode
     // any new file of the user's would have; and the server's modification time when it is kept.

@@ -8,8 +8,8 @@ import { formatBytes } from '../../../cli/output.js';
 import { FrameType, Status, decodeResponse, decodeTrailer, encodeRequest } from '../../../protocol/file-v1.js';
 import { ChangedError, throwRefusal } from './answers.js';
 import { FETCH_DEFAULTS, type FetchOptions, type FetchResult } from './context.js';
-import { interruption, type BodySink } from './receiver.js';
-import { backoffMs, retryReason } from './retry.js';
+import { guardStall, interruption, type BodySink } from './receiver.js';
+import { Retries, afterRetries } from './retry.js';
 import { openSession } from './session-conn.js';
 import { prefixAllowanceMs } from '../../file-stream.js';
 
@@ -75,8 +75,7 @@ export async function fetchToStream(opts: FetchOptions, out: Writable): Promise<
   let validator = Buffer.alloc(0);
   let size: number | undefined;
   let reached = false;
-  let retries = 0;
-  let idle = 0;
+  const retrier = new Retries(max);
   let received = 0;
   for (;;) {
     const before = sink.written;
@@ -110,11 +109,19 @@ export async function fetchToStream(opts: FetchOptions, out: Writable): Promise<
         validator = Buffer.from(r.validator);
         if (offset > 0) sc.socket.setTimeout(timeoutMs + prefixAllowanceMs(offset));
         opts.onProgress?.(offset, size);
-        await sc.conn.receiver.receiveBody(size - offset, sink, (n) => {
-          received += n;
-          sc.socket.setTimeout(timeoutMs);
-          opts.onProgress?.(sink.written, size!);
-        });
+        let guard: { stop(): void } | undefined;
+        try {
+          await sc.conn.receiver.receiveBody(size - offset, sink, (n) => {
+            received += n;
+            if (guard === undefined) {
+              sc.socket.setTimeout(timeoutMs);
+              guard = guardStall(sc.conn, target, timeoutMs);
+            }
+            opts.onProgress?.(sink.written, size!);
+          });
+        } finally {
+          guard?.stop();
+        }
         const end = await sc.next();
         if (end.type === FrameType.RESPONSE) {
           sc.prove('server', end, seq, asked);
@@ -128,23 +135,27 @@ export async function fetchToStream(opts: FetchOptions, out: Writable): Promise<
         if (!digest.equals(trailer.sha256)) {
           throw new NetkitError('INTEGRITY', `the ${formatBytes(size)} written to stdout did not verify: SHA-256 ${digest.toString('hex')} here, ${trailer.sha256.toString('hex')} on the server`, 'do not use that output; run the fetch again');
         }
-        return { name: opts.name, path: '-', size, sha256: digest.toString('hex'), verified: true, protocol: 'v1', resumedFrom: 0, received, retries, durationMs: performance.now() - started, host, port };
+        return { name: opts.name, path: '-', size, sha256: digest.toString('hex'), verified: true, protocol: 'v1', resumedFrom: 0, received, retries: retrier.count, durationMs: performance.now() - started, host, port };
       } finally {
         sc.destroy();
       }
     } catch (err) {
       if (opts.signal?.aborted) throw interruption(opts.signal);
-      const reason = err instanceof ChangedError ? undefined : retryReason(err, reached);
-      if (reason === undefined || retries >= max) throw err;
-      idle = sink.written > before ? 1 : idle + 1;
-      const delayMs = backoffMs(idle);
-      retries += 1;
-      opts.onRetry?.({ reason, have: sink.written, size, discarded: 0, delayMs, attempt: retries, of: max });
+      const step = err instanceof ChangedError ? undefined : retrier.next(err, reached, sink.written > before);
+      if (step === undefined) throw withRetries(err, retrier.count, sink.written);
+      opts.onRetry?.({ reason: step.reason, have: sink.written, size, discarded: 0, delayMs: step.delayMs, attempt: retrier.count, of: max });
       try {
-        await sleep(delayMs, undefined, { signal: opts.signal });
+        await sleep(step.delayMs, undefined, { signal: opts.signal });
       } catch {
         throw interruption(opts.signal);
       }
     }
   }
+}
+
+/** The failure that ends a fetch to stdout, with the retries it spent. */
+function withRetries(err: unknown, retries: number, written: number): unknown {
+  const after = afterRetries(retries, err);
+  if (after === '' || !(err instanceof NetkitError) || err.code === 'INTERRUPTED' || err.code === 'TERMINATED') return err;
+  return new NetkitError(err.code, `${err.message}${after}; ${formatBytes(written)} went to stdout`, err.hint, { cause: err });
 }

@@ -2,6 +2,7 @@
 import { performance } from 'node:perf_hooks';
 import { NetkitError, isNetkitError } from '../../../errors.js';
 import type { LocalTree } from './local-tree.js';
+import { Retries } from './retry.js';
 import type { NameSpec } from './names.js';
 import type { FileOutcome, SetOptions, SetProgress, SetResult } from './set-types.js';
 import type { SmallFile, SmallFiles } from './small-files.js';
@@ -31,7 +32,7 @@ export interface Item {
   resumedFrom: number;
   /** Asked for at least once in this run (a later offset is this run's own progress, not a resume). */
   asked?: boolean;
-  /** Retries spent on this file changing while it was sent. */
+  /** Retries spent on this file alone (it changed while it was sent, or the server was busy with it): its own back-off. */
   changes: number;
   /** Not to be asked again before this time (ms, performance.now()): a file that just changed. */
   notBefore?: number;
@@ -73,7 +74,8 @@ export class RunState {
   resumed = 0;
   bytes = 0;
   received = 0;
-  retries = 0;
+  /** The retry budget, its back-off, and how many retries were spent. */
+  readonly retrier: Retries;
   skippedByServer = 0;
   filesTotal = 0;
   filesDone = 0;
@@ -102,6 +104,11 @@ export class RunState {
     readonly small: SmallFiles,
   ) {
     this.single = false;
+    this.retrier = new Retries(opts.retries ?? 5);
+  }
+
+  get retries(): number {
+    return this.retrier.count;
   }
 
   get target(): string {

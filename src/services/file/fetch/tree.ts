@@ -3,18 +3,18 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NetkitError, isNetkitError } from '../../../errors.js';
 import { sanitize } from '../../../cli/output.js';
-import { FETCH_DEFAULTS } from './context.js';
 import { Reconnect, answerGet, failItem, prepareStaged, releaseStaged, runLevel } from './answer.js';
 import { listFrame, readListing } from './list-read.js';
 import { LocalTree } from './local-tree.js';
-import { parseName, type NameSpec } from './names.js';
-import { afterListing, afterProbe, initialOps, needsStaging } from './plan.js';
+import { parseName, rootTargetOf, type NameSpec } from './names.js';
+import { afterListing, afterProbe, initialOps, needsStaging, plainTarget } from './plan.js';
 import { interruption } from './receiver.js';
-import { backoffMs, retryReason } from './retry.js';
+import { afterRetries } from './retry.js';
 import { openSession, type FrameBuilder, type SessionConn } from './session-conn.js';
 import { SmallFiles } from './small-files.js';
 import { stagedRequest } from './staged.js';
 import { Staging } from './staging.js';
+import { checkOutDir, targetSegments } from './staging-paths.js';
 import type { SetOptions } from './set-types.js';
 import { RunState, type Op } from './tree-state.js';
 import { encodeRequest } from '../../../protocol/file-v1.js';
@@ -32,6 +32,12 @@ export async function runSet(opts: SetOptions, how: { single?: boolean; filesOnl
   if (opts.rename !== undefined && opts.names.length !== 1) throw new NetkitError('USAGE', '-o NEWNAME names one file or directory; with several NAMEs, -o must be an existing directory');
   const specs: NameSpec[] = opts.names.map((n) => parseName(n, opts.rename));
   if (opts.rename !== undefined && specs[0]!.kind === 'glob') throw new NetkitError('USAGE', '-o NEWNAME cannot name what a glob matches; -o must be an existing directory');
+  // Every local name the NAMEs give (`.netkit`, a name too long) is checked before anything is created in OUT.
+  for (const spec of specs) {
+    const top = spec.kind === 'plain' ? plainTarget(spec) : rootTargetOf(spec);
+    if (top !== undefined) targetSegments(top);
+  }
+  checkOutDir(opts.outDir);
   const staging = await Staging.open(opts.outDir);
   const tree = new LocalTree(opts.outDir);
   let run: RunState | undefined;
@@ -75,8 +81,9 @@ async function wrapUp(run: RunState): Promise<void> {
   if (fatal && !run.single) run.fatal = setFailure(run, fatal);
   for (const op of [...run.inflight, ...run.queue]) {
     if (op.t !== 'get') continue;
-    if (run.single && fatal && op.item.staged) {
-      run.singleError ??= await releaseStaged(op.item, fatal, run.retries);
+    if (run.single && fatal) {
+      // The one file's own message: the retries spent, and what is kept for a resume.
+      run.singleError ??= op.item.staged ? await releaseStaged(op.item, fatal, run.retries) : withRetries(fatal, run.retries, op.item.target);
       continue;
     }
     await releaseStaged(op.item);
@@ -84,24 +91,30 @@ async function wrapUp(run: RunState): Promise<void> {
   await run.staging.tidy();
 }
 
-/** What stopped a set of files, with how far it got and how to go on. */
+/** A failure that ends the fetch of one file received into memory (nothing is kept), with the retries it spent. */
+function withRetries(err: NetkitError, retries: number, target: string): NetkitError {
+  if (err.code === 'INTERRUPTED' || err.code === 'TERMINATED') return new NetkitError(err.code, `interrupted before ${target} arrived; nothing to resume`);
+  const after = afterRetries(retries, err);
+  return after === '' ? err : new NetkitError(err.code, `${err.message}${after}`, err.hint, { cause: err });
+}
+
+/** What stopped a set of files, with the retries it spent, how far it got and how to go on. */
 function setFailure(run: RunState, err: NetkitError): NetkitError {
   const there = run.fetched + run.skipped;
   const kept = run.inflight.concat(run.queue).some((op) => op.t === 'get' && (op.item.staged?.part.have ?? 0) > 0) ? ` (partial downloads kept in ${run.staging.dir})` : '';
   const progress = `${there} of ${run.filesTotal} ${run.filesTotal === 1 ? 'file is' : 'files are'} there${kept}`;
   if (err.code === 'INTERRUPTED' || err.code === 'TERMINATED') return new NetkitError(err.code, `interrupted: ${progress}; run the same command to fetch the rest`);
-  if (['PEER_CLOSED', 'TIMEOUT', 'CONNECT_REFUSED', 'UNREACHABLE', 'HOST_NOT_FOUND'].includes(err.code) && run.reached) {
-    const after = run.retries > 0 ? ` (after ${run.retries} ${run.retries === 1 ? 'retry' : 'retries'})` : '';
-    return new NetkitError(err.code, `${err.message}${after}; ${progress}`, 'run the same command again: what is there is skipped, partial downloads resume', { cause: err });
-  }
-  return err;
+  const network = ['PEER_CLOSED', 'TIMEOUT', 'CONNECT_REFUSED', 'UNREACHABLE', 'HOST_NOT_FOUND'].includes(err.code);
+  // Before the first byte moved (not enough room, say), the message needs no progress report.
+  if (!run.reached || (!network && run.retries === 0 && there === 0 && kept === '')) return err;
+  const again = 'run the same command again: what is there is skipped, partial downloads resume';
+  const hint = network || err.hint === undefined ? again : ['BUSY', 'DISK_FULL', 'LOCAL_IO'].includes(err.code) ? `${err.hint}; then ${again}` : err.hint;
+  return new NetkitError(err.code, `${err.message}${afterRetries(run.retries, err)}; ${progress}`, hint, { cause: err });
 }
 
 const pending = (run: RunState): boolean => run.queue.length > 0 || run.inflight.length > 0;
 
 async function loop(run: RunState): Promise<void> {
-  const max = run.opts.retries ?? FETCH_DEFAULTS.retries;
-  let idle = 0;
   while (pending(run) && !run.fatal) {
     const before = run.received;
     try {
@@ -111,24 +124,21 @@ async function loop(run: RunState): Promise<void> {
       // What was asked and not answered is asked again, first, on the next connection.
       for (const op of run.inflight.splice(0).reverse()) run.queue.unshift(op.t === 'get' ? { t: 'get', item: op.item } : { ...op, seq: undefined });
       if (err instanceof Reconnect) continue;
-      const reason = retryReason(err, run.reached);
-      if (reason === undefined || run.retries >= max) throw err;
-      idle = run.received > before ? 1 : idle + 1;
-      const delayMs = backoffMs(idle);
-      run.retries += 1;
+      const step = run.retrier.next(err, run.reached, run.received > before);
+      if (step === undefined) throw err;
       const st = run.single ? run.queue.find((o) => o.t === 'get')?.item.staged : undefined;
       run.opts.onRetry?.({
-        reason,
+        reason: step.reason,
         have: run.single ? (st?.part.have ?? 0) : run.bytesDone,
         size: run.single ? st?.part.info?.size : run.bytesTotal,
         discarded: 0,
-        delayMs,
+        delayMs: step.delayMs,
         attempt: run.retries,
-        of: max,
+        of: run.retrier.max,
         ...(run.single ? {} : { files: { done: run.filesDone, total: run.filesTotal } }),
       });
       try {
-        await sleep(delayMs, undefined, { signal: run.opts.signal });
+        await sleep(step.delayMs, undefined, { signal: run.opts.signal });
       } catch {
         throw interruption(run.opts.signal);
       }
@@ -156,14 +166,18 @@ function frameOf(run: RunState, op: Op): FrameBuilder {
   return r.build;
 }
 
-/** Get the first queued op ready to send (its partial file locked and opened); false when none can go now. */
-async function ready(run: RunState): Promise<boolean> {
+/**
+ * Get the first queued op ready to send (its partial file locked and opened); false when none can go
+ * now. A file to be asked again later is waited for only between connections (`connected` false): an
+ * open connection would fall silent meanwhile, so it ends and the next one starts after the wait.
+ */
+async function ready(run: RunState, connected = false): Promise<boolean> {
   while (run.queue.length > 0) {
     const op = run.queue[0]!;
     if (op.t === 'list') return true;
     const { item } = op;
     if (item.notBefore !== undefined && item.notBefore > performance.now()) {
-      if (run.inflight.length > 0) return false;
+      if (run.inflight.length > 0 || connected) return false;
       await sleep(item.notBefore - performance.now(), undefined, { signal: run.opts.signal }).catch(() => undefined);
       run.opts.signal?.throwIfAborted();
     }
@@ -194,7 +208,7 @@ async function pump(run: RunState, sc: SessionConn, live: () => boolean): Promis
       if (!sc.session && sentOn.get(sc)) break;
       const head = run.queue[0];
       if (head?.t === 'get' && !head.item.staged && needsStaging(run, head.item)) flush(); // before a wait on the disk
-      if (!(await ready(run)) || !live()) break;
+      if (!(await ready(run, true)) || !live()) break;
       const op = run.queue.shift()!;
       if (op.t === 'list' && !sc.session) {
         await unsupportedList(run, op);

@@ -1,11 +1,11 @@
 // Answering one prepared REQUEST on a v1 connection: a refusal, a small file as one write, or a large one streamed with its prefix hash, then the TRAILER, or CHANGED when the file changed while it was sent.
-import { createHash } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
 import { Status, encodeResponse, encodeTrailer, type Request } from '../../../protocol/file-v1.js';
 import { prefixAllowanceMs } from '../../file-stream.js';
 import { hashRange, sendBody } from './body.js';
 import { identityChange, validatorOf } from './hash-cache.js';
 import { IdleDeadline } from './idle.js';
+import type { PrefixAdmission } from './prefix-budget.js';
 import { MAX_SIZE, openForStream, type Prepared, type Refused } from './prepare.js';
 import type { Outcome } from './types.js';
 import type { V1 } from './v1.js';
@@ -58,20 +58,20 @@ export async function streamLarge(v1: V1, request: Request, seq: number | undefi
     // A resume may take the whole-file digest from the cache instead of reading [0, OFFSET) again; a
     // full fetch always hashes what it sends (the cache cannot see a write through a shared mmap).
     const cached = offset > 0 ? ctx.hashCache.get(st) : undefined;
-    let prefix: { release: () => void } | undefined;
-    if (offset > 0 && !cached) {
-      const budget = ctx.prefixBudget.tryStart(s.conn.source, offset);
-      if (!budget.ok) return { kind: 'refused', status: Status.BUSY, outcome: 'busy', detail: `${budget.why}; try again in ${Math.ceil(budget.retryAfterMs / 1000)}s` };
-      prefix = budget;
-    }
+    // Otherwise it continues from the SHA-256 state kept where an earlier transfer got to, and hashes
+    // only the bytes between that state and OFFSET (under the budget when they are many).
+    const start = cached ? undefined : ctx.prefixStates.start(st, offset);
+    const prefix = start ? admitPrefix(v1, offset - start.from) : undefined;
+    if (prefix && !prefix.ok) return { kind: 'refused', status: Status.BUSY, outcome: 'busy', detail: `${prefix.why}; try again in ${Math.ceil(prefix.retryAfterMs / 1000)}s` };
     // RESPONSE goes out before the prefix hash, so the client hashes its copy of the prefix meanwhile.
     s.socket.write(v1.seal('server', encodeResponse({ status: Status.OK, size: facts.size, offset, validator: facts.validator, message: '', mtimeMs: facts.mtimeMs, mode: facts.mode }, v1.proof), seq));
-    const hash = cached ? undefined : createHash('sha256');
+    const hash = start?.hash;
     try {
-      if (hash && offset > 0) await hashRange(s.socket, handle, 0, offset, ctx.pool, hash);
+      if (start && offset > start.from) await hashRange(s.socket, handle, start.from, offset, ctx.pool, start.hash);
     } finally {
       prefix?.release();
     }
+    const recorder = hash ? ctx.prefixStates.recorder(st, offset, hash) : undefined;
     // A single exchange arms its deadline only now: the socket is silent both ways while we hash the
     // prefix (any length), and that silence is ours. A resuming client may still be hashing its own
     // copy: allow for that until it first drains what we sent.
@@ -83,17 +83,28 @@ export async function streamLarge(v1: V1, request: Request, seq: number | undefi
     try {
       bytes = await sendBody(s.socket, handle, offset, facts.size, {
         pool: ctx.pool,
-        hash,
+        hash: recorder,
         onSent: (n) => opts.onSent((bytes = n)),
         onFlushed: () => deadline.progress(),
       });
     } finally {
       own?.stop();
+      // Where this transfer got to (the end, or where the client went away), for its resume.
+      recorder?.stop();
     }
     return finishLarge(v1, file.stat, await handle.stat({ bigint: true }), cached ?? hash!.digest(), cached !== undefined, seq, { outcome: 'ok', bytes, size: facts.size });
   } finally {
     await file.handle.close().catch(() => undefined);
   }
+}
+
+/**
+ * The budget for hashing `forward` bytes of a resumed prefix: free up to one checkpoint step (the usual
+ * resume continues from a state kept near its offset), charged to the client's address beyond that.
+ */
+function admitPrefix(v1: V1, forward: number): PrefixAdmission | undefined {
+  const { ctx, conn } = v1.s;
+  return forward > ctx.prefixStates.step ? ctx.prefixBudget.tryStart(conn.source, forward) : undefined;
 }
 
 /**
@@ -106,6 +117,7 @@ function finishLarge(v1: V1, before: BigIntStats, after: BigIntStats, digest: Bu
   const change = identityChange(before, after);
   if (change) {
     cache.delete(before);
+    s.ctx.prefixStates.delete(before);
     const detail = `the file changed while it was sent (${change}); fetch it again`;
     const size = after.size > MAX_SIZE ? 0 : Number(after.size);
     s.socket.write(v1.seal('server', encodeResponse({ status: Status.CHANGED, size, offset: 0, validator: validatorOf(after), message: detail }, v1.proof), seq));

@@ -112,8 +112,8 @@ export async function hashRange(socket: StreamSocket, handle: fsp.FileHandle, fr
 
 export interface SendOptions {
   pool: BufferPool;
-  /** Fed every byte sent, when given. */
-  hash?: Hash;
+  /** Fed every byte sent, when given (a Hash, or something that keeps its states on the way). */
+  hash?: { update(data: Buffer): unknown };
   /** The running count of body bytes written. */
   onSent?: (sent: number) => void;
   /** A chunk was handed to the kernel. */

@@ -1,5 +1,5 @@
 // GET and HEAD of a file over HTTP: the jail, validators, 304, one range (206/416, If-Range), Repr-Digest as a header when known or as a trailer when asked for, and the body with backpressure.
-import { createHash, type Hash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
 import mime from 'mime';
 import { isNetkitError } from '../../../errors.js';
 import { contentRange, entityTag, httpDate, ifRangeAllows, notModified, parseRange, reprDigest, type Validators } from '../../../protocol/http-range.js';
@@ -75,11 +75,16 @@ async function answerFile(x: Exchange, file: JailedFile): Promise<void> {
   // The digest of the whole file as a trailer: computed from the bytes sent (and, for a range that runs
   // to the end, the prefix before it, under the same per-address budget as a v1 resume).
   let trailer = !known && !x.head && to === size && wantsTrailer(x);
+  // The prefix continues from a SHA-256 state kept where a transfer got to, as a v1 resume does.
+  let start = trailer ? ctx.prefixStates.start(st, from) : undefined;
   let prefix: { release: () => void } | undefined;
-  if (trailer && from > 0) {
-    const budget = ctx.prefixBudget.tryStart(conn.source, from);
+  if (start && from - start.from > ctx.prefixStates.step) {
+    const budget = ctx.prefixBudget.tryStart(conn.source, from - start.from);
     if (budget.ok) prefix = budget;
-    else trailer = false;
+    else {
+      trailer = false;
+      start = undefined;
+    }
   }
   const headers: Record<string, string | number> = { ...validators, 'Content-Type': contentType(file.name) };
   if (range.kind === 'partial') headers['Content-Range'] = contentRange(size, range);
@@ -94,24 +99,25 @@ async function answerFile(x: Exchange, file: JailedFile): Promise<void> {
     return;
   }
   conn.enter('transfer');
-  let hash: Hash | undefined;
+  const hash: Hash | undefined = start?.hash;
   try {
     x.start(status, headers);
-    hash = trailer ? createHash('sha256') : undefined;
-    if (hash && from > 0) await hashRange(s.socket, file.handle, 0, from, ctx.pool, hash);
+    if (start && from > start.from) await hashRange(s.socket, file.handle, start.from, from, ctx.pool, start.hash);
   } finally {
     prefix?.release();
   }
+  const recorder = hash ? ctx.prefixStates.recorder(st, from, hash) : undefined;
   const idle = new IdleDeadline(conn, ctx.idleTimeoutMs, trailer && from > 0 ? prefixAllowanceMs(from) : 0);
   try {
     entry.bytes = await sendBody(x.reply.body, file.handle, from, to, {
       pool: ctx.pool,
-      hash,
+      hash: recorder,
       onSent: (n) => (entry.bytes = n),
       onFlushed: () => idle.progress(),
     });
   } finally {
     idle.stop();
+    recorder?.stop();
   }
   await finish(x, file, hash);
 }
@@ -128,6 +134,7 @@ async function finish(x: Exchange, file: JailedFile, hash: Hash | undefined): Pr
   const change = identityChange(file.stat, await file.handle.stat({ bigint: true }));
   if (change) {
     cache.delete(file.stat);
+    x.s.ctx.prefixStates.delete(file.stat);
     entry.outcome = 'changed';
     entry.detail = `the file changed while it was sent (${change}); the connection was reset`;
     x.reply.abort(new ConnectionEnd('changed', entry.detail));

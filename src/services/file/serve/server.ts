@@ -10,6 +10,7 @@ import { dispatch, type Mode, type Protocol } from './dispatch.js';
 import { HashCache } from './hash-cache.js';
 import { PrefetchBudget } from './prefetch-budget.js';
 import { PrefixHashBudget } from './prefix-budget.js';
+import { PrefixStates } from './prefix-states.js';
 import { ReaderPool, SMALL_FILE } from './reader-pool.js';
 import { Session, type ServeContext } from './session.js';
 import { ConnectionEnd, SERVE_DEFAULTS, type FileServer, type ServeOptions, type TransferLog } from './types.js';
@@ -58,7 +59,8 @@ export async function startFileServer(opts: ServeOptions): Promise<FileServer> {
     table,
     pool: new BufferPool(),
     hashCache: new HashCache(),
-    prefixBudget: new PrefixHashBudget(),
+    prefixBudget: new PrefixHashBudget(opts.prefixBudget),
+    prefixStates: new PrefixStates(opts.prefixStates),
     readers: new ReaderPool({ small: SMALL_FILE }).start(),
     prefetch: new PrefetchBudget(),
     idleTimeoutMs: opts.idleTimeoutMs ?? SERVE_DEFAULTS.idleTimeoutMs,

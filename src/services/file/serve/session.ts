@@ -13,6 +13,7 @@ import type { HashCache } from './hash-cache.js';
 import type { JailedFile } from './jail.js';
 import type { PrefetchBudget } from './prefetch-budget.js';
 import type { PrefixHashBudget } from './prefix-budget.js';
+import type { PrefixStates } from './prefix-states.js';
 import type { ReaderPool } from './reader-pool.js';
 import { ConnectionEnd, type Outcome, type TransferLog } from './types.js';
 
@@ -29,6 +30,8 @@ export interface ServeContext {
   readonly pool: BufferPool;
   readonly hashCache: HashCache;
   readonly prefixBudget: PrefixHashBudget;
+  /** SHA-256 states where transfers got to, so a resume hashes forward from one. */
+  readonly prefixStates: PrefixStates;
   /** Reader threads that open and read small files, and read directories, for every connection. */
   readonly readers: ReaderPool;
   /** Memory for small files read ahead of their turn in sessions. */

@@ -2,6 +2,8 @@
 import type { KeyObject } from 'node:crypto';
 import type { StreamTransport } from '../../../transport/tcp.js';
 import type { FailureThrottle } from '../../limits.js';
+import type { PrefixBudgetOptions } from './prefix-budget.js';
+import type { PrefixStatesOptions } from './prefix-states.js';
 
 export const SERVE_DEFAULTS = {
   port: 8881,
@@ -41,6 +43,10 @@ export interface ServeOptions {
   secret?: KeyObject;
   /** Per-source back-off for failed proofs (default: 250 ms doubling to 30 s); injectable for tests. */
   failureThrottle?: FailureThrottle;
+  /** The per-source budget for hashing resumed prefixes (defaults in prefix-budget.ts); for tests. */
+  prefixBudget?: PrefixBudgetOptions;
+  /** The SHA-256 states kept where transfers got to (defaults in prefix-states.ts); for tests. */
+  prefixStates?: PrefixStatesOptions;
 }
 
 export type Outcome =
