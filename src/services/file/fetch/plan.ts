@@ -111,6 +111,7 @@ export async function afterListing(run: RunState, op: Op & { t: 'list' }, answer
   if (top !== undefined) await run.tree.ensureDir(top).catch((err: unknown) => run.fail(undefined, spec.arg, run.tree.pathOf(top), err));
   const selectedDirs = new Set<string>();
   const files: Item[] = [];
+  const dirsMade: Array<Promise<void>> = [];
   let matched = 0;
   for (const e of answer.entries) {
     if (e.kind !== EntryKind.FILE && e.kind !== EntryKind.DIRECTORY) continue; // a kind from a newer server
@@ -131,7 +132,8 @@ export async function afterListing(run: RunState, op: Op & { t: 'list' }, answer
     matched += 1;
     if (e.kind === EntryKind.DIRECTORY) {
       run.dirs.set(target, { mtimeMs: e.mtimeMs, mode: e.mode });
-      await run.tree.ensureDir(target).catch((err: unknown) => run.fail(undefined, e.name, run.tree.pathOf(target), err));
+      // Made concurrently (each after its parent): a tree's directories cost no round trip each.
+      dirsMade.push(run.tree.ensureDir(target).catch((err: unknown) => run.fail(undefined, e.name, run.tree.pathOf(target), err)));
       continue;
     }
     const earlier = run.planned.get(target);
@@ -143,6 +145,7 @@ export async function afterListing(run: RunState, op: Op & { t: 'list' }, answer
     run.plan(item);
     files.push(item);
   }
+  await Promise.all(dirsMade);
   if (spec.kind === 'glob' && matched === 0) {
     run.fail(undefined, spec.arg, run.tree.pathOf(''), new NetkitError('NOT_FOUND', `${run.target} has nothing matching '${sanitize(spec.arg, 200)}'`, 'globs match below their fixed part; dotfiles match only an explicit dot'));
     return;

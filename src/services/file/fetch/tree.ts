@@ -74,8 +74,17 @@ export async function runSet(opts: SetOptions, how: { single?: boolean; filesOnl
 /** After the last file: directories get the server's times and modes (deepest first); what never ended is let go, its partial file kept. */
 async function wrapUp(run: RunState): Promise<void> {
   if (run.preserve && !run.fatal) {
-    const dirs = [...run.dirs.entries()].sort((a, b) => b[0].split('/').length - a[0].split('/').length);
-    for (const [rel, meta] of dirs) await run.tree.finishDir(rel, meta, run.umask).catch((err: unknown) => run.opts.onNotice?.(err instanceof Error ? err.message : String(err)));
+    // Deepest first, the directories of one depth together.
+    const byDepth = new Map<number, Array<[string, { mtimeMs: number; mode: number }]>>();
+    for (const d of run.dirs) {
+      const depth = d[0].split('/').length;
+      const level = byDepth.get(depth);
+      if (level) level.push(d);
+      else byDepth.set(depth, [d]);
+    }
+    for (const depth of [...byDepth.keys()].sort((a, b) => b - a)) {
+      await Promise.all(byDepth.get(depth)!.map(([rel, meta]) => run.tree.finishDir(rel, meta, run.umask).catch((err: unknown) => run.opts.onNotice?.(err instanceof Error ? err.message : String(err)))));
+    }
   }
   const fatal = run.fatal;
   if (fatal && !run.single) run.fatal = setFailure(run, fatal);
