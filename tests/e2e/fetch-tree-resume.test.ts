@@ -167,7 +167,7 @@ describe('riding out an outage, stopping, running out of room', () => {
     child.stdout.setEncoding('utf8').on('data', (d: string) => (text += d));
     const [code] = (await once(child, 'close')) as [number];
     expect(code).toBe(0);
-    expect(text).toMatch(/t\/(small\/s\d\d|big\d)\.bin \[[= ]*\] +\d+% \| \d+\/43 files \| [\d.]+[BKM]\/36M \| /);
+    expect(text).toMatch(/t\/(small\/s\d\d|big\d)\.bin +\[[= ]*\] +\d+% \| +\d+\/43 files \| +[\d.]+[BKM]\/36M \| /);
     expect(text).toMatch(/ETA /);
     expect(text).toMatch(/^43 files in 1 directory: 43 fetched/m);
   });
