@@ -18,7 +18,7 @@ import {
   type Field,
   type Frame,
 } from './file-frames.js';
-import { checkMode, readMode } from './file-v1.js';
+import { MAX_MODE, checkMode, readMode } from './file-v1.js';
 
 /** LIST FLAGS bits. Unknown bits are ignored by servers. */
 export const ListFlag = {
@@ -134,7 +134,59 @@ export function encodeLeftOut(name: string, reason: number): Buffer {
   return encodeEntry({ name, kind: EntryKind.LEFT_OUT, size: 0, mtimeMs: 0, mode: 0, reason });
 }
 
+/** A stamp per tag for the payload being scanned, so decodeEntry finds a repeated tag without a Map per frame. */
+const seen = new Uint32Array(256);
+let stamp = 0;
+
+/**
+ * Decode an ENTRY. A listing holds one per file, so a well-formed entry is read straight from the
+ * payload (no Map, no view per field, no BigInt); anything unusual (an unknown tag, a repeat, a wrong
+ * length, a value out of range) goes through checkedEntry, whose result or error is the reference.
+ */
 export function decodeEntry(frame: Frame): Entry {
+  const p = frame.payload;
+  if (frame.type !== FrameType.ENTRY) return checkedEntry(frame);
+  if (++stamp === 0xffffffff) {
+    seen.fill(0);
+    stamp = 1;
+  }
+  let name = -1;
+  let nameLen = 0;
+  let kind = -1;
+  let size = -1;
+  let mtime = -1;
+  let mode = -1;
+  for (let at = 0; at < p.length; ) {
+    if (p.length - at < 3) return checkedEntry(frame);
+    const tag = p[at]!;
+    const len = (p[at + 1]! << 8) | p[at + 2]!;
+    const v = at + 3;
+    if (v + len > p.length || seen[tag] === stamp) return checkedEntry(frame);
+    seen[tag] = stamp;
+    if (tag === Tag.NAME) {
+      name = v;
+      nameLen = len;
+    } else if (tag === Tag.KIND && len === 1) kind = v;
+    else if (tag === Tag.SIZE && len === 8) size = v;
+    else if (tag === Tag.MTIME && len === 8) mtime = v;
+    else if (tag === Tag.MODE && len === 4) mode = v;
+    else return checkedEntry(frame);
+    at = v + len;
+  }
+  // Above 2^53 - 1 (the high word past 21 bits), or a mode with bits above 0o7777: the checked path says so.
+  if (name < 0 || nameLen === 0 || nameLen > MAX_NAME_BYTES || kind < 0 || size < 0 || mtime < 0 || mode < 0) return checkedEntry(frame);
+  if (p.readUInt32BE(size) > 0x1fffff || p.readUInt32BE(mtime) > 0x1fffff || p.readUInt32BE(mode) > MAX_MODE) return checkedEntry(frame);
+  return {
+    name: readText(p.subarray(name, name + nameLen), 'the entry name'),
+    kind: p[kind]!,
+    size: p.readUInt32BE(size) * 0x100000000 + p.readUInt32BE(size + 4),
+    mtimeMs: p.readUInt32BE(mtime) * 0x100000000 + p.readUInt32BE(mtime + 4),
+    mode: p.readUInt32BE(mode),
+  };
+}
+
+/** ENTRY decoded field by field, with every check and its message. */
+export function checkedEntry(frame: Frame): Entry {
   const f = expectType(frame, FrameType.ENTRY, 'ENTRY');
   const name = required(f, Tag.NAME, 'the entry name');
   if (name.length === 0 || name.length > MAX_NAME_BYTES) throw protocolError(`an entry name must be 1 to ${MAX_NAME_BYTES} bytes`);

@@ -218,7 +218,11 @@ describe('a hostile server', () => {
     const ended: Array<[string, SmallOutcome]> = [];
     const small = new SmallFiles(staging, tree, false, (f, o) => ended.push([f.target, o]));
     const data = Buffer.from('bytes');
-    for (const target of ['d/w', 'top']) small.add({ target, data: Buffer.from(data), size: data.length, mtimeMs: undefined, mode: 0o644, replace: false, sha256: createHash('sha256').update(data).digest() });
+    for (const target of ['d/w', 'top']) {
+      const sink = small.take(data.length)!;
+      sink.push(data);
+      small.add({ target, sink, size: data.length, mtimeMs: undefined, mode: 0o644, replace: false, sha256: createHash('sha256').update(data).digest() });
+    }
     await small.drain();
     await small.close();
     await staging.tidy();

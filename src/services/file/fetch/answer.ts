@@ -1,5 +1,5 @@
 // The answer to one REQUEST of a tree fetch: a refusal for that file only, a directory to list instead, or the body (into memory or a partial file), its TRAILER, the SHA-256 check and the hand-off to the disk.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { NetkitError, isNetkitError } from '../../../errors.js';
 import { formatBytes, sanitize } from '../../../cli/output.js';
@@ -248,38 +248,44 @@ async function receiveLarge(run: RunState, sc: SessionConn, op: Op & { t: 'get' 
 async function receiveSmall(run: RunState, sc: SessionConn, op: Op & { t: 'get' }, r: Response, asked: Asked): Promise<void> {
   const { item } = op;
   const { socket, receiver } = sc.conn;
-  if (run.small.pending > 0) {
+  let sink = run.small.take(r.size);
+  if (!sink) {
     // The disk is behind: stop reading (our own wait, not the server's silence).
     socket.setTimeout(0);
-    await run.small.roomFor(r.size);
+    while (!(sink = run.small.take(r.size))) await run.small.roomFor();
     socket.setTimeout(run.timeoutMs);
   }
-  const sink = new MemorySink(r.size);
-  let counted = 0;
-  await receiver.receiveBody(r.size, sink, (n) => {
-    counted += n;
-    run.gotBytes(n);
-  });
-  const end = sc.ready() ?? (await sc.next());
-  if (end.type === FrameType.RESPONSE) {
-    sc.prove('server', end, op.seq!, asked);
-    const late = decodeResponse(end);
-    if (late.status === Status.CHANGED) return changedWhileSent(run, op, counted);
-    throwRefusal(late, asked);
+  let added = false;
+  try {
+    let counted = 0;
+    await receiver.receiveBody(r.size, sink, (n) => {
+      counted += n;
+      run.gotBytes(n);
+    });
+    const end = sc.ready() ?? (await sc.next());
+    if (end.type === FrameType.RESPONSE) {
+      sc.prove('server', end, op.seq!, asked);
+      const late = decodeResponse(end);
+      if (late.status === Status.CHANGED) return await changedWhileSent(run, op, counted);
+      throwRefusal(late, asked);
+    }
+    sc.prove('trailer', end, op.seq!, asked);
+    const trailer = decodeTrailer(end);
+    const digest = hash('sha256', sink.data, 'buffer') as unknown as Buffer;
+    if (!digest.equals(trailer.sha256)) {
+      run.bytesDone -= counted;
+      throw new NetkitError('INTEGRITY', `${item.target} did not verify: SHA-256 ${digest.toString('hex')} here, ${trailer.sha256.toString('hex')} on the server; nothing was saved`, 'run the fetch again; if it fails again, the file is changing on the server or the network corrupts data');
+    }
+    const keep = item.compare ? await compareWithLocal(run, item, digest) : 'write';
+    if (keep === 'same') return;
+    const meta = metaOf(run, item);
+    const f = { target: item.target, sink, size: r.size, mtimeMs: meta.mtimeMs, mode: meta.mode, replace: item.replace || keep === 'replace', sha256: digest };
+    run.smallItems.set(f, item);
+    run.small.add(f);
+    added = true;
+  } finally {
+    if (!added) run.small.drop(sink);
   }
-  sc.prove('trailer', end, op.seq!, asked);
-  const trailer = decodeTrailer(end);
-  const digest = createHash('sha256').update(sink.data).digest();
-  if (!digest.equals(trailer.sha256)) {
-    run.bytesDone -= counted;
-    throw new NetkitError('INTEGRITY', `${item.target} did not verify: SHA-256 ${digest.toString('hex')} here, ${trailer.sha256.toString('hex')} on the server; nothing was saved`, 'run the fetch again; if it fails again, the file is changing on the server or the network corrupts data');
-  }
-  const keep = await compareWithLocal(run, item, digest);
-  if (keep === 'same') return;
-  const meta = metaOf(run, item);
-  const f = { target: item.target, data: sink.data, size: sink.data.length, mtimeMs: meta.mtimeMs, mode: meta.mode, replace: item.replace || keep === 'replace', sha256: digest };
-  run.smallItems.set(f, item);
-  run.small.add(f);
 }
 
 /**

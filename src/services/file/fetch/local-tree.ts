@@ -57,12 +57,25 @@ export class LocalTree {
   private readonly absent = new Set<string>();
   private readonly made = new Set<string>();
   private readonly mine = new Set<string>();
+  /** Each directory's path as pathOf begins its files' (a trailing separator, or '' for OUT `.`), by its relative path. */
+  private readonly dirPaths = new Map<string, string>();
 
   constructor(readonly outDir: string) {}
 
   /** The absolute path of a target (relative, `/`-separated). */
   pathOf(target: string): string {
-    return path.join(this.outDir, ...target.split('/'));
+    const cut = target.lastIndexOf('/');
+    const base = target.slice(cut + 1);
+    // A plain last segment: its directory's path (joined once per directory) and the name.
+    if (base === '' || base === '.' || base === '..' || (path.sep !== '/' && base.includes(path.sep))) return path.join(this.outDir, ...target.split('/'));
+    const dir = cut < 0 ? '' : target.slice(0, cut);
+    let d = this.dirPaths.get(dir);
+    if (d === undefined) {
+      // Joined with a stand-in last segment and cut before it: exactly what path.join gives with the real one.
+      d = path.join(this.outDir, ...dir.split('/'), 'x').slice(0, -1);
+      this.dirPaths.set(dir, d);
+    }
+    return d + base;
   }
 
   /** Make sure the directory `rel` ('' is OUT) exists as a real directory, creating what is missing. */

@@ -204,7 +204,8 @@ export async function afterListing(run: RunState, op: Op & { t: 'list' }, answer
   // Before any byte of these files moves, and before any directory is made: room for all of them,
   // and for what is still on its way.
   await checkRoom(run.opts.outDir, needed + outstanding, 'the files');
-  for (const d of makeDirs) await run.tree.ensureDir(d.rel).catch((err: unknown) => run.fail(undefined, d.name, run.tree.pathOf(d.rel), err, d.kind));
+  // Made concurrently (each after its parent): a tree's directories cost no round trip each.
+  await Promise.all(makeDirs.map((d) => run.tree.ensureDir(d.rel).catch((err: unknown) => run.fail(undefined, d.name, run.tree.pathOf(d.rel), err, d.kind))));
   const made = new Map<string, unknown>();
   for (const item of fetch) {
     const dir = parentOf(item.target);

@@ -91,8 +91,17 @@ function uniqueNames(specs: NameSpec[], notice: ((message: string) => void) | un
 /** After the last file: directories get the server's times and modes (deepest first); what never ended is let go, its partial file kept. */
 async function wrapUp(run: RunState): Promise<void> {
   if (run.preserve && !run.fatal) {
-    const dirs = [...run.dirs.entries(), ...[...run.tops.entries()].filter(([rel]) => !run.dirs.has(rel))].sort((a, b) => b[0].split('/').length - a[0].split('/').length);
-    for (const [rel, meta] of dirs) await run.tree.finishDir(rel, meta, run.umask).catch((err: unknown) => run.opts.onNotice?.(err instanceof Error ? err.message : String(err)));
+    // Deepest first, the directories of one depth together (a NAME's own directory too, unless listed).
+    const byDepth = new Map<number, Array<[string, { mtimeMs: number; mode: number }]>>();
+    for (const d of [...run.dirs.entries(), ...[...run.tops.entries()].filter(([rel]) => !run.dirs.has(rel))]) {
+      const depth = d[0].split('/').length;
+      const level = byDepth.get(depth);
+      if (level) level.push(d);
+      else byDepth.set(depth, [d]);
+    }
+    for (const depth of [...byDepth.keys()].sort((a, b) => b - a)) {
+      await Promise.all(byDepth.get(depth)!.map(([rel, meta]) => run.tree.finishDir(rel, meta, run.umask).catch((err: unknown) => run.opts.onNotice?.(err instanceof Error ? err.message : String(err)))));
+    }
   }
   const fatal = run.fatal;
   if (fatal && !run.single) run.fatal = setFailure(run, fatal);

@@ -1,10 +1,8 @@
 // Opening and reading small files, and reading directories, off the event loop and off libuv's pool: a few reader threads run the jail's steps synchronously on batches, so 10,000 small files cost 10,000 short system-call sequences, not 70,000 thread-pool round trips.
 import { Worker } from 'node:worker_threads';
 import type { NetkitError } from '../../../errors.js';
-import { OPEN_FLAGS, jailRefusal } from './jail.js';
-import { readerThread, type Ask, type Facts, type RawEntry, type ThreadResult, type ThreadSetup } from './reader-thread.js';
-
-export type { RawEntry } from './reader-thread.js';
+import { OPEN_FLAGS, jailRefusal, type JailStep } from './jail.js';
+import { ENTRY_NUMS, FACT_NUMS, JAIL_STEPS, Rec, readerThread, type AnswerBatch, type AskBatch, type ThreadSetup } from './reader-thread.js';
 
 /** What an OK RESPONSE says about a file. `size` is -1 above 2^53 - 1, and `sizeText` then says it exactly. */
 export interface FileFacts {
@@ -27,8 +25,18 @@ export type ReadOutcome =
   /** It changed while it was read, twice in a row. */
   | { k: 'changed'; facts: FileFacts; change: string };
 
-/** A directory entry as the listing uses it: RawEntry with its name's bytes. */
-export type ListedEntry = Omit<RawEntry, 'n' | 'nl'> & { name: Buffer };
+/** A directory entry as the listing uses it: its name's bytes, type, stat numbers (size -1 above 2^53 - 1). */
+export interface ListedEntry {
+  name: Buffer;
+  /** link: a symbolic link the listing leaves out (leading outside the root, to a directory or a FIFO, or nowhere); its numbers are 0. */
+  t: 'file' | 'dir' | 'other' | 'link';
+  size: number;
+  mtimeMs: number;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+}
 
 /** What a reader thread found in a directory. */
 export type ListOutcome =
@@ -52,9 +60,12 @@ export interface ReaderPoolOptions {
   maxStuck?: number;
 }
 
+/** One ask waiting for its thread: `resolve` reads its record from the answer at the cursor. */
 interface Pending {
-  ask: Ask;
-  resolve: (r: ThreadResult, data: Uint8Array) => void;
+  root: string;
+  /** The ask as the thread reads it (see AskBatch). */
+  ask: string;
+  resolve: (a: Answer) => void;
   fail: (message: string) => void;
 }
 
@@ -83,37 +94,81 @@ export function sharedReaders(): ReaderPool {
 /** Batches in flight per thread: one being read, one waiting, so a thread never idles between batches. */
 const IN_FLIGHT = 2;
 
-const slice = (data: Uint8Array, at: number, len: number): Buffer => Buffer.from(data.buffer, data.byteOffset + at, len);
+/** A thread's answer being read record by record, in the order of its asks. */
+class Answer {
+  at = 0;
+  constructor(private readonly m: AnswerBatch) {}
 
-function factsOf(f: Facts, data: Uint8Array): FileFacts {
-  const out: FileFacts = { size: f.size, validator: slice(data, f.v, 16), mtimeMs: f.mtimeMs, mode: f.mode };
-  if (f.sizeText !== undefined) out.sizeText = f.sizeText;
-  return out;
-}
+  num(): number {
+    return this.m.nums[this.at++]!;
+  }
 
-function readOutcome(r: ThreadResult, data: Uint8Array): ReadOutcome {
-  switch (r.k) {
-    case 'jail': {
-      const error = jailRefusal(r);
-      return error ? { k: 'refused', error } : { k: 'error', message: `cannot open the file: ${'errno' in r ? r.errno : r.step}` };
-    }
-    case 'small':
-      return { k: 'small', facts: factsOf(r.facts, data), data: slice(data, r.at, r.len), digest: slice(data, r.d, 32) };
-    case 'error':
-      return { k: 'error', message: `cannot read the file: ${r.message}` };
-    case 'large':
-      return { k: 'large', facts: factsOf(r.facts, data) };
-    case 'changed':
-      return { k: 'changed', facts: factsOf(r.facts, data), change: r.change };
-    default:
-      return { k: 'error', message: `unexpected answer ${r.k} from a reader thread` };
+  str(): string | undefined {
+    const i = this.num();
+    return i < 0 ? undefined : this.m.strs[i];
+  }
+
+  bytes(at: number, len: number): Buffer {
+    return Buffer.from(this.m.data.buffer, this.m.data.byteOffset + at, len);
+  }
+
+  facts(): FileFacts {
+    const size = this.num();
+    const sizeText = this.str();
+    const mtimeMs = this.num();
+    const mode = this.num();
+    const out: FileFacts = { size, validator: this.bytes(this.num(), 16), mtimeMs, mode };
+    if (sizeText !== undefined) out.sizeText = sizeText;
+    return out;
   }
 }
 
-function listOutcome(r: ThreadResult, data: Uint8Array): ListOutcome {
-  if (r.k === 'entries') return { k: 'entries', skipped: r.skipped, entries: r.entries.map(({ n, nl, ...e }) => ({ ...e, name: slice(data, n, nl) })) };
-  return r.k === 'gone' || r.k === 'too-many' ? r : { k: 'error', message: `unexpected answer ${r.k} from a reader thread` };
+function readOutcome(a: Answer): ReadOutcome {
+  const code = a.num();
+  switch (code) {
+    case Rec.SMALL: {
+      const facts = a.facts();
+      const data = a.bytes(a.num(), a.num());
+      return { k: 'small', facts, data, digest: a.bytes(a.num(), 32) };
+    }
+    case Rec.LARGE:
+      return { k: 'large', facts: a.facts() };
+    case Rec.CHANGED:
+      return { k: 'changed', facts: a.facts(), change: a.str() ?? '' };
+    case Rec.JAIL: {
+      const step = JAIL_STEPS[a.num()]!;
+      const errno = a.str();
+      const nlink = a.num();
+      const r = { step, errno, nlink } as JailStep;
+      const error = jailRefusal(r);
+      return error ? { k: 'refused', error } : { k: 'error', message: `cannot open the file: ${errno ?? step}` };
+    }
+    case Rec.ERROR:
+      return { k: 'error', message: `cannot read the file: ${a.str()}` };
+    default:
+      return { k: 'error', message: `unexpected answer ${code} from a reader thread` };
+  }
 }
+
+const TYPES = ['file', 'dir', 'other', 'link'] as const;
+
+function listOutcome(a: Answer): ListOutcome {
+  const code = a.num();
+  if (code === Rec.GONE) return { k: 'gone' };
+  if (code === Rec.TOO_MANY) return { k: 'too-many' };
+  if (code !== Rec.ENTRIES) return { k: 'error', message: `unexpected answer ${code} from a reader thread` };
+  const count = a.num();
+  const skipped = a.num();
+  const entries: ListedEntry[] = new Array(count);
+  for (let i = 0; i < count; i++) {
+    const name = a.bytes(a.num(), a.num());
+    entries[i] = { name, t: TYPES[a.num()]!, size: a.num(), mtimeMs: a.num(), mode: a.num(), nlink: a.num(), uid: a.num(), gid: a.num() };
+  }
+  return { k: 'entries', entries, skipped };
+}
+
+// The record sizes the thread writes, checked here so the two sides cannot drift apart silently.
+if (FACT_NUMS !== 5 || ENTRY_NUMS !== 9) throw new Error('reader-thread record layout changed: update reader-pool.ts');
 
 /**
  * The pool. Threads start on first use (or with start()) and are unref'd (they never keep the process
@@ -146,24 +201,18 @@ export class ReaderPool {
    * and read it whole if it is small. Never rejects.
    */
   read(root: string, name: string, refuseHardLinks: boolean): Promise<ReadOutcome> {
-    return new Promise((resolve) =>
-      this.enqueue({
-        ask: { op: 'read', root, name, refuseHardLinks },
-        resolve: (r, data) => resolve(readOutcome(r, data)),
-        fail: (message) => resolve({ k: 'error', message }),
-      }),
-    );
+    return new Promise((resolve) => {
+      if (name.includes('\u0000') || root.includes('\u0000')) return resolve({ k: 'error', message: 'a name with a NUL byte' });
+      this.enqueue({ root, ask: `${refuseHardLinks ? 'h' : 'r'}${name}`, resolve: (a) => resolve(readOutcome(a)), fail: (message) => resolve({ k: 'error', message }) });
+    });
   }
 
   /** The entries of the directory `dir` (a realpath under `root`), sorted by name bytes, if at most `max`. Never rejects. */
   list(root: string, dir: string, max: number): Promise<ListOutcome> {
-    return new Promise((resolve) =>
-      this.enqueue({
-        ask: { op: 'list', root, dir, max },
-        resolve: (r, data) => resolve(listOutcome(r, data)),
-        fail: (message) => resolve({ k: 'error', message }),
-      }),
-    );
+    return new Promise((resolve) => {
+      if (dir.includes('\u0000') || root.includes('\u0000')) return resolve({ k: 'error', message: 'a name with a NUL byte' });
+      this.enqueue({ root, ask: `l${max}:${dir}`, resolve: (a) => resolve(listOutcome(a)), fail: (message) => resolve({ k: 'error', message }) });
+    });
   }
 
   private enqueue(p: Pending): void {
@@ -199,11 +248,15 @@ export class ReaderPool {
     while (this.queue.length > 0 && !this.closed) {
       const reader = this.pick();
       if (!reader) return;
-      const items = this.queue.splice(0, this.batchSize);
+      // One root per batch (a server has one; the shared pool may serve several).
+      let n = 1;
+      while (n < this.queue.length && n < this.batchSize && this.queue[n]!.root === this.queue[0]!.root) n += 1;
+      const items = this.queue.splice(0, n);
       const batch: Batch = { id: this.nextId++, items, timer: setTimeout(() => this.expire(reader, batch), this.timeoutMs) };
       batch.timer.unref();
       reader.batches.set(batch.id, batch);
-      reader.worker.postMessage({ id: batch.id, asks: items.map((p) => p.ask) });
+      const ask: AskBatch = { id: batch.id, root: items[0]!.root, asks: items.map((p) => p.ask).join('\u0000') };
+      reader.worker.postMessage(ask);
     }
   }
 
@@ -228,7 +281,7 @@ export class ReaderPool {
   private spawn(): Reader {
     const worker = new Worker(`(${readerThread.toString()})(require)`, { eval: true, workerData: this.setup });
     const reader: Reader = { worker, batches: new Map(), stuck: false };
-    worker.on('message', (m: { id: number; results: ThreadResult[]; data: Uint8Array }) => this.onReply(reader, m));
+    worker.on('message', (m: AnswerBatch) => this.onReply(reader, m));
     worker.on('error', (err) => this.retire(reader, `reader thread failed: ${err.message}`));
     worker.on('exit', () => this.retire(reader, 'reader thread ended'));
     // After the listeners: attaching a 'message' listener refs the port again.
@@ -237,12 +290,13 @@ export class ReaderPool {
     return reader;
   }
 
-  private onReply(reader: Reader, m: { id: number; results: ThreadResult[]; data: Uint8Array }): void {
+  private onReply(reader: Reader, m: AnswerBatch): void {
     const batch = reader.batches.get(m.id);
     if (batch) {
       reader.batches.delete(m.id);
       clearTimeout(batch.timer);
-      batch.items.forEach((p, i) => p.resolve(m.results[i]!, m.data));
+      const answer = new Answer(m);
+      for (const p of batch.items) p.resolve(answer);
     }
     // A thread that was set aside and came back has no batch left: it is surplus now.
     if (reader.stuck && reader.batches.size === 0) this.retire(reader, '');
