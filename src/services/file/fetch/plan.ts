@@ -145,6 +145,13 @@ export async function afterListing(run: RunState, op: Op & { t: 'list' }, answer
   let matched = 0;
   for (const e of answer.entries) {
     if (e.kind === EntryKind.LEFT_OUT) {
+      try {
+        checkListed(e.name, op.dir, targetOf(spec, e.name));
+      } catch (err) {
+        run.skippedByServer -= 1; // failed instead
+        run.fail(undefined, e.name, e.name, err);
+        continue;
+      }
       leftOut(run, spec, e, selectedDirs);
       continue;
     }
