@@ -79,7 +79,7 @@ describe('disk query for monitoring', () => {
     const a = join(dir, 'a');
     const b = join(dir, 'b');
     writeFileSync(a, `127.0.0.1:${s.port}\nLOCALHOST:${s.port}\n`);
-    writeFileSync(b, `localhost:${s.port}\n[::1]:${s.port}\n[0:0::1]:${s.port}\n127.0.0.1:${s.port}\n`);
+    writeFileSync(b, `localhost:${s.port}\n[::1]:${s.port}\n[0:0::1]:${s.port}\n127.0.0.1:${s.port}\n127.1:${s.port}\n0x7f.0.0.1:${s.port}\n`);
     const r = await runNetkit(['disk', 'query', '--hosts-file', a, '--hosts-file', b, `127.0.0.1:${s.port}`, '--json', '--timeout', '2s', '--retries', '0']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);

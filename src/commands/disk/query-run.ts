@@ -1,6 +1,6 @@
 // Running `netkit disk query`: read the hosts, ask them, print a table, JSON, a Nagios line or Prometheus text, and set the exit status.
 import { readFile } from 'node:fs/promises';
-import { isIPv6 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 import { parseTarget, type HostResult, type QueryTarget } from '../../services/disk/query.js';
 import { queryWithDiscovery } from '../../services/disk/discover.js';
 import { sanitize, useColor } from '../../cli/output.js';
@@ -61,10 +61,21 @@ export async function readHostsFile(path: string): Promise<string[]> {
     .filter((l) => l !== '');
 }
 
-/** The same server however it was written: `nas`, `NAS:9991`, `[::1]` and `0:0::1` each count once. */
+/** An IPv4 address in a short, octal or hex spelling (`127.1`, `0x7f.0.0.1`), as the resolver reads it. */
+const IPV4_SPELLING = /^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}$/;
+
+/** The same server however it was written: `nas`, `NAS:9991`, `[::1]` and `0:0::1`, `127.0.0.1` and `127.1` each count once. */
 function targetKey(t: QueryTarget): string {
   let host = t.host.toLowerCase();
   if (isIPv6(host)) host = new URL(`http://[${host}]/`).hostname;
+  else if (!isIPv4(host) && IPV4_SPELLING.test(host)) {
+    try {
+      const parsed = new URL(`http://${host}/`).hostname;
+      if (isIPv4(parsed)) host = parsed;
+    } catch {
+      // Not an address after all (a number too large): kept as written.
+    }
+  }
   return `${t.instance ? 'instance' : 'host'} ${host} ${t.port}`;
 }
 
