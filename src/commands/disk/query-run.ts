@@ -1,5 +1,5 @@
 // Running `netkit disk query`: read the hosts, ask them, print a table, JSON, a Nagios line or Prometheus text, and set the exit status.
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { isIPv4, isIPv6 } from 'node:net';
 import { parseTarget, type HostResult, type QueryTarget } from '../../services/disk/query.js';
 import { queryWithDiscovery } from '../../services/disk/discover.js';
@@ -41,12 +41,31 @@ export async function painter(): Promise<Paint | undefined> {
   return { header: (s) => chalk.bold(s), warn: (s) => chalk.yellow(s), bad: (s) => chalk.red(s), dim: (s) => chalk.dim(s) };
 }
 
+const MAX_HOSTS_FILE = 1 << 20;
+
+/** At most MAX_HOSTS_FILE bytes of `path` and one more (so an endless file, such as a device, is never read to its end). */
+async function readCapped(path: string): Promise<Buffer> {
+  const handle = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(MAX_HOSTS_FILE + 1);
+    let got = 0;
+    while (got < buf.length) {
+      const { bytesRead } = await handle.read(buf, got, buf.length - got, null);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    return buf.subarray(0, got);
+  } finally {
+    await handle.close();
+  }
+}
+
 /** Hosts from a file: one per line, `#` starts a comment, blank lines ignored. Bounded to 1 MiB. */
 export async function readHostsFile(path: string): Promise<string[]> {
   let text: string;
   try {
-    const buf = await readFile(path);
-    if (buf.length > 1 << 20) throw new NetkitError('USAGE', `--hosts-file ${path} is larger than 1 MiB`);
+    const buf = await readCapped(path);
+    if (buf.length > MAX_HOSTS_FILE) throw new NetkitError('USAGE', `--hosts-file ${path} is larger than 1 MiB`);
     text = buf.toString('utf8');
   } catch (err) {
     if (err instanceof NetkitError) throw err;
