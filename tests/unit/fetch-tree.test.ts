@@ -91,6 +91,17 @@ describe('a tree over one session', () => {
     expect(existsSync(join(out, 'docs/x.txt'))).toBe(false);
   });
 
+  test('a NAME with a .. segment never takes its target from a valid NAME saved under the same name, in either order', async () => {
+    for (const names of [['docs/sub/../x.txt', 'docs/x.txt'], ['docs/x.txt', 'docs/sub/../x.txt']]) {
+      const s = await serve();
+      const out = outDir();
+      const run = await fetchFrom(s, names, out);
+      expect(run.result()).toMatchObject({ fetched: 1, failed: 1 });
+      expect(readFileSync(join(out, 'x.txt'), 'utf8')).toBe('x');
+      expect(run.outcomes.find((o) => o.status === 'failed')?.name).toBe('docs/sub/../x.txt');
+    }
+  });
+
   test('a rerun skips what is there; a changed local copy is reported and the rest still arrive', async () => {
     const s = await serve();
     const out = outDir();
