@@ -71,6 +71,10 @@ describe('disk query for monitoring', () => {
     const d = await runNetkit(['disk', 'query', '--hosts-file', dir]);
     expect(d.code).toBe(2);
     expect(d.stderr).toMatch(/^netkit: --hosts-file .* is a directory\n/);
+    // An endless file (a device) is refused once 1 MiB is read, not read to the end.
+    const z = await runNetkit(['disk', 'query', '--hosts-file', '/dev/zero'], { timeoutMs: 10_000 });
+    expect(z.code).toBe(2);
+    expect(z.stderr).toMatch(/^netkit: --hosts-file \/dev\/zero is larger than 1 MiB\n/);
   });
 
   test('--hosts-file given twice reads both; a host named twice, however written, is asked and shown once', async () => {
@@ -79,7 +83,7 @@ describe('disk query for monitoring', () => {
     const a = join(dir, 'a');
     const b = join(dir, 'b');
     writeFileSync(a, `127.0.0.1:${s.port}\nLOCALHOST:${s.port}\n`);
-    writeFileSync(b, `localhost:${s.port}\n[::1]:${s.port}\n[0:0::1]:${s.port}\n127.0.0.1:${s.port}\n`);
+    writeFileSync(b, `localhost:${s.port}\n[::1]:${s.port}\n[0:0::1]:${s.port}\n127.0.0.1:${s.port}\n127.1:${s.port}\n0x7f.0.0.1:${s.port}\n`);
     const r = await runNetkit(['disk', 'query', '--hosts-file', a, '--hosts-file', b, `127.0.0.1:${s.port}`, '--json', '--timeout', '2s', '--retries', '0']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);

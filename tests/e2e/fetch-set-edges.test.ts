@@ -1,7 +1,7 @@
 // Sets of files end to end (the built binary, a real server): a served directory holding netkit's own staging directory, what the exit code says when nothing arrived, repeated NAMEs, and what the summary says.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runNetkit, startServer, type Server } from '../helpers/netkit.js';
@@ -64,6 +64,33 @@ describe("a served directory that holds netkit's staging directory (.netkit)", (
     expect((await request(server.port, '/.netkit/')).status).toBe(403);
     expect(readFileSync(join(served, 'd', '.netkit', 'planted'), 'utf8')).toBe('planted');
     expect(existsSync(join(out, '.netkit'))).toBe(false);
+  });
+});
+
+describe('a symbolic link into a .netkit directory', () => {
+  test('is served neither by a REQUEST (v1 or HTTP) through it nor as a listed file: the staging directory stays unserved however it is reached', async () => {
+    const dir = join(base, 'linked');
+    mkdirSync(join(dir, '.netkit'), { recursive: true });
+    writeFileSync(join(dir, '.netkit', 'big.bin.0123456789abcdef.part'), 'partial');
+    symlinkSync('.netkit', join(dir, 'alias'));
+    symlinkSync('.netkit/big.bin.0123456789abcdef.part', join(dir, 'part'));
+    writeFileSync(join(dir, 'ok.txt'), 'ok');
+    const s = await startServer(['file', 'serve', dir, '--host', '127.0.0.1', '--port', '0', '--quiet', '--no-announce']);
+    try {
+      const on = ['-H', `127.0.0.1:${s.port}`];
+      const out = outDir();
+      for (const name of ['alias/big.bin.0123456789abcdef.part', 'part']) {
+        const r = await runNetkit(['file', 'fetch', name, '-o', out, ...on], { timeoutMs: 30_000 });
+        expect({ name, code: r.code }).toEqual({ name, code: 4 });
+      }
+      expect(readdirSync(out)).toEqual([]);
+      const listed = await runNetkit(['file', 'list', '.', '-r', '--json', ...on]);
+      expect((JSON.parse(listed.stdout) as Array<{ path: string }>).map((e) => e.path)).toEqual(['ok.txt']);
+      expect((await request(s.port, '/part')).status).toBe(403);
+      expect((await request(s.port, '/alias/big.bin.0123456789abcdef.part')).status).toBe(403);
+    } finally {
+      await s.stop('SIGKILL');
+    }
   });
 });
 

@@ -23,6 +23,8 @@ export interface FakeOptions {
   body?: (name: string) => Buffer | undefined;
   /** Drop this ENTRY frame (by index) from the listing but keep it in END's count and hash: a listing cut on the way. */
   dropEntry?: number;
+  /** END's SKIPPED for the listing of `dir` (default 0). */
+  skipped?: (dir: string) => number;
 }
 
 export interface Recorded {
@@ -123,7 +125,7 @@ export async function fakeFileServer(files: FakeFile[], opts: FakeOptions = {}):
           const hash = createHash('sha256');
           for (const e of frames) hash.update(e);
           const sent = frames.filter((_, i) => i !== opts.dropEntry);
-          s.write(Buffer.concat([encodeResponse({ status: Status.OK, size: 0, offset: 0, validator: Buffer.alloc(0), message: '' }), ...sent, encodeEnd({ count: frames.length, skipped: 0, sha256: hash.digest() })]));
+          s.write(Buffer.concat([encodeResponse({ status: Status.OK, size: 0, offset: 0, validator: Buffer.alloc(0), message: '' }), ...sent, encodeEnd({ count: frames.length, skipped: opts.skipped?.(l.name) ?? 0, sha256: hash.digest() })]));
           continue;
         }
         if (f.type !== FrameType.REQUEST) {

@@ -91,6 +91,17 @@ describe('a tree over one session', () => {
     expect(existsSync(join(out, 'docs/x.txt'))).toBe(false);
   });
 
+  test('a NAME with a .. segment never takes its target from a valid NAME saved under the same name, in either order', async () => {
+    for (const names of [['docs/sub/../x.txt', 'docs/x.txt'], ['docs/x.txt', 'docs/sub/../x.txt']]) {
+      const s = await serve();
+      const out = outDir();
+      const run = await fetchFrom(s, names, out);
+      expect(run.result()).toMatchObject({ fetched: 1, failed: 1 });
+      expect(readFileSync(join(out, 'x.txt'), 'utf8')).toBe('x');
+      expect(run.outcomes.find((o) => o.status === 'failed')?.name).toBe('docs/sub/../x.txt');
+    }
+  });
+
   test('a rerun skips what is there; a changed local copy is reported and the rest still arrive', async () => {
     const s = await serve();
     const out = outDir();
@@ -249,6 +260,26 @@ describe('a hostile server', () => {
     expect(run.result()).toMatchObject({ fetched: 0, failed: 1 });
     expect(run.outcomes[0]?.error?.message).toMatch(/the listing of 'docs' did not verify: .* said it held 2 entries, but sent 1/);
     expect(readdirSync(out)).toEqual([]);
+  });
+
+  test('entries named as left out (KIND 3) beyond END\'s SKIPPED, or outside the listed directory, are refused: no negative count, no foreign name in the note', async () => {
+    const leftOut = (name: string, reason: number) => ({ name, kind: EntryKind.LEFT_OUT, size: 0, mtimeMs: 0, mode: 0, reason });
+    const ok = { name: 'docs/x.txt', kind: EntryKind.FILE, size: 1, mtimeMs: T0 + 4, mode: 0o644 };
+    // Three named, one counted: the listing contradicts itself and is refused whole.
+    const s = await serve(tree, { listing: (dir) => (dir === 'docs' ? [ok, leftOut('docs/u', 1), leftOut('docs/u', 2), leftOut('docs/v', 1)] : undefined), skipped: () => 1 });
+    const out = outDir();
+    const run = await fetchFrom(s, ['docs'], out);
+    expect(run.result()).toMatchObject({ fetched: 0, failed: 1, skippedByServer: 0 });
+    expect(run.outcomes[0]?.error?.message).toMatch(/the listing of 'docs' did not verify: .* named 3 entries it left out, but counted 1/);
+    expect(readdirSync(out)).toEqual([]);
+    // A left-out name outside the listed directory fails like any such path; the one inside is named.
+    const s2 = await serve(tree, { listing: (dir) => (dir === 'docs' ? [ok, leftOut('../etc/passwd', 4), leftOut('docs/fifo', 3)] : undefined), skipped: () => 2 });
+    const out2 = outDir();
+    const run2 = await fetchFrom(s2, ['docs'], out2);
+    const r2 = run2.result();
+    expect(r2).toMatchObject({ fetched: 1, failed: 1, skippedByServer: 1 });
+    expect(r2.leftOut).toEqual([{ name: 'docs/fifo', reason: expect.any(String) }]);
+    expect(run2.outcomes.find((o) => o.status === 'failed')?.error?.code).toBe('PROTOCOL');
   });
 
   test('the listing helper lists as the protocol says (depth-first, sorted)', () => {

@@ -1,6 +1,6 @@
 // Running `netkit disk query`: read the hosts, ask them, print a table, JSON, a Nagios line or Prometheus text, and set the exit status.
-import { readFile } from 'node:fs/promises';
-import { isIPv6 } from 'node:net';
+import { open } from 'node:fs/promises';
+import { isIPv4, isIPv6 } from 'node:net';
 import { parseTarget, type HostResult, type QueryTarget } from '../../services/disk/query.js';
 import { queryWithDiscovery } from '../../services/disk/discover.js';
 import { sanitize, useColor } from '../../cli/output.js';
@@ -41,12 +41,31 @@ export async function painter(): Promise<Paint | undefined> {
   return { header: (s) => chalk.bold(s), warn: (s) => chalk.yellow(s), bad: (s) => chalk.red(s), dim: (s) => chalk.dim(s) };
 }
 
+const MAX_HOSTS_FILE = 1 << 20;
+
+/** At most MAX_HOSTS_FILE bytes of `path` and one more (so an endless file, such as a device, is never read to its end). */
+async function readCapped(path: string): Promise<Buffer> {
+  const handle = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(MAX_HOSTS_FILE + 1);
+    let got = 0;
+    while (got < buf.length) {
+      const { bytesRead } = await handle.read(buf, got, buf.length - got, null);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    return buf.subarray(0, got);
+  } finally {
+    await handle.close();
+  }
+}
+
 /** Hosts from a file: one per line, `#` starts a comment, blank lines ignored. Bounded to 1 MiB. */
 export async function readHostsFile(path: string): Promise<string[]> {
   let text: string;
   try {
-    const buf = await readFile(path);
-    if (buf.length > 1 << 20) throw new NetkitError('USAGE', `--hosts-file ${path} is larger than 1 MiB`);
+    const buf = await readCapped(path);
+    if (buf.length > MAX_HOSTS_FILE) throw new NetkitError('USAGE', `--hosts-file ${path} is larger than 1 MiB`);
     text = buf.toString('utf8');
   } catch (err) {
     if (err instanceof NetkitError) throw err;
@@ -61,10 +80,21 @@ export async function readHostsFile(path: string): Promise<string[]> {
     .filter((l) => l !== '');
 }
 
-/** The same server however it was written: `nas`, `NAS:9991`, `[::1]` and `0:0::1` each count once. */
+/** An IPv4 address in a short, octal or hex spelling (`127.1`, `0x7f.0.0.1`), as the resolver reads it. */
+const IPV4_SPELLING = /^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}$/;
+
+/** The same server however it was written: `nas`, `NAS:9991`, `[::1]` and `0:0::1`, `127.0.0.1` and `127.1` each count once. */
 function targetKey(t: QueryTarget): string {
   let host = t.host.toLowerCase();
   if (isIPv6(host)) host = new URL(`http://[${host}]/`).hostname;
+  else if (!isIPv4(host) && IPV4_SPELLING.test(host)) {
+    try {
+      const parsed = new URL(`http://${host}/`).hostname;
+      if (isIPv4(parsed)) host = parsed;
+    } catch {
+      // Not an address after all (a number too large): kept as written.
+    }
+  }
   return `${t.instance ? 'instance' : 'host'} ${host} ${t.port}`;
 }
 

@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { NetkitError } from '../../../errors.js';
 import { FrameType, Status, decodeResponse, type Frame } from '../../../protocol/file-v1.js';
-import { decodeEnd, decodeEntry, encodeList, type Entry } from '../../../protocol/file-list.js';
+import { EntryKind, decodeEnd, decodeEntry, encodeList, type Entry } from '../../../protocol/file-list.js';
 import { throwRefusal, type Asked } from './answers.js';
 import type { FrameBuilder, SessionConn } from './session-conn.js';
 
@@ -105,6 +105,7 @@ export async function readListingFrames(sc: SessionConn, seq: number, asked: Ask
   const hash = createHash('sha256');
   const entries = new ListedEntries();
   let sent = 0;
+  let named = 0;
   for (;;) {
     const f = sc.ready() ?? (await sc.next());
     if (f.type === FrameType.ENTRY) {
@@ -115,7 +116,7 @@ export async function readListingFrames(sc: SessionConn, seq: number, asked: Ask
       }
       hash.update(frameHead(f));
       hash.update(f.payload);
-      decodeEntry(f);
+      if (decodeEntry(f).kind === EntryKind.LEFT_OUT) named += 1;
       entries.add(f.payload);
       continue;
     }
@@ -132,6 +133,10 @@ export async function readListingFrames(sc: SessionConn, seq: number, asked: Ask
     }
     if (!hash.digest().equals(end.sha256)) {
       throw new NetkitError('INTEGRITY', `the listing of '${asked.name}' did not verify: its SHA-256 does not match the server's`, 'run the command again; if it fails again, the network corrupts data');
+    }
+    if (named > end.skipped) {
+      // SKIPPED counts every entry left out, named or not.
+      throw new NetkitError('INTEGRITY', `the listing of '${asked.name}' did not verify: ${sc.target} named ${named} entries it left out, but counted ${end.skipped}`, 'run the command again; if it fails again, the server is broken');
     }
     return { entries, skipped: end.skipped, ...(r.mtimeMs !== undefined && r.mode !== undefined ? { dir: { mtimeMs: r.mtimeMs, mode: r.mode } } : {}) };
   }

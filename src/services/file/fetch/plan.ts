@@ -29,7 +29,9 @@ export function plainTarget(spec: NameSpec): string {
  * for a directory or a glob.
  */
 export async function initialOps(run: RunState, specs: NameSpec[]): Promise<void> {
-  for (const spec of specs) {
+  // A NAME with a '..' segment (which the server refuses) comes last: it never takes the target of a valid NAME.
+  const dotDot = (spec: NameSpec): boolean => spec.kind === 'plain' && spec.remote.split('/').includes('..');
+  for (const spec of [...specs.filter((s) => !dotDot(s)), ...specs.filter(dotDot)]) {
     if (spec.kind !== 'plain') {
       run.queue.push({ t: 'list', spec, dir: spec.remote, recursive: spec.recursive });
       continue;
@@ -145,6 +147,13 @@ export async function afterListing(run: RunState, op: Op & { t: 'list' }, answer
   let matched = 0;
   for (const e of answer.entries) {
     if (e.kind === EntryKind.LEFT_OUT) {
+      try {
+        checkListed(e.name, op.dir, targetOf(spec, e.name));
+      } catch (err) {
+        run.skippedByServer -= 1; // failed instead
+        run.fail(undefined, e.name, e.name, err);
+        continue;
+      }
       leftOut(run, spec, e, selectedDirs);
       continue;
     }

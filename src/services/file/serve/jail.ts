@@ -74,8 +74,17 @@ export function isDirectoryRefusal(err: NetkitError): boolean {
   return err.code === 'FORBIDDEN' && err.message === IS_A_DIRECTORY;
 }
 
+/**
+ * Whether the resolved path `candidate` is served from `root`: inside it, and not in a `.netkit`
+ * directory below it (a fetch's staging directory is not served however it is reached, a symbolic
+ * link into it included).
+ */
 export function inside(root: string, candidate: string): boolean {
-  return candidate === root || candidate.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
+  if (candidate === root) return true;
+  const base = root.endsWith(path.sep) ? root : root + path.sep;
+  if (!candidate.startsWith(base)) return false;
+  const rest = `${path.sep}${candidate.slice(base.length)}${path.sep}`;
+  return !rest.includes(`${path.sep}${STAGING_NAME}${path.sep}`);
 }
 
 export interface JailOptions {

@@ -82,7 +82,12 @@ export function readerThread(req: (id: string) => unknown): void {
   const sha256 = (data: Uint8Array | string): Buffer => crypto.hash('sha256', data, 'buffer') as unknown as Buffer;
   const setup = workerData as ThreadSetup;
   const O = fs.constants;
-  const inside = (root: string, p: string): boolean => p === root || p.startsWith(root.endsWith('/') ? root : `${root}/`);
+  // As jail.ts's inside(): below the root, and not in a `.netkit` directory (a fetch's staging directory) below it.
+  const inside = (root: string, p: string): boolean => {
+    if (p === root) return true;
+    const base = root.endsWith('/') ? root : `${root}/`;
+    return p.startsWith(base) && !`/${p.slice(base.length)}/`.includes('/.netkit/');
+  };
   const errnoOf = (e: unknown): string | undefined => (e as { code?: string } | null)?.code;
   type Stat = import('node:fs').BigIntStats;
   const MAX = BigInt(Number.MAX_SAFE_INTEGER);
