@@ -264,22 +264,23 @@ async function decideAll(run: RunState, files: Item[]): Promise<Array<'fetch' | 
     const dir = parentOf(item.target);
     if (!dirs.has(dir)) dirs.set(dir, await run.tree.checkDir(dir).then(() => undefined, (err: unknown) => (err instanceof Error ? err : new Error(String(err)))));
   }
-  const ok = files.map((item, i) => {
+  // The files to look up: those whose directory checked out (the others fail with it).
+  const look: string[] = [];
+  files.forEach((item, i) => {
     const failed = dirs.get(parentOf(item.target));
     if (failed) out[i] = failed;
-    return !failed;
+    else look.push(item.target);
   });
-  const look = files.filter((_, i) => ok[i]);
   let present: Present[];
   try {
-    present = await run.tree.presentMany(look.map((f) => f.target), (paths) => run.small.thread.lstat(paths));
+    present = await run.tree.presentMany(look, (paths) => run.small.thread.lstat(paths));
   } catch (err) {
     const e = err instanceof Error ? err : new Error(String(err));
     return files.map((_, i) => out[i] ?? e);
   }
   let j = 0;
   files.forEach((item, i) => {
-    if (ok[i]) out[i] = decide(run, item, present[j++]!);
+    if (out[i] === undefined) out[i] = decide(run, item, present[j++]!);
   });
   return out;
 }
