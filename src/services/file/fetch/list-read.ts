@@ -58,14 +58,6 @@ export class ListedEntries implements Iterable<Entry> {
   }
 }
 
-export interface ListAnswer {
-  entries: Entry[];
-  /** Entries the server left out (links leaving the served directory, FIFOs, devices, unreadable...). */
-  skipped: number;
-  /** The listed directory's own time and permission bits, from the RESPONSE (a server may not send them). */
-  dir?: { mtimeMs: number; mode: number };
-}
-
 export interface ListFramesAnswer {
   entries: ListedEntries;
   skipped: number;
@@ -85,17 +77,10 @@ function frameHead(f: Frame): Buffer {
 /**
  * Read the answer to LIST number `seq` (its RESPONSE may already have been read: pass it as `first`).
  * A refusal throws as for a file (NOT_FOUND, FORBIDDEN, NOT_DIRECTORY...). The entries are returned
- * only once END's count and SHA-256 match what arrived and, with a secret, END's proof verifies.
- */
-export async function readListing(sc: SessionConn, seq: number, asked: Asked, first?: Frame): Promise<ListAnswer> {
-  const answer = await readListingFrames(sc, seq, asked, first);
-  return { ...answer, entries: [...answer.entries] };
-}
-
-/**
- * readListing, with the entries kept compactly (ListedEntries) for a caller that goes through them
- * once or twice. Each ENTRY is decoded as it arrives (a malformed one fails at once), and the listing
- * is refused with TOO_LARGE past MAX_LIST_ENTRIES entries or MAX_LIST_BYTES bytes.
+ * only once END's count and SHA-256 match what arrived and, with a secret, END's proof verifies; they
+ * are kept compactly (ListedEntries), not as one object per entry. Each ENTRY is decoded as it arrives
+ * (a malformed one fails at once), and the listing is refused with TOO_LARGE past MAX_LIST_ENTRIES
+ * entries or MAX_LIST_BYTES bytes.
  */
 export async function readListingFrames(sc: SessionConn, seq: number, asked: Asked, first?: Frame): Promise<ListFramesAnswer> {
   const head = first ?? sc.ready() ?? (await sc.next());

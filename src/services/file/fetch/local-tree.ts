@@ -13,6 +13,9 @@ export type Present =
   | { kind: 'dir' }
   | { kind: 'other'; what: string };
 
+/** Nothing at a target: one shared value (a tree of many files looks most of them up as this). */
+const NONE: Present = Object.freeze({ kind: 'none' });
+
 /** Whole milliseconds since the epoch, as the server counts them (ENTRY and RESPONSE MTIME). */
 export function mtimeMsOfLocal(st: BigIntStats): number {
   return st.mtimeNs <= 0n ? 0 : Number(st.mtimeNs / 1_000_000n);
@@ -185,7 +188,7 @@ export class LocalTree {
    * a target in a directory this fetch made, or that checkDir found missing, is known to be free.
    */
   async presentMany(targets: readonly string[], lstatMany: (paths: string[]) => Promise<Found[]>): Promise<Present[]> {
-    const out: Present[] = targets.map(() => ({ kind: 'none' }));
+    const out: Present[] = new Array<Present>(targets.length).fill(NONE);
     const ask: number[] = [];
     targets.forEach((t, i) => {
       const dir = t.includes('/') ? t.slice(0, t.lastIndexOf('/')) : '';
@@ -197,7 +200,7 @@ export class LocalTree {
       found.forEach((f, j) => {
         const i = slice[j]!;
         if (f.k === 'error') throw fsError(Object.assign(new Error(f.message), { code: f.errno }), `cannot check ${this.pathOf(targets[i]!)}`);
-        out[i] = f.k === 'file' ? { kind: 'file', size: f.size, mtimeMs: f.mtimeMs, mode: f.mode } : f.k === 'dir' ? { kind: 'dir' } : f.k === 'other' ? { kind: 'other', what: f.what } : { kind: 'none' };
+        out[i] = f.k === 'file' ? { kind: 'file', size: f.size, mtimeMs: f.mtimeMs, mode: f.mode } : f.k === 'dir' ? { kind: 'dir' } : f.k === 'other' ? { kind: 'other', what: f.what } : NONE;
       });
     }
     return out;

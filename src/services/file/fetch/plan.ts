@@ -4,7 +4,7 @@ import path from 'node:path';
 import { NetkitError } from '../../../errors.js';
 import { sanitize } from '../../../cli/output.js';
 import { EntryKind, LeftOutReason, leftOutText, type Entry } from '../../../protocol/file-list.js';
-import type { ListAnswer } from './list-read.js';
+import type { ListFramesAnswer } from './list-read.js';
 import type { Present } from './local-tree.js';
 import { checkListed, lastSegment, parentOf, rootTargetOf, targetOf, type NameSpec } from './names.js';
 import { SMALL_FILE } from './small-files.js';
@@ -90,10 +90,16 @@ export function decide(run: RunState, item: Item, present: Present): 'fetch' | '
 }
 
 /** The answer to a probe (the listing of a NAME's parent, its local copy being there). */
-export async function afterProbe(run: RunState, op: Op & { t: 'list' }, answer: ListAnswer | undefined): Promise<void> {
+export async function afterProbe(run: RunState, op: Op & { t: 'list' }, answer: ListFramesAnswer | undefined): Promise<void> {
   const { spec } = op;
   const target = plainTarget(spec);
-  let entry = answer?.entries.find((e) => e.name === spec.remote);
+  let entry: Entry | undefined;
+  for (const e of answer?.entries ?? []) {
+    if (e.name === spec.remote) {
+      entry = e;
+      break;
+    }
+  }
   if (entry?.kind === EntryKind.DIRECTORY) {
     if (!run.filesOnly) {
       run.single = false;
@@ -124,7 +130,7 @@ export async function afterProbe(run: RunState, op: Op & { t: 'list' }, answer: 
  * directories made (empty ones too), each file compared with what is there, room checked for what is
  * missing, then one REQUEST per file in listing order.
  */
-export async function afterListing(run: RunState, op: Op & { t: 'list' }, answer: ListAnswer): Promise<void> {
+export async function afterListing(run: RunState, op: Op & { t: 'list' }, answer: ListFramesAnswer): Promise<void> {
   const { spec } = op;
   run.skippedByServer += answer.skipped;
   const outstanding = run.bytesTotal - run.bytesDone;
@@ -268,22 +274,23 @@ async function decideAll(run: RunState, files: Item[]): Promise<Array<'fetch' | 
     const dir = parentOf(item.target);
     if (!dirs.has(dir)) dirs.set(dir, await run.tree.checkDir(dir).then(() => undefined, (err: unknown) => (err instanceof Error ? err : new Error(String(err)))));
   }
-  const ok = files.map((item, i) => {
+  // The files to look up: those whose directory checked out (the others fail with it).
+  const look: string[] = [];
+  files.forEach((item, i) => {
     const failed = dirs.get(parentOf(item.target));
     if (failed) out[i] = failed;
-    return !failed;
+    else look.push(item.target);
   });
-  const look = files.filter((_, i) => ok[i]);
   let present: Present[];
   try {
-    present = await run.tree.presentMany(look.map((f) => f.target), (paths) => run.small.thread.lstat(paths));
+    present = await run.tree.presentMany(look, (paths) => run.small.thread.lstat(paths));
   } catch (err) {
     const e = err instanceof Error ? err : new Error(String(err));
     return files.map((_, i) => out[i] ?? e);
   }
   let j = 0;
   files.forEach((item, i) => {
-    if (ok[i]) out[i] = decide(run, item, present[j++]!);
+    if (out[i] === undefined) out[i] = decide(run, item, present[j++]!);
   });
   return out;
 }

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { NetkitError, isNetkitError } from '../../../errors.js';
 import { sanitize } from '../../../cli/output.js';
 import { Reconnect, answerGet, failItem, prepareStaged, releaseStaged, runLevel } from './answer.js';
-import { listFrame, readListing } from './list-read.js';
+import { listFrame, readListingFrames } from './list-read.js';
 import { LocalTree } from './local-tree.js';
 import { parseName, rootTargetOf, type NameSpec } from './names.js';
 import { afterListing, afterProbe, initialOps, needsStaging, plainTarget } from './plan.js';
@@ -346,7 +346,7 @@ async function answerList(run: RunState, sc: SessionConn, op: Op & { t: 'list' }
   const asked = { target: run.target, name: op.dir === '' ? '.' : op.dir, directory: !op.probe };
   let answer;
   try {
-    answer = await readListing(sc, op.seq!, asked);
+    answer = await readListingFrames(sc, op.seq!, asked);
   } catch (err) {
     if (isNetkitError(err) && err.code === 'TOO_LARGE' && !sc.socket.destroyed) {
       // Our own cap: the rest of the listing is still on its way, so the connection cannot go on.
