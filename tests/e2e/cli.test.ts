@@ -19,6 +19,14 @@ describe('netkit CLI', () => {
     expect(r.stdout).toMatch(/netkit file/);
   });
 
+  test('file fetch --help says --preserve keeps the permission bits, as docs/cli.md does', async () => {
+    const r = await runNetkit(['file', 'fetch', '--help']);
+    expect(r.code).toBe(0);
+    const text = r.stdout.replace(/\s+/g, ' ');
+    expect(text).toContain('keep the modification time and permission bits');
+    expect(text).not.toContain('executable bits');
+  });
+
   test.each([
     [['dsk'], /^netkit: unknown command 'dsk'\. Did you mean disk\?$/m],
     [['disk', 'quer'], /^netkit: unknown command 'quer'\. Did you mean query\?$/m],
