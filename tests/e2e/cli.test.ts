@@ -38,6 +38,7 @@ describe('netkit CLI', () => {
     [['file', 'serve', 'a', 'b'], /^netkit: unexpected argument 'b'$/m],
     [['file', 'fetch', 'a', 'b', '-o', '-'], /^netkit: -o - writes one file to stdout: name exactly one file$/m],
     [['disk', 'serve', '--port', '70000'], /invalid --port '70000'/],
+    [['disk', 'query', '--port', '0'], /^netkit: invalid --port '0': expected a number from 1 to 65535$/m],
   ])('usage error %p exits 2 with a message and a hint', async (args, pattern) => {
     const r = await runNetkit(args);
     expect(r.code).toBe(2);
