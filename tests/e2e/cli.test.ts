@@ -19,6 +19,14 @@ describe('netkit CLI', () => {
     expect(r.stdout).toMatch(/netkit file/);
   });
 
+  test('file fetch --help says --preserve keeps the permission bits, as docs/cli.md does', async () => {
+    const r = await runNetkit(['file', 'fetch', '--help']);
+    expect(r.code).toBe(0);
+    const text = r.stdout.replace(/\s+/g, ' ');
+    expect(text).toContain('keep the modification time and permission bits');
+    expect(text).not.toContain('executable bits');
+  });
+
   test.each([
     [['dsk'], /^netkit: unknown command 'dsk'\. Did you mean disk\?$/m],
     [['disk', 'quer'], /^netkit: unknown command 'quer'\. Did you mean query\?$/m],
@@ -30,6 +38,7 @@ describe('netkit CLI', () => {
     [['file', 'serve', 'a', 'b'], /^netkit: unexpected argument 'b'$/m],
     [['file', 'fetch', 'a', 'b', '-o', '-'], /^netkit: -o - writes one file to stdout: name exactly one file$/m],
     [['disk', 'serve', '--port', '70000'], /invalid --port '70000'/],
+    [['disk', 'query', '--port', '0'], /^netkit: invalid --port '0': expected a number from 1 to 65535$/m],
   ])('usage error %p exits 2 with a message and a hint', async (args, pattern) => {
     const r = await runNetkit(args);
     expect(r.code).toBe(2);

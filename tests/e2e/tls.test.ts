@@ -99,7 +99,15 @@ describe('netkit file --tls', () => {
     const { server: tlsServer } = await serve(['--tls']);
     const plain = await fetch(tlsServer.port, out(), ['--timeout', '20s']);
     expect(plain.code).toBe(4);
-    expect(plain.stderr).toContain('this server requires TLS: fetch with --tls');
+    expect(plain.stderr).toContain("rejected the request for 'f.bin': this server requires TLS: fetch with --tls");
+    // With a local copy to compare, no request travels with the HELLO: the refusal is of the connection,
+    // not of a name ''.
+    const had = out();
+    writeFileSync(join(had, 'f.bin'), 'an older copy');
+    const again = await fetch(tlsServer.port, had, ['--timeout', '20s']);
+    expect(again.code).toBe(4);
+    expect(again.stderr).toContain('refused the connection: this server requires TLS: fetch with --tls');
+    expect(again.stderr).not.toContain("for ''");
 
     const { server: plainServer } = await serve([]);
     const tls = await fetch(plainServer.port, out(), ['--tls', '--timeout', '20s']);

@@ -52,7 +52,7 @@ export const queryCommand: CommandModule<object, QueryArgs> = {
       .positional('hosts', { type: 'string', array: true, describe: 'HOST, HOST:PORT, [IPv6] or [IPv6]:PORT; several are asked at once [default: localhost, unless --discover or --hosts-file]' })
       .option('host', { alias: 'H', type: 'string', array: true, describe: 'a host to ask, as for HOSTS (repeatable; adds to them)' })
       .option('hosts-file', { type: 'string', describe: 'read more hosts from FILE, one per line (# starts a comment); repeatable', coerce: (v: unknown) => (v === undefined ? undefined : [v].flat().map(String)) })
-      .option('port', { alias: 'p', type: 'string', number: true, default: 9991, describe: 'UDP port for hosts given without one', coerce: (v: unknown) => parsePort(v) })
+      .option('port', { alias: 'p', type: 'string', number: true, default: 9991, describe: 'UDP port for hosts given without one (1-65535)', coerce: (v: unknown) => parsePort(v, '--port', 1) })
       .option('timeout', { alias: 't', type: 'string', default: '1s', describe: 'wait for the first attempt; each retry waits twice as long', coerce: (v: unknown) => parseDuration(v, '--timeout', 60_000) })
       .option('retries', { alias: 'r', type: 'string', number: true, default: 2, describe: 'attempts after the first', coerce: (v: unknown) => parseCount(v, '--retries', 0, 10) })
       .option('all', { alias: 'a', type: 'boolean', default: false, describe: 'every reported filesystem, not only the served one' })

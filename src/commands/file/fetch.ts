@@ -44,7 +44,7 @@ export const fetchCommand: CommandModule<object, FetchArgs> = {
       .option('retries', { type: 'string', number: true, default: 5, describe: 'reconnect and resume this many times after a lost, stalled or refused connection (0: never)', coerce: (v: unknown) => parseCount(v, '--retries', 0, 100) })
       .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'overwrite an existing file that differs from the server\'s' })
       .option('checksum', { alias: 'c', type: 'boolean', default: false, describe: 'compare an existing file by SHA-256 instead of size and time' })
-      .option('preserve', { type: 'boolean', default: true, describe: 'keep the modification time and executable bits (--no-preserve: the time of the fetch, the default mode)' })
+      .option('preserve', { type: 'boolean', default: true, describe: 'keep the modification time and permission bits (less your umask; never setuid, setgid or sticky) (--no-preserve: the time of the fetch, the default mode)' })
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON result object on stdout' })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress bar and no summary line' })
       .option('timeout', { alias: 't', type: 'string', default: '10s', describe: 'give up connecting, or waiting for the handshake and first answer, or for data, after this long (less than 1 KiB/s over it is a stall)', coerce: (v: unknown) => parseDuration(v, '--timeout', 3_600_000) })

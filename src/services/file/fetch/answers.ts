@@ -86,7 +86,8 @@ export function throwRefusal(r: Response, c: Asked): never {
     case Status.FORBIDDEN:
       throw new NetkitError('FORBIDDEN', `${c.target} refused '${name}'${said}`, 'only regular files inside the served directory can be fetched');
     case Status.BAD_REQUEST:
-      throw new NetkitError('BAD_REQUEST', `${c.target} rejected the request for '${name}'${said}`);
+      // Refused in place of its HELLO (a plain client on a TLS server), no name was asked for yet.
+      throw new NetkitError('BAD_REQUEST', name === '' ? `${c.target} refused the connection${said}` : `${c.target} rejected the request for '${name}'${said}`);
     case Status.BUSY: {
       const why = sanitize(r.message.replace(/;?\s*try again in .*$/, ''), 200) || 'busy';
       throw new BusyError(`${c.target} is busy${said}`, why, retryAfterOf(r.message));
