@@ -343,6 +343,13 @@ export function httpGet(o: HttpGetOptions): Promise<HttpClientResponse> {
       },
     } as http.RequestOptions);
     req.on('error', (err) => reject(clientError(err, o.host, o.port, 'connect')));
+    // A 101 (or a CONNECT-style answer) hands the socket over instead of a response: no file follows.
+    req.on('upgrade', (res: http.IncomingMessage, socket: net.Socket) => {
+      socket.destroy();
+      reject(new NetkitError('PROTOCOL', `${formatHostPort(o.host, o.port)} answered ${res.statusCode ?? 101} (switching protocols) to a GET: no file follows`));
+    });
+    // Whatever else ends the request before a response (a promise left pending would end the process silently).
+    req.on('close', () => reject(new NetkitError('PEER_CLOSED', `${formatHostPort(o.host, o.port)} closed the connection without an answer`)));
     req.on('response', (res) => {
       const socket = res.socket;
       const ended = new Promise<void>((done, fail) => {

@@ -54,4 +54,12 @@ describe('file fetch http:// against a hostile server', () => {
     expect(r.code).toBe(8);
     expect(readdirSync(dir)).toEqual([]);
   }, 30_000);
+
+  test('a 101 Switching Protocols to the GET: exit 8 with a clear message, no lock or partial file left', async () => {
+    const port = await hostile('HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\nabc');
+    const r = await fetchFrom(port);
+    expect(r.stderr).toMatch(/^netkit: 127\.0\.0\.1:\d+ answered 101 \(switching protocols\) to a GET: no file follows$/m);
+    expect(r.code).toBe(8);
+    expect(readdirSync(dir)).toEqual([]);
+  }, 30_000);
 });
