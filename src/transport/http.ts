@@ -106,7 +106,7 @@ export interface HttpRequestHead {
   header(name: string): string | undefined;
   /** The request announces a body (Content-Length above 0, or Transfer-Encoding). */
   hasBody: boolean;
-  /** How many Host fields the head carried (Node keeps only the first; RFC 9112 3.2 wants exactly one). */
+  /** How many Host fields the head carried (Node keeps only the first; RFC 9112 3.2 wants exactly one in HTTP/1.1). Node's own bare 400 for none is off: the handler answers it. */
   hostFields: number;
 }
 
@@ -240,7 +240,7 @@ function replyFor(res: http.ServerResponse): HttpReply {
 /** HTTP/1.x with Node's parser on sockets accepted by another server. */
 export function httpConnections(opts: { maxHeaderSize: number }): HttpConnections {
   const conns = new WeakMap<net.Socket, Connection>();
-  const server = http.createServer({ maxHeaderSize: opts.maxHeaderSize, requestTimeout: 0, headersTimeout: 0, keepAliveTimeout: 0 }, (req, res) => {
+  const server = http.createServer({ maxHeaderSize: opts.maxHeaderSize, requestTimeout: 0, headersTimeout: 0, keepAliveTimeout: 0, requireHostHeader: false }, (req, res) => {
     const conn = conns.get(req.socket);
     if (conn) conn.push(req, res);
     else req.socket.destroy();
