@@ -342,7 +342,12 @@ export function httpGet(o: HttpGetOptions): Promise<HttpClientResponse> {
         return undefined;
       },
     } as http.RequestOptions);
-    req.on('error', (err) => reject(clientError(err, o.host, o.port, 'connect')));
+    /** A parse error in the body comes to the request; the response then only says "aborted". */
+    let bodyError: unknown;
+    req.on('error', (err) => {
+      bodyError = err;
+      reject(clientError(err, o.host, o.port, 'connect'));
+    });
     // A 101 (or a CONNECT-style answer) hands the socket over instead of a response: no file follows.
     req.on('upgrade', (res: http.IncomingMessage, socket: net.Socket) => {
       socket.destroy();
@@ -354,7 +359,15 @@ export function httpGet(o: HttpGetOptions): Promise<HttpClientResponse> {
       const socket = res.socket;
       const ended = new Promise<void>((done, fail) => {
         res.once('end', () => done());
-        res.once('error', (err) => fail(clientError(err, o.host, o.port, 'transfer')));
+        res.once('error', (err: NodeJS.ErrnoException) => {
+          const destroyedWith = (socket as { errored?: unknown }).errored;
+          if (isNetkitError(destroyedWith)) return fail(destroyedWith);
+          const where = formatHostPort(o.host, o.port);
+          if ((errnoOf(bodyError) ?? '').startsWith('HPE_')) return fail(new NetkitError('PROTOCOL', `${where} sent a malformed HTTP body (${errnoOf(bodyError)})`, undefined, { cause: bodyError }));
+          // Node says "aborted" (ECONNRESET) for any end before the body's last byte; only a real reset leaves its error on the socket.
+          if (err.message === 'aborted' && destroyedWith == null) return fail(new NetkitError('PEER_CLOSED', `${where} closed the connection before the body was complete`));
+          fail(clientError(err, o.host, o.port, 'transfer'));
+        });
         res.once('close', () => {
           if (res.complete) return done();
           const destroyedWith = (socket as { errored?: unknown }).errored;

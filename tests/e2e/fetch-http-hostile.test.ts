@@ -62,4 +62,27 @@ describe('file fetch http:// against a hostile server', () => {
     expect(r.code).toBe(8);
     expect(readdirSync(dir)).toEqual([]);
   }, 30_000);
+
+  test('a chunked body that is not chunked: exit 8, "sent a malformed HTTP body", not a reset', async () => {
+    const port = await hostile('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzzzz\r\nhello\r\n');
+    const r = await fetchFrom(port);
+    expect(r.stderr).toMatch(/^netkit: 127\.0\.0\.1:\d+ sent a malformed HTTP body \(HPE_INVALID_CHUNK_SIZE\)$/m);
+    expect(r.code).toBe(8);
+    expect(readdirSync(dir)).toEqual([]);
+  }, 30_000);
+
+  test('a body shorter than its Content-Length, then a clean close: exit 8, "closed the connection before the body was complete", not a reset', async () => {
+    server = net.createServer((s) => {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.once('data', () => s.end('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789'));
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const r = await fetchFrom((server.address() as net.AddressInfo).port);
+    expect(r.stderr).toMatch(/^netkit: 127\.0\.0\.1:\d+ closed the connection before the body was complete$/m);
+    expect(r.stderr).not.toMatch(/reset/);
+    expect(r.code).toBe(8);
+    expect(readdirSync(dir)).toEqual([]);
+  }, 30_000);
 });
