@@ -106,7 +106,7 @@ export interface HttpRequestHead {
   header(name: string): string | undefined;
   /** The request announces a body (Content-Length above 0, or Transfer-Encoding). */
   hasBody: boolean;
-  /** How many Host fields the head carried (Node keeps only the first; RFC 9112 3.2 wants exactly one). */
+  /** How many Host fields the head carried (Node keeps only the first; RFC 9112 3.2 wants exactly one in HTTP/1.1). Node's own bare 400 for none is off: the handler answers it. */
   hostFields: number;
 }
 
@@ -240,7 +240,7 @@ function replyFor(res: http.ServerResponse): HttpReply {
 /** HTTP/1.x with Node's parser on sockets accepted by another server. */
 export function httpConnections(opts: { maxHeaderSize: number }): HttpConnections {
   const conns = new WeakMap<net.Socket, Connection>();
-  const server = http.createServer({ maxHeaderSize: opts.maxHeaderSize, requestTimeout: 0, headersTimeout: 0, keepAliveTimeout: 0 }, (req, res) => {
+  const server = http.createServer({ maxHeaderSize: opts.maxHeaderSize, requestTimeout: 0, headersTimeout: 0, keepAliveTimeout: 0, requireHostHeader: false }, (req, res) => {
     const conn = conns.get(req.socket);
     if (conn) conn.push(req, res);
     else req.socket.destroy();
@@ -342,12 +342,32 @@ export function httpGet(o: HttpGetOptions): Promise<HttpClientResponse> {
         return undefined;
       },
     } as http.RequestOptions);
-    req.on('error', (err) => reject(clientError(err, o.host, o.port, 'connect')));
+    /** A parse error in the body comes to the request; the response then only says "aborted". */
+    let bodyError: unknown;
+    req.on('error', (err) => {
+      bodyError = err;
+      reject(clientError(err, o.host, o.port, 'connect'));
+    });
+    // A 101 (or a CONNECT-style answer) hands the socket over instead of a response: no file follows.
+    req.on('upgrade', (res: http.IncomingMessage, socket: net.Socket) => {
+      socket.destroy();
+      reject(new NetkitError('PROTOCOL', `${formatHostPort(o.host, o.port)} answered ${res.statusCode ?? 101} (switching protocols) to a GET: no file follows`));
+    });
+    // Whatever else ends the request before a response (a promise left pending would end the process silently).
+    req.on('close', () => reject(new NetkitError('PEER_CLOSED', `${formatHostPort(o.host, o.port)} closed the connection without an answer`)));
     req.on('response', (res) => {
       const socket = res.socket;
       const ended = new Promise<void>((done, fail) => {
         res.once('end', () => done());
-        res.once('error', (err) => fail(clientError(err, o.host, o.port, 'transfer')));
+        res.once('error', (err: NodeJS.ErrnoException) => {
+          const destroyedWith = (socket as { errored?: unknown }).errored;
+          if (isNetkitError(destroyedWith)) return fail(destroyedWith);
+          const where = formatHostPort(o.host, o.port);
+          if ((errnoOf(bodyError) ?? '').startsWith('HPE_')) return fail(new NetkitError('PROTOCOL', `${where} sent a malformed HTTP body (${errnoOf(bodyError)})`, undefined, { cause: bodyError }));
+          // Node says "aborted" (ECONNRESET) for any end before the body's last byte; only a real reset leaves its error on the socket.
+          if (err.message === 'aborted' && destroyedWith == null) return fail(new NetkitError('PEER_CLOSED', `${where} closed the connection before the body was complete`));
+          fail(clientError(err, o.host, o.port, 'transfer'));
+        });
         res.once('close', () => {
           if (res.complete) return done();
           const destroyedWith = (socket as { errored?: unknown }).errored;

@@ -207,6 +207,17 @@ describe('refusals', () => {
     // One Host is still fine.
     expect(statusOf(await raw(server.port, 'GET /hello.txt HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n'))).toBe(200);
   });
+
+  test('an HTTP/1.1 request without Host gets 400 with its reason and a close, logged as such; HTTP/1.0 needs none', async () => {
+    const { server, next } = await serve();
+    const none = await raw(server.port, 'GET /hello.txt HTTP/1.1\r\n\r\n');
+    expect(statusOf(none)).toBe(400);
+    expect(none.toString()).toMatch(/connection: close/i);
+    expect(none.toString()).toMatch(/x-content-type-options: nosniff/i);
+    expect(none.toString()).toContain('an HTTP/1.1 request needs a Host header');
+    expect(await next()).toMatchObject({ method: 'GET', name: '/hello.txt', status: 400, outcome: 'bad-request', detail: 'an HTTP/1.1 request needs a Host header' });
+    expect(statusOf(await raw(server.port, 'GET /hello.txt HTTP/1.0\r\n\r\n'))).toBe(200);
+  });
 });
 
 describe('directories', () => {

@@ -179,7 +179,12 @@ async function request(c: Ctx, headers: Record<string, string>): Promise<HttpCli
     const location = res.header('location');
     if (![301, 302, 303, 307, 308].includes(res.status) || location === undefined) return res;
     const base = new URL(opts.http!.url);
-    const next = new URL(location, new URL(target, base));
+    const from = new URL(target, base);
+    if (!URL.canParse(location, from.href)) {
+      res.socket.destroy();
+      throw new NetkitError('PROTOCOL', `${sanitize(opts.http!.url, 200)}: the server answered ${res.status} with a Location that is not a URL (${sanitize(location, 200)})`);
+    }
+    const next = new URL(location, from);
     if (next.origin !== base.origin) return res;
     res.socket.destroy();
     const nextTarget = `${next.pathname}${next.search}`;

@@ -74,10 +74,10 @@ async function route(x: Exchange): Promise<void> {
     x.closeAfter = true;
     return x.text(400, 'bad-request', 'a GET or HEAD request carries no body here');
   }
-  if (req.hostFields > 1) {
+  if (req.hostFields > 1 || (req.hostFields === 0 && req.version === '1.1')) {
     x.closeAfter = true;
     x.entry.name = req.target;
-    return x.text(400, 'bad-request', 'more than one Host header');
+    return x.text(400, 'bad-request', req.hostFields > 1 ? 'more than one Host header' : 'an HTTP/1.1 request needs a Host header');
   }
   if (x.s.ctx.key) {
     // A refusal for the secret is logged with the path asked for too (decoded when it can be).
