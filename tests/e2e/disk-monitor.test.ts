@@ -127,6 +127,11 @@ describe('disk query for monitoring', () => {
     const dead = await runNetkit(['disk', 'query', '127.0.0.1:9', '--format', 'nagios', '--timeout', '100ms', '--retries', '0']);
     expect(dead.code).toBe(3);
     expect(dead.stdout).toMatch(/^DISK UNKNOWN - /);
+    // The host is named once, not once by the check and again by the error.
+    const refused = await runNetkit(['disk', 'query', '127.0.0.1:1', '--format', 'nagios', '--timeout', '1s', '--retries', '0']);
+    expect(refused.code).toBe(3);
+    expect(refused.stdout).toMatch(/^DISK UNKNOWN - 127\.0\.0\.1:1 /);
+    expect(refused.stdout.split('127.0.0.1:1').length).toBe(2);
     const badOption = await runNetkit(['disk', 'query', h, '--format', 'nagios', '--bogus']);
     expect(badOption.code).toBe(3);
     expect(badOption.stdout).toMatch(/^DISK UNKNOWN - unknown option --bogus/);

@@ -39,7 +39,9 @@ export function renderNagios(results: readonly HostResult[], t: Thresholds): { l
   for (const r of results) {
     const host = sanitize(r.target.label, 64);
     if (!r.ok) {
-      problems.push(`${host}: ${sanitize(r.error.message, 120)}`);
+      // Most errors already begin with the host ("127.0.0.1:1 refused the query"): name it once.
+      const message = sanitize(r.error.message, 120);
+      problems.push(r.error.message.startsWith(r.target.label) ? message : `${host}: ${message}`);
       continue;
     }
     if (r.protocol !== 'v1') continue;
