@@ -141,6 +141,24 @@ describe('disk query for monitoring', () => {
     expect(watching.stdout).toBe('DISK UNKNOWN - --watch cannot be used with --format nagios: a check reports once and exits\n');
   });
 
+  test('table with thresholds, piped: one stderr line per filesystem past a threshold; JSON leaves stderr alone', async () => {
+    const s = await serve(['--host', '127.0.0.1']);
+    const h = `127.0.0.1:${s.port}`;
+    const warn = await runNetkit(['disk', 'query', h, '--warn', '100%'], { env: { NO_COLOR: '1' } });
+    expect(warn.code).toBe(12);
+    expect(warn.stderr).toMatch(new RegExp(`^netkit: WARNING: 127\\.0\\.0\\.1:${s.port}:/\\S* available [0-9.]+% \\(below 100%\\)$`, 'm'));
+    const crit = await runNetkit(['disk', 'query', h, '--warn', '100%', '--crit', '100%,1E']);
+    expect(crit.code).toBe(13);
+    expect(crit.stderr).toMatch(new RegExp(`^netkit: CRITICAL: 127\\.0\\.0\\.1:${s.port}:/\\S* available [0-9.]+[BKMGTPE], [0-9.]+% \\(below 100%,1E\\)$`, 'm'));
+    expect(crit.stderr).not.toMatch(/WARNING/);
+    const json = await runNetkit(['disk', 'query', h, '--warn', '100%', '--json']);
+    expect(json.code).toBe(12);
+    expect(json.stderr).toBe('');
+    const fine = await runNetkit(['disk', 'query', h, '--warn', '0%']);
+    expect(fine.code).toBe(0);
+    expect(fine.stderr).toBe('');
+  });
+
   test('--format prom: node_exporter names with a host label, accepted by promtool where it is installed', async () => {
     const s = await serve(['--host', '127.0.0.1']);
     const r = await runNetkit(['disk', 'query', `127.0.0.1:${s.port}`, '127.0.0.1:9', '--format', 'prom', '--all', '--timeout', '100ms', '--retries', '0']);

@@ -6,7 +6,7 @@ import { queryWithDiscovery } from '../../services/disk/discover.js';
 import { sanitize, useColor } from '../../cli/output.js';
 import { setExitCode } from '../../cli/state.js';
 import { renderJson, renderTable, type Paint } from './render.js';
-import { renderNagios, renderProm } from './render-monitor.js';
+import { alertLines, renderNagios, renderProm } from './render-monitor.js';
 import { loadCliSecret } from '../secret-option.js';
 import { EXIT_CODES, NetkitError, fsError } from '../../errors.js';
 import { mountFilter, type MountFilterOptions } from '../../services/disk/mounts.js';
@@ -180,6 +180,8 @@ export async function runDiskQuery(o: QueryRunOptions): Promise<void> {
   if (o.format === 'prom') process.stdout.write(renderProm(results));
   else if (o.format === 'json') process.stdout.write(renderJson(results));
   else if (results.some((r) => r.ok)) process.stdout.write(renderTable(results, await painter(), { inodes: o.inodes, thresholds: o.thresholds }));
+  // The table marks alerts only by colour: say which filesystem crossed which threshold (JSON carries it already).
+  if (o.format === 'table' && hasThresholds(o.thresholds)) for (const line of alertLines(results, o.thresholds)) process.stderr.write(`netkit: ${line}\n`);
   reportFailures(results);
   if (hasThresholds(o.thresholds)) setExitCode(thresholdExit(results, o.thresholds));
 }
