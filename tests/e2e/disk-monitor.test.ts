@@ -75,6 +75,12 @@ describe('disk query for monitoring', () => {
     const z = await runNetkit(['disk', 'query', '--hosts-file', '/dev/zero'], { timeoutMs: 10_000 });
     expect(z.code).toBe(2);
     expect(z.stderr).toMatch(/^netkit: --hosts-file \/dev\/zero is larger than 1 MiB\n/);
+    // A bad line is named by FILE:LINE (comments and blank lines count as lines).
+    const bad = join(dir, 'bad');
+    writeFileSync(bad, `# fleet\n127.0.0.1:${s.port}\n\nnas:99999\n`);
+    const b = await runNetkit(['disk', 'query', '--hosts-file', bad]);
+    expect(b.code).toBe(2);
+    expect(b.stderr).toMatch(new RegExp(`^netkit: ${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:4: invalid port '99999' in 'nas:99999'\n`));
   });
 
   test('--hosts-file given twice reads both; a host named twice, however written, is asked and shown once', async () => {
