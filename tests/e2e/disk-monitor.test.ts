@@ -83,6 +83,22 @@ describe('disk query for monitoring', () => {
     expect(b.stderr).toMatch(new RegExp(`^netkit: ${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:4: invalid port '99999' in 'nas:99999'\n`));
   });
 
+  test('a missing --path, --token-file or --hosts-file: exit 3, with a hint', async () => {
+    const missing = join(tmp(), 'missing');
+    const cases: Array<[string[], RegExp, RegExp]> = [
+      [['disk', 'serve', '--path', missing, '--port', '0'], /^netkit: cannot serve --path .*missing: no such file or directory$/m, /^hint: give an existing file or directory/m],
+      [['disk', 'query', '--token-file', missing], /^netkit: cannot read the token file .*missing: no such file or directory$/m, /^hint: check the path; to make a secret: netkit token > FILE/m],
+      [['file', 'fetch', 'x', '--token-file', missing], /^netkit: cannot read the token file .*missing: no such file or directory$/m, /^hint: check the path; to make a secret/m],
+      [['disk', 'query', '--hosts-file', missing], /^netkit: cannot read --hosts-file .*missing: no such file or directory$/m, /^hint: check the path: --hosts-file names a file/m],
+    ];
+    for (const [args, message, hint] of cases) {
+      const r = await runNetkit(args, { timeoutMs: 10_000 });
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).toMatch(hint);
+    }
+  });
+
   test('--hosts-file given twice reads both; a host named twice, however written, is asked and shown once', async () => {
     const dir = tmp();
     const s = await serve(['--path', dir]);

@@ -75,7 +75,7 @@ export async function readHostsFile(path: string): Promise<HostLine[]> {
     text = buf.toString('utf8');
   } catch (err) {
     if (err instanceof NetkitError) throw err;
-    const e = fsError(err, `cannot read --hosts-file ${path}`);
+    const e = fsError(err, `cannot read --hosts-file ${path}`, 'check the path: --hosts-file names a file with one host (HOST or HOST:PORT) per line');
     if (e.code === 'LOCAL_IO' && (err as NodeJS.ErrnoException).code === 'EISDIR') throw new NetkitError('USAGE', `--hosts-file ${path} is a directory`, 'give a file with one host per line');
     if (e.code === 'PERMISSION') throw new NetkitError('PERMISSION', e.message, 'check the file\'s permissions', { cause: err });
     throw e;
