@@ -103,7 +103,7 @@ const ERRNO_WORDS: Record<string, string> = {
  * Translate a local file-system error (open, write, rename, mkdir) into a NetkitError.
  * `what` names the path or action for the message, e.g. "cannot write ./out.bin".
  */
-export function fsError(err: unknown, what: string): NetkitError {
+export function fsError(err: unknown, what: string, notFoundHint?: string): NetkitError {
   if (err instanceof NetkitError) return err;
   const errno = errnoOf(err);
   switch (errno) {
@@ -119,7 +119,7 @@ export function fsError(err: unknown, what: string): NetkitError {
       return new NetkitError('EXISTS', `${what}: already exists`, 'use --force to overwrite it', { cause: err });
     case 'ENOENT':
     case 'ENOTDIR':
-      return new NetkitError('NOT_FOUND', `${what}: no such file or directory`, undefined, { cause: err });
+      return new NetkitError('NOT_FOUND', `${what}: no such file or directory`, notFoundHint, { cause: err });
     default:
       return new NetkitError('LOCAL_IO', `${what}: ${(errno && ERRNO_WORDS[errno]) ?? errno ?? (err instanceof Error ? err.message : String(err))}`, undefined, { cause: err });
   }

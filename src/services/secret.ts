@@ -157,7 +157,7 @@ export async function readTokenFile(path: string, platform: NodeJS.Platform = pr
   try {
     handle = await open(path, flags);
   } catch (err) {
-    throw fsError(err, `cannot read the token file ${path}`);
+    throw fsError(err, `cannot read the token file ${path}`, 'check the path; to make a secret: netkit token > FILE && chmod 600 FILE (the same secret on server and client)');
   }
   try {
     const st = await handle.stat();

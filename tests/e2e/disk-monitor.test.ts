@@ -75,6 +75,28 @@ describe('disk query for monitoring', () => {
     const z = await runNetkit(['disk', 'query', '--hosts-file', '/dev/zero'], { timeoutMs: 10_000 });
     expect(z.code).toBe(2);
     expect(z.stderr).toMatch(/^netkit: --hosts-file \/dev\/zero is larger than 1 MiB\n/);
+    // A bad line is named by FILE:LINE (comments and blank lines count as lines).
+    const bad = join(dir, 'bad');
+    writeFileSync(bad, `# fleet\n127.0.0.1:${s.port}\n\nnas:99999\n`);
+    const b = await runNetkit(['disk', 'query', '--hosts-file', bad]);
+    expect(b.code).toBe(2);
+    expect(b.stderr).toMatch(new RegExp(`^netkit: ${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:4: invalid port '99999' in 'nas:99999'\n`));
+  });
+
+  test('a missing --path, --token-file or --hosts-file: exit 3, with a hint', async () => {
+    const missing = join(tmp(), 'missing');
+    const cases: Array<[string[], RegExp, RegExp]> = [
+      [['disk', 'serve', '--path', missing, '--port', '0'], /^netkit: cannot serve --path .*missing: no such file or directory$/m, /^hint: give an existing file or directory/m],
+      [['disk', 'query', '--token-file', missing], /^netkit: cannot read the token file .*missing: no such file or directory$/m, /^hint: check the path; to make a secret: netkit token > FILE/m],
+      [['file', 'fetch', 'x', '--token-file', missing], /^netkit: cannot read the token file .*missing: no such file or directory$/m, /^hint: check the path; to make a secret/m],
+      [['disk', 'query', '--hosts-file', missing], /^netkit: cannot read --hosts-file .*missing: no such file or directory$/m, /^hint: check the path: --hosts-file names a file/m],
+    ];
+    for (const [args, message, hint] of cases) {
+      const r = await runNetkit(args, { timeoutMs: 10_000 });
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).toMatch(hint);
+    }
   });
 
   test('--hosts-file given twice reads both; a host named twice, however written, is asked and shown once', async () => {
@@ -127,6 +149,11 @@ describe('disk query for monitoring', () => {
     const dead = await runNetkit(['disk', 'query', '127.0.0.1:9', '--format', 'nagios', '--timeout', '100ms', '--retries', '0']);
     expect(dead.code).toBe(3);
     expect(dead.stdout).toMatch(/^DISK UNKNOWN - /);
+    // The host is named once, not once by the check and again by the error.
+    const refused = await runNetkit(['disk', 'query', '127.0.0.1:1', '--format', 'nagios', '--timeout', '1s', '--retries', '0']);
+    expect(refused.code).toBe(3);
+    expect(refused.stdout).toMatch(/^DISK UNKNOWN - 127\.0\.0\.1:1 /);
+    expect(refused.stdout.split('127.0.0.1:1').length).toBe(2);
     const badOption = await runNetkit(['disk', 'query', h, '--format', 'nagios', '--bogus']);
     expect(badOption.code).toBe(3);
     expect(badOption.stdout).toMatch(/^DISK UNKNOWN - unknown option --bogus/);
@@ -134,6 +161,24 @@ describe('disk query for monitoring', () => {
     const watching = await runNetkit(['disk', 'query', h, '--format', 'nagios', '--watch', '1s']);
     expect(watching.code).toBe(3);
     expect(watching.stdout).toBe('DISK UNKNOWN - --watch cannot be used with --format nagios: a check reports once and exits\n');
+  });
+
+  test('table with thresholds, piped: one stderr line per filesystem past a threshold; JSON leaves stderr alone', async () => {
+    const s = await serve(['--host', '127.0.0.1']);
+    const h = `127.0.0.1:${s.port}`;
+    const warn = await runNetkit(['disk', 'query', h, '--warn', '100%'], { env: { NO_COLOR: '1' } });
+    expect(warn.code).toBe(12);
+    expect(warn.stderr).toMatch(new RegExp(`^netkit: WARNING: 127\\.0\\.0\\.1:${s.port}:/\\S* available [0-9.]+% \\(below 100%\\)$`, 'm'));
+    const crit = await runNetkit(['disk', 'query', h, '--warn', '100%', '--crit', '100%,1E']);
+    expect(crit.code).toBe(13);
+    expect(crit.stderr).toMatch(new RegExp(`^netkit: CRITICAL: 127\\.0\\.0\\.1:${s.port}:/\\S* available [0-9.]+[BKMGTPE], [0-9.]+% \\(below 100%,1E\\)$`, 'm'));
+    expect(crit.stderr).not.toMatch(/WARNING/);
+    const json = await runNetkit(['disk', 'query', h, '--warn', '100%', '--json']);
+    expect(json.code).toBe(12);
+    expect(json.stderr).toBe('');
+    const fine = await runNetkit(['disk', 'query', h, '--warn', '0%']);
+    expect(fine.code).toBe(0);
+    expect(fine.stderr).toBe('');
   });
 
   test('--format prom: node_exporter names with a host label, accepted by promtool where it is installed', async () => {

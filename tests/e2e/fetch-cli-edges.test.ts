@@ -143,4 +143,18 @@ describe('a stdout that cannot be written', () => {
     expect(code).toBe(15);
     expect(stderr).toBe('netkit: cannot write to stdout: no space left on the device\n');
   });
+
+  test('-o - to a reader that already left: the failure alone, no "wrote stdout" line before it', async () => {
+    const child = spawn(process.execPath, [BIN, 'file', 'fetch', 'small.txt', '-H', `127.0.0.1:${server.port}`, '-o', '-'], { env: { ...process.env, NO_COLOR: '1' } });
+    child.stdout.destroy(); // the reading end is closed before netkit writes a byte, as with `| head -0`
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    const [code] = (await once(child, 'close')) as [number];
+    clearTimeout(timer);
+    expect(code).toBe(15);
+    expect(stderr).not.toMatch(/wrote stdout/);
+    expect(stderr.match(/^netkit: /gm)).toEqual(['netkit: ']);
+    expect(stderr).toMatch(/^netkit: cannot write to stdout: the pipe is closed \(the reading command ended\)$/m);
+  });
 });

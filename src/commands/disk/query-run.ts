@@ -6,7 +6,7 @@ import { queryWithDiscovery } from '../../services/disk/discover.js';
 import { sanitize, useColor } from '../../cli/output.js';
 import { setExitCode } from '../../cli/state.js';
 import { renderJson, renderTable, type Paint } from './render.js';
-import { renderNagios, renderProm } from './render-monitor.js';
+import { alertLines, renderNagios, renderProm } from './render-monitor.js';
 import { loadCliSecret } from '../secret-option.js';
 import { EXIT_CODES, NetkitError, fsError } from '../../errors.js';
 import { mountFilter, type MountFilterOptions } from '../../services/disk/mounts.js';
@@ -60,8 +60,14 @@ async function readCapped(path: string): Promise<Buffer> {
   }
 }
 
+/** A host named in a --hosts-file, with where: `FILE:LINE`. */
+export interface HostLine {
+  host: string;
+  where: string;
+}
+
 /** Hosts from a file: one per line, `#` starts a comment, blank lines ignored. Bounded to 1 MiB. */
-export async function readHostsFile(path: string): Promise<string[]> {
+export async function readHostsFile(path: string): Promise<HostLine[]> {
   let text: string;
   try {
     const buf = await readCapped(path);
@@ -69,15 +75,15 @@ export async function readHostsFile(path: string): Promise<string[]> {
     text = buf.toString('utf8');
   } catch (err) {
     if (err instanceof NetkitError) throw err;
-    const e = fsError(err, `cannot read --hosts-file ${path}`);
+    const e = fsError(err, `cannot read --hosts-file ${path}`, 'check the path: --hosts-file names a file with one host (HOST or HOST:PORT) per line');
     if (e.code === 'LOCAL_IO' && (err as NodeJS.ErrnoException).code === 'EISDIR') throw new NetkitError('USAGE', `--hosts-file ${path} is a directory`, 'give a file with one host per line');
     if (e.code === 'PERMISSION') throw new NetkitError('PERMISSION', e.message, 'check the file\'s permissions', { cause: err });
     throw e;
   }
   return text
     .split(/\r?\n/)
-    .map((l) => l.replace(/#.*$/, '').trim())
-    .filter((l) => l !== '');
+    .map((l, i) => ({ host: l.replace(/#.*$/, '').trim(), where: `${path}:${i + 1}` }))
+    .filter((l) => l.host !== '');
 }
 
 /** An IPv4 address in a short, octal or hex spelling (`127.1`, `0x7f.0.0.1`), as the resolver reads it. */
@@ -100,12 +106,20 @@ function targetKey(t: QueryTarget): string {
 
 export async function resolveTargets(o: Pick<QueryRunOptions, 'hosts' | 'hostsFile' | 'port' | 'discover'>): Promise<QueryTarget[]> {
   const files = o.hostsFile ?? [];
-  const fromFile: string[] = [];
+  const fromFile: HostLine[] = [];
   for (const f of files) fromFile.push(...(await readHostsFile(f)));
   if (files.length > 0 && fromFile.length === 0 && o.hosts.length === 0) throw new NetkitError('USAGE', `--hosts-file ${files.join(', ')} ${files.length > 1 ? 'name' : 'names'} no host`);
-  const hosts = [...o.hosts, ...fromFile];
+  const hosts: HostLine[] = [...o.hosts.map((host) => ({ host, where: '' })), ...fromFile];
   // Bad ports and empty names are usage errors (exit 2) before anything is sent; `disk one` is an announced name.
-  const targets = (hosts.length > 0 || o.discover ? hosts : ['localhost']).map((h) => parseTarget(h, o.port, { instanceNames: true }));
+  // A bad line in a file is named by FILE:LINE.
+  const targets = (hosts.length > 0 || o.discover ? hosts : [{ host: 'localhost', where: '' }]).map(({ host, where }) => {
+    try {
+      return parseTarget(host, o.port, { instanceNames: true });
+    } catch (err) {
+      if (!where || !(err instanceof NetkitError)) throw err;
+      throw new NetkitError(err.code, `${sanitize(where)}: ${err.message}`, err.hint, { cause: err });
+    }
+  });
   // A host named twice (on the command line, in a file, in two files) is asked and shown once, where it was first named.
   const seen = new Set<string>();
   return targets.filter((t) => {
@@ -180,6 +194,8 @@ export async function runDiskQuery(o: QueryRunOptions): Promise<void> {
   if (o.format === 'prom') process.stdout.write(renderProm(results));
   else if (o.format === 'json') process.stdout.write(renderJson(results));
   else if (results.some((r) => r.ok)) process.stdout.write(renderTable(results, await painter(), { inodes: o.inodes, thresholds: o.thresholds }));
+  // The table marks alerts only by colour: say which filesystem crossed which threshold (JSON carries it already).
+  if (o.format === 'table' && hasThresholds(o.thresholds)) for (const line of alertLines(results, o.thresholds)) process.stderr.write(`netkit: ${line}\n`);
   reportFailures(results);
   if (hasThresholds(o.thresholds)) setExitCode(thresholdExit(results, o.thresholds));
 }

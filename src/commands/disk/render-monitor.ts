@@ -1,8 +1,8 @@
 // Disk query results for monitoring systems: a Nagios plugin status line with perfdata, and the Prometheus text exposition with a host label.
-import { sanitize } from '../../cli/output.js';
+import { formatBytes, sanitize } from '../../cli/output.js';
 import type { HostResult } from '../../services/disk/query.js';
 import type { FsFigures } from '../../protocol/disk-v1.js';
-import { STATUS_NAMES, Status, judge, usedLimit, type Thresholds } from '../../services/disk/thresholds.js';
+import { STATUS_NAMES, Status, judge, usedLimit, type ThresholdSpec, type Thresholds } from '../../services/disk/thresholds.js';
 
 /** The worst status over every host and filesystem: a host that did not answer is UNKNOWN. */
 export function overallStatus(results: readonly HostResult[], t: Thresholds): Status {
@@ -39,7 +39,9 @@ export function renderNagios(results: readonly HostResult[], t: Thresholds): { l
   for (const r of results) {
     const host = sanitize(r.target.label, 64);
     if (!r.ok) {
-      problems.push(`${host}: ${sanitize(r.error.message, 120)}`);
+      // Most errors already begin with the host ("127.0.0.1:1 refused the query"): name it once.
+      const message = sanitize(r.error.message, 120);
+      problems.push(r.error.message.startsWith(r.target.label) ? message : `${host}: ${message}`);
       continue;
     }
     if (r.protocol !== 'v1') continue;
@@ -60,6 +62,43 @@ export function renderNagios(results: readonly HostResult[], t: Thresholds): { l
   const fsCount = results.reduce((n, r) => n + (r.ok && r.protocol === 'v1' ? r.answer.filesystems.length : 0), 0);
   const summary = problems.length > 0 ? problems.join('; ') : `${fsCount} filesystem${fsCount === 1 ? '' : 's'} on ${results.length} host${results.length === 1 ? '' : 's'} fine`;
   return { line: `DISK ${STATUS_NAMES[status]} - ${summary}${perf.length > 0 ? ` | ${perf.join(' ')}` : ''}\n`, status };
+}
+
+/** `8%` (one decimal below 10 %), rounded down so it never reads as the threshold it is below. */
+function percentOf(left: bigint, total: bigint): string {
+  const p = Math.floor((Number(left) * 1000) / Number(total)) / 10;
+  return `${p >= 10 ? Math.floor(p) : p}%`;
+}
+
+/** `available 8% (below 10%)`, `free inodes 3% (below 5%,1000)`: the figure next to the threshold it crossed. */
+function crossed(what: string, spec: ThresholdSpec, left: bigint, total: bigint): string {
+  const figure = spec.absolute !== undefined ? `${what === 'available' ? formatBytes(Number(left)) : left.toString()}, ${percentOf(left, total)}` : percentOf(left, total);
+  return `${what} ${figure} (below ${spec.text})`;
+}
+
+/**
+ * One line per filesystem past a threshold, for the table's stderr: `WARNING: host:/mount available 8% (below 10%)`.
+ * The table marks them only by colour; these say it in words, piped or not.
+ */
+export function alertLines(results: readonly HostResult[], t: Thresholds): string[] {
+  const lines: string[] = [];
+  for (const r of results) {
+    if (!r.ok || r.protocol !== 'v1') continue;
+    for (const f of r.answer.filesystems) {
+      const v = judge(f, t);
+      if (v.status === Status.OK) continue;
+      const space = f.used + f.available;
+      const why = v.reasons.map((reason) => {
+        const spec = reason.startsWith('available below ') ? (t.crit && reason === `available below ${t.crit.text}` ? t.crit : t.warn) : undefined;
+        if (spec && space > 0n) return crossed('available', spec, f.available, space);
+        const ispec = reason.startsWith('free inodes below ') ? (t.inodesCrit && reason === `free inodes below ${t.inodesCrit.text}` ? t.inodesCrit : t.inodesWarn) : undefined;
+        if (ispec && f.files && f.filesFree !== undefined) return crossed('free inodes', ispec, f.filesFree, f.files);
+        return reason;
+      });
+      lines.push(`${STATUS_NAMES[v.status]}: ${sanitize(r.target.label, 64)}:${sanitize(f.mount, 64)} ${why.join(', ')}`);
+    }
+  }
+  return lines;
 }
 
 const FS_METRICS: Array<[string, string, (f: FsFigures) => bigint | boolean | undefined]> = [

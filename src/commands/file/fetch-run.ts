@@ -9,6 +9,7 @@ import { parseName } from '../../services/file/fetch/names.js';
 import { formatBytes, jsonLine, sanitize } from '../../cli/output.js';
 import { createProgressBar, type Progress } from '../../cli/progress.js';
 import { onInterrupt } from '../../cli/signals.js';
+import { stdoutFailure } from '../../cli/stdio.js';
 import { EXIT_CODES, NetkitError, errnoOf, isNetkitError, type ErrorCode } from '../../errors.js';
 import { setUpClient, type ClientArgs } from './client-setup.js';
 import { failedWhat, failureLines, leftOutLines, retryLine, setJson, setSummary, singleSummary } from './fetch-render.js';
@@ -86,6 +87,9 @@ export async function runFileFetch(o: FetchRunOptions): Promise<void> {
       const opts = { ...common, name: client.names[0]!, outDir: out.outDir, saveAs: out.rename, force: o.force, classic: o.classic, ...(client.http ? { http: client.http } : {}), onProgress: bar ? (n: number, t: number) => bar.update(n, t) : undefined };
       const result = out.stdout ? await fetchToStream(opts, process.stdout) : await fetchFile(opts);
       bar?.stop();
+      // Bytes that never reached the reader were not "written": the stdout failure is the one message.
+      const lost = out.stdout ? await stdoutFailure() : undefined;
+      if (lost) throw lost;
       printSingle(result, o, out.stdout === true);
       return;
     }

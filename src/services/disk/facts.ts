@@ -134,7 +134,7 @@ export async function createSystemFacts(opts: SystemFactsOptions): Promise<DiskF
     states.set(real, { numbers: await pool.statfs(real, Math.max(pool.timeoutMs, STARTUP_TIMEOUT_MS)), at: Date.now() });
   } catch (err) {
     pool.close();
-    throw err instanceof NetkitError && err.code === 'TIMEOUT' ? err : fsError(err, `cannot serve --path ${opts.path}`);
+    throw err instanceof NetkitError && err.code === 'TIMEOUT' ? err : fsError(err, `cannot serve --path ${opts.path}`, 'give an existing file or directory: the disk server reports the filesystem that holds it');
   }
   const host = hostname();
   const answerWaitMs = opts.answerWaitMs ?? 50;
