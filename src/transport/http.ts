@@ -157,6 +157,8 @@ const PARSE_ERRORS: Record<string, string> = {
 class Connection {
   private readonly queue: { req: http.IncomingMessage; res: http.ServerResponse }[] = [];
   private busy = false;
+  /** An answer said `Connection: close` (or the socket closed): requests parsed after it are never answered. */
+  private over = false;
 
   constructor(
     readonly socket: net.Socket,
@@ -169,6 +171,10 @@ class Connection {
   }
 
   push(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (this.over) {
+      req.resume();
+      return;
+    }
     if (this.queue.length >= MAX_PIPELINED) {
       this.socket.destroy();
       return;
@@ -200,20 +206,33 @@ class Connection {
       } catch {
         // The handler's own failures are its to report; here the answer can only be cut short.
         if (!res.headersSent) {
+          closes.add(res);
           res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' });
           res.end('internal error\n');
         } else {
           res.destroy();
         }
       }
+      // That answer closed the connection: the requests behind it are dropped unopened (answering them
+      // would wait forever on a response the socket never carries, holding their files open).
+      if (!res.shouldKeepAlive || closes.has(res) || this.socket.destroyed) {
+        this.over = true;
+        for (const q of this.queue.splice(0)) q.req.resume();
+      }
     }
     this.busy = false;
   }
 }
 
+/** Answers whose own head says `Connection: close` (Node keeps shouldKeepAlive true for those, and writeHead's headers are not in getHeader()). */
+const closes = new WeakSet<http.ServerResponse>();
+
 function replyFor(res: http.ServerResponse): HttpReply {
   return {
-    head: (status, headers) => void res.writeHead(status, headers),
+    head: (status, headers) => {
+      if (Object.entries(headers).some(([k, v]) => k.toLowerCase() === 'connection' && /\bclose\b/i.test(String(v)))) closes.add(res);
+      res.writeHead(status, headers);
+    },
     body: res,
     end: (trailers) =>
       new Promise<boolean>((resolve) => {

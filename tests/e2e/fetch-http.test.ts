@@ -38,6 +38,7 @@ beforeAll(async () => {
   writeFileSync(join(served, 'big.bin'), big);
   mkdirSync(join(served, 'dir'));
   writeFileSync(join(served, 'dir', 'inside.txt'), 'inside\n');
+  writeFileSync(join(served, 'empty.bin'), '');
   netkit = await startServer(['file', 'serve', served, '--host', '127.0.0.1', '--port', '0', '--quiet', '--no-announce']);
   python = await startPython(served);
 });
@@ -152,6 +153,15 @@ describe("netkit's own HTTP: Range and digest", () => {
     const tree = await runNetkit(['file', 'fetch', 'dir/', '-H', `127.0.0.1:${netkit.port}`, '-o', out], { timeoutMs: 60_000 });
     expect(tree.code).toBe(0);
     expect(readFileSync(join(out, 'dir', 'inside.txt'), 'utf8')).toBe('inside\n');
+  });
+
+  test('an empty file (the client always asks for bytes=0-): saved empty and verified', async () => {
+    const out = outDir();
+    const r = await fetchUrl(`http://127.0.0.1:${netkit.port}/empty.bin`, out, '--json');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, verified: true, size: 0, sha256: createHash('sha256').digest('hex') });
+    expect(readFileSync(join(out, 'empty.bin')).length).toBe(0);
   });
 
   test('a URL with options that name another server or protocol is a usage error', async () => {

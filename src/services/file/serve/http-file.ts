@@ -65,6 +65,9 @@ async function answerFile(x: Exchange, file: JailedFile): Promise<void> {
   }
   let range = parseRange(req.header('range'), size);
   if (range.kind !== 'full' && !ifRangeAllows(req.header('if-range'), v)) range = { kind: 'full' };
+  // No range of an empty file is satisfiable, yet a client resuming from 0 (`bytes=0-`) wants it whole:
+  // the Range is ignored (RFC 9110 14.2 allows it), and the answer is the empty 200.
+  if (size === 0) range = { kind: 'full' };
   if (range.kind === 'unsatisfiable') {
     return x.text(416, 'bad-offset', `the range is outside the file (${size} bytes)`, { ...validators, 'Content-Range': contentRange(size) });
   }
