@@ -4,19 +4,11 @@ import { NetkitError, isNetkitError } from '../../../errors.js';
 import { FrameType, HelloFlag, NONCE_LENGTH, decodeHello, decodeResponse, encodeHello, encodePreamble, type Field, type Frame } from '../../../protocol/file-v1.js';
 import { MAC_PLACEHOLDER, sealFrame } from '../../../protocol/auth-frames.js';
 import type { HandshakeNonces } from '../../../protocol/auth.js';
-import type { StreamTransport } from '../../../transport/tcp.js';
 import { writeAll } from '../../file-stream.js';
 import { requireProof, throwRefusal, type Asked } from './answers.js';
-import { connect, interruption, WRITE_ENDS, type Conn } from './receiver.js';
+import { connect, interruption, WRITE_ENDS, type Conn, type ConnectOptions } from './receiver.js';
 
-export interface SessionOptions {
-  transport: StreamTransport;
-  host: string;
-  port: number;
-  /** host:port for messages. */
-  target: string;
-  timeoutMs: number;
-  signal?: AbortSignal | undefined;
+export interface SessionOptions extends ConnectOptions {
   /** k_file: every request is sealed and every answer must carry the server's proof. */
   key?: KeyObject | undefined;
   /** The server answered a HELLO before in this run: a failure now is a blip, not a wrong address. */
