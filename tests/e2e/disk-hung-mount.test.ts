@@ -27,12 +27,58 @@ if (reason) {
 }
 const maybe = reason ? describe.skip : describe;
 
+/** A shell in a private mount namespace that mounts, prints `fuse PID` per FUSE daemon, then execs the disk server. */
+interface Namespace {
+  ns: ChildProcessWithoutNullStreams;
+  fusePids: number[];
+  port: number;
+  metricsUrl: string;
+}
+
+/** Start `script` with unshare -m and wait for the server's udp and metrics lines (rejects if the namespace exits first). */
+async function startInNamespace(script: string): Promise<Namespace> {
+  const ns = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], { env: { ...process.env, NO_COLOR: '1' } });
+  let out = '';
+  ns.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const started: Namespace = { ns, fusePids: [], port: 0, metricsUrl: '' };
+  await new Promise<void>((resolve, reject) => {
+    ns.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      started.fusePids = [...out.matchAll(/^fuse (\d+)$/gm)].map((m) => Number(m[1]));
+      const l = /^listening udp 127\.0\.0\.1:(\d+)$/m.exec(out);
+      const m = /^metrics (http:\S+)$/m.exec(out);
+      if (l && m) {
+        started.port = Number(l[1]);
+        started.metricsUrl = m[1]!;
+        resolve();
+      }
+    });
+    ns.once('exit', (code) => reject(new Error(`the namespace exited ${code}:\n${out}`)));
+  });
+  return started;
+}
+
+/** Kill the FUSE daemons (their hung calls abort, so the server's stuck threads return), then the server. */
+async function stopNamespace(n: Namespace | undefined): Promise<void> {
+  if (!n) return;
+  for (const pid of n.fusePids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  if (n.ns.exitCode === null && n.ns.signalCode === null) {
+    const exited = once(n.ns, 'exit');
+    n.ns.kill('SIGTERM');
+    await exited;
+  }
+}
+
 maybe('a mount whose statfs never returns', () => {
   let dir: string;
   let mnt: string;
-  let ns: ChildProcessWithoutNullStreams;
-  let out = '';
-  let fusePid = 0;
+  let n: Namespace | undefined;
   let port = 0;
   let metricsUrl = '';
 
@@ -47,33 +93,12 @@ maybe('a mount whose statfs never returns', () => {
       `i=0; until grep -q " ${mnt} " /proc/self/mountinfo; do i=$((i+1)); [ $i -gt 200 ] && exit 9; sleep 0.05; done`,
       `exec ${process.execPath} ${BIN} disk serve --port 0 --host 127.0.0.1 --metrics 0 --quiet --path ${dir}`,
     ].join('\n');
-    ns = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], { env: { ...process.env, NO_COLOR: '1' } });
-    ns.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
-    await new Promise<void>((resolve, reject) => {
-      ns.stdout.setEncoding('utf8').on('data', (d: string) => {
-        out += d;
-        const f = /^fuse (\d+)$/m.exec(out);
-        if (f) fusePid = Number(f[1]);
-        const l = /^listening udp 127\.0\.0\.1:(\d+)$/m.exec(out);
-        const m = /^metrics (http:\S+)$/m.exec(out);
-        if (l && m) {
-          port = Number(l[1]);
-          metricsUrl = m[1]!;
-          resolve();
-        }
-      });
-      ns.once('exit', (code) => reject(new Error(`the namespace exited ${code}:\n${out}`)));
-    });
+    n = await startInNamespace(script);
+    ({ port, metricsUrl } = n);
   }, 30_000);
 
   afterAll(async () => {
-    // Killing the FUSE daemon aborts the hung call, so the server's stuck thread returns and it can exit.
-    if (fusePid) process.kill(fusePid, 'SIGKILL');
-    if (ns && ns.exitCode === null && ns.signalCode === null) {
-      const exited = once(ns, 'exit');
-      ns.kill('SIGTERM');
-      await exited;
-    }
+    await stopNamespace(n);
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -123,9 +148,7 @@ const HUNG = 20;
 maybe(`${HUNG} mounts whose statfs never returns, and a healthy tmpfs`, () => {
   let dir: string;
   let fresh: string;
-  let ns: ChildProcessWithoutNullStreams;
-  let out = '';
-  const fusePids: number[] = [];
+  let n: Namespace | undefined;
   let port = 0;
   let metricsUrl = '';
   const hungMounts: string[] = [];
@@ -150,37 +173,12 @@ maybe(`${HUNG} mounts whose statfs never returns, and a healthy tmpfs`, () => {
       `i=0; until [ "$(grep -c ' fuse[^ ]* netkit-hang ' /proc/self/mountinfo)" -ge ${HUNG} ]; do i=$((i+1)); [ $i -gt 400 ] && exit 9; sleep 0.05; done`,
       `exec ${process.execPath} ${BIN} disk serve --port 0 --host 127.0.0.1 --metrics 0 --quiet --mount-timeout 500ms --path ${dir}`,
     ].join('\n');
-    ns = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], { env: { ...process.env, NO_COLOR: '1' } });
-    ns.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
-    await new Promise<void>((resolve, reject) => {
-      ns.stdout.setEncoding('utf8').on('data', (d: string) => {
-        out += d;
-        fusePids.splice(0, fusePids.length, ...[...out.matchAll(/^fuse (\d+)$/gm)].map((m) => Number(m[1])));
-        const l = /^listening udp 127\.0\.0\.1:(\d+)$/m.exec(out);
-        const m = /^metrics (http:\S+)$/m.exec(out);
-        if (l && m) {
-          port = Number(l[1]);
-          metricsUrl = m[1]!;
-          resolve();
-        }
-      });
-      ns.once('exit', (code) => reject(new Error(`the namespace exited ${code}:\n${out}`)));
-    });
+    n = await startInNamespace(script);
+    ({ port, metricsUrl } = n);
   }, 60_000);
 
   afterAll(async () => {
-    for (const pid of fusePids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    if (ns && ns.exitCode === null && ns.signalCode === null) {
-      const exited = once(ns, 'exit');
-      ns.kill('SIGTERM');
-      await exited;
-    }
+    await stopNamespace(n);
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -197,7 +195,7 @@ maybe(`${HUNG} mounts whose statfs never returns, and a healthy tmpfs`, () => {
     const before = BigInt(fs.find((f) => f.mount === fresh)!.available);
 
     // 8 MiB into the tmpfs, written inside the namespace (only it sees the mount).
-    const w = spawnSync('nsenter', ['-t', String(fusePids[0]), '-m', 'dd', 'if=/dev/zero', `of=${fresh}/blob`, 'bs=1M', 'count=8', 'status=none']);
+    const w = spawnSync('nsenter', ['-t', String(n!.fusePids[0]), '-m', 'dd', 'if=/dev/zero', `of=${fresh}/blob`, 'bs=1M', 'count=8', 'status=none']);
     expect(w.status).toBe(0);
 
     // Answers come from figures at most 1 s old (the server's cache): ask until the write shows, bounded.
